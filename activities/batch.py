@@ -1,0 +1,139 @@
+"""The crawl_batch activity: fetch exactly a batch's URLs with Scrapy, store the pages' records,
+return their metadata and the links found, never the bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from activities.netguard import AddressGuard
+from activities.robots import RobotsRules
+from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
+from activities.stores import StoreCache
+from shardcrawl import layout, urls
+from shardcrawl.contracts import BatchRequest, BatchResult, FetchOutcome, Link, UrlTask
+from shardcrawl.scrapy_settings import batch_settings
+
+__all__ = ["BatchActivities", "page_record"]
+
+ROBOTS_DISALLOWED = "robots_disallowed"
+_BASE_FIELDS = ("url", "status", "depth", "fetched_at")
+
+
+def page_record(page: PageCapture) -> dict[str, Any]:
+    """One output line: our fields first, then what the spider yielded for the page."""
+    fetched_at = datetime.fromtimestamp(page.fetched_at or 0.0, tz=UTC)
+    record: dict[str, Any] = {
+        "url": page.url,
+        "status": page.status,
+        "depth": page.depth,
+        "fetched_at": fetched_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "content_type": page.content_type,
+        "size_bytes": page.size_bytes,
+    }
+    if page.location:
+        record["redirect_to"] = page.location
+    if len(page.items) == 1:
+        record.update({k: v for k, v in page.items[0].items() if k not in _BASE_FIELDS})
+    elif page.items:
+        record["items"] = page.items
+    return record
+
+
+def _links(pages: list[PageCapture]) -> list[Link]:
+    """Canonical, crawlable links of the batch, each once, at its smallest depth."""
+    best: dict[str, int] = {}
+    for page in pages:
+        for raw in page.links:
+            canonical = urls.canonicalize(raw)
+            if canonical is not None:
+                depth = page.depth + 1
+                best[canonical] = min(depth, best.get(canonical, depth))
+    return [Link(url=u, depth=d) for u, d in best.items()]
+
+
+def _outcome(page: PageCapture) -> FetchOutcome:
+    redirect = urls.canonicalize(page.location) if page.location else None
+    return FetchOutcome(
+        url=page.url,
+        status=page.status,
+        error=page.error if page.status is None else None,
+        redirect_to=redirect,
+        content_type=page.content_type,
+    )
+
+
+class BatchActivities:
+    def __init__(
+        self,
+        *,
+        runtime: ScrapyRuntime,
+        stores: StoreCache,
+        guard: AddressGuard,
+        robots: RobotsRules,
+    ) -> None:
+        self._runtime = runtime
+        self._stores = stores
+        self._guard = guard
+        self._robots = robots
+
+    @activity.defn(name="crawl_batch")
+    async def crawl_batch(self, request: BatchRequest) -> BatchResult:
+        try:
+            spidercls = self._runtime.spider_class(request.spider)
+        except UnknownSpiderError as exc:
+            raise ApplicationError(str(exc), type="UnknownSpider", non_retryable=True) from exc
+        refused: dict[str, str] = {}
+        to_fetch: list[UrlTask] = []
+        for task in request.urls:
+            reason = await self._refusal(request, task)
+            if reason:
+                refused[task.url] = reason
+            else:
+                to_fetch.append(task)
+
+        capture = BatchCapture([(t.url, t.depth) for t in to_fetch])
+        if to_fetch:
+            settings = batch_settings(request, reactor=self._runtime.reactor())
+            await self._runtime.crawl(
+                spidercls,
+                settings,
+                spider_kwargs={CAPTURE_ARG: capture},
+                heartbeat=lambda: activity.heartbeat(request.batch_id),
+            )
+        pages = list(capture.pages.values())
+        for page in pages:
+            if page.status is None and page.error is None:
+                page.error = "not_fetched"
+
+        key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
+        records = [page_record(p) for p in pages if p.status is not None]
+        body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        await self._stores.put(request.output, key, body.encode("utf-8"))
+
+        outcomes = [FetchOutcome(url=u, error=why) for u, why in refused.items()]
+        outcomes += [_outcome(p) for p in pages]
+        return BatchResult(
+            batch_id=request.batch_id,
+            outcomes=outcomes,
+            links=_links(pages),
+            items_key=key,
+            items_written=len(records),
+            attempt=activity.info().attempt,
+        )
+
+    async def _refusal(self, request: BatchRequest, task: UrlTask) -> str | None:
+        if request.robots_disallow_all:
+            return ROBOTS_DISALLOWED
+        if request.robots_key and not await self._robots.allows(
+            request.output, request.robots_key, task.url, request.fetch.user_agent
+        ):
+            return ROBOTS_DISALLOWED
+        return await self._guard.refusal(
+            urls.hostname(task.url), allow_private_networks=request.fetch.allow_private_networks
+        )

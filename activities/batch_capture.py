@@ -1,0 +1,184 @@
+"""Adapts any ordinary Scrapy spider to one batch: exactly the batch's URLs go out, every link the
+spider yields comes back to the shard instead of being scheduled, and every response, item and
+failure is recorded per URL.
+
+``BatchCapture`` is the record of one crawl; ``BatchCaptureMiddleware`` (a spider middleware, the
+closest one to the spider) feeds it. The capture object travels as a spider argument (Scrapy
+deep-copies settings), so one process can run many batches at once without shared state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from itemadapter import ItemAdapter
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from scrapy.http import Response, TextResponse
+from twisted.internet import error as txerror
+from twisted.python.failure import Failure
+from twisted.web._newclient import ResponseNeverReceived
+
+__all__ = ["CAPTURE_ARG", "BatchCapture", "BatchCaptureMiddleware", "PageCapture", "classify_failure"]
+
+CAPTURE_ARG = "shardcrawl_capture"
+_META_KEY = "shardcrawl_url"
+
+_FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
+    ((CannotResolveHostError, txerror.DNSLookupError), "dns"),
+    ((DownloadConnectionRefusedError, txerror.ConnectionRefusedError), "connection_refused"),
+    ((DownloadTimeoutError, txerror.TimeoutError, txerror.TCPTimedOutError), "timeout"),
+    ((DownloadCancelledError,), "oversize"),
+    ((ResponseDataLossError, ResponseNeverReceived, txerror.ConnectionLost), "connection_lost"),
+    ((txerror.ConnectError,), "connection_error"),
+    ((IgnoreRequest,), "ignored"),
+]
+
+
+def classify_failure(exc: BaseException) -> str:
+    """A short, stable failure class for reports and, later, retry decisions."""
+    for types, name in _FAILURE_CLASSES:
+        if isinstance(exc, types):
+            return name
+    if "SSL" in type(exc).__name__ or "TLS" in type(exc).__name__:
+        return "tls"
+    return "error:" + type(exc).__name__
+
+
+@dataclass
+class PageCapture:
+    """What one batch URL produced."""
+
+    url: str
+    depth: int
+    status: int | None = None
+    error: str | None = None
+    fetched_at: float | None = None
+    content_type: str | None = None
+    location: str | None = None
+    size_bytes: int = 0
+    items: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    body: bytes | None = None
+
+
+class BatchCapture:
+    """The record of one batch crawl, keyed by the batch URL each response belongs to."""
+
+    def __init__(self, tasks: list[tuple[str, int]], *, keep_bodies: bool = False) -> None:
+        self.keep_bodies = keep_bodies
+        self.pages: dict[str, PageCapture] = {u: PageCapture(url=u, depth=d) for u, d in tasks}
+
+    def requests(self, spider_callback: Any) -> list[Request]:
+        return [
+            Request(
+                page.url,
+                callback=spider_callback,
+                errback=self.on_error,
+                dont_filter=True,
+                meta={_META_KEY: page.url, "depth": page.depth},
+            )
+            for page in self.pages.values()
+        ]
+
+    def page_of(self, request: Request | None) -> PageCapture | None:
+        if request is None:
+            return None
+        return self.pages.get(request.meta.get(_META_KEY, ""))
+
+    def on_response(self, response: Response, request: Request, spider: Any = None) -> None:
+        page = self.page_of(request)
+        if page is None:
+            return
+        page.status = response.status
+        page.fetched_at = time.time()
+        page.size_bytes = len(response.body)
+        if self.keep_bodies:
+            page.body = response.body
+        ctype = response.headers.get(b"Content-Type")
+        page.content_type = ctype.decode("latin-1").split(";")[0].strip().lower() if ctype else None
+        location = response.headers.get(b"Location")
+        if 300 <= response.status < 400 and location:
+            page.location = response.urljoin(location.decode("latin-1"))
+
+    def on_error(self, failure: Failure) -> None:
+        page = self.page_of(getattr(failure, "request", None))
+        if page is not None and page.status is None:
+            page.error = classify_failure(failure.value)
+            page.fetched_at = time.time()
+
+    def on_item(self, item: Any, response: Response, spider: Any = None) -> None:
+        page = self.page_of(response.request if response is not None else None)
+        if page is not None:
+            page.items.append(ItemAdapter(item).asdict())
+
+    def on_spider_error(self, failure: Failure, response: Response, spider: Any = None) -> None:
+        page = self.page_of(response.request if response is not None else None)
+        if page is not None:
+            page.items.append({"parse_error": f"{type(failure.value).__name__}: {failure.value}"})
+
+    def on_link(self, request: Request, response: Response | None) -> None:
+        page = self.page_of(response.request if response is not None else None)
+        if page is None or not _is_html(response):
+            return
+        page.links.append(request.url)
+
+
+def _is_html(response: Response | None) -> bool:
+    if not isinstance(response, TextResponse):
+        return False
+    ctype = (response.headers.get(b"Content-Type") or b"text/html").lower()
+    return b"html" in ctype
+
+
+class BatchCaptureMiddleware:
+    """Replaces the spider's start with the batch and turns yielded requests into links."""
+
+    def __init__(self, capture: BatchCapture, crawler: Crawler) -> None:
+        self.capture = capture
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> BatchCaptureMiddleware:
+        capture = getattr(crawler.spider, CAPTURE_ARG, None)
+        if not isinstance(capture, BatchCapture):
+            raise RuntimeError(f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture")
+        mw = cls(capture, crawler)
+        crawler.signals.connect(capture.on_response, signal=signals.response_received)
+        crawler.signals.connect(capture.on_item, signal=signals.item_scraped)
+        crawler.signals.connect(capture.on_spider_error, signal=signals.spider_error)
+        return mw
+
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        spider = self.crawler.spider
+        for request in self.capture.requests(spider.parse if spider else None):
+            yield request
+
+    def process_spider_output(
+        self, response: Response, result: Iterable[Any], spider: Any = None
+    ) -> Iterable[Any]:
+        for obj in result:
+            if isinstance(obj, Request):
+                self.capture.on_link(obj, response)
+            else:
+                yield obj
+
+    async def process_spider_output_async(
+        self, response: Response, result: AsyncIterator[Any], spider: Any = None
+    ) -> AsyncIterator[Any]:
+        async for obj in result:
+            if isinstance(obj, Request):
+                self.capture.on_link(obj, response)
+            else:
+                yield obj

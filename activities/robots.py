@@ -1,0 +1,104 @@
+"""robots.txt: fetched once per origin per crawl into the store, parsed by Protego per worker.
+
+RFC 9309 outcomes: a 2xx body is the rules; a 4xx means no rules; a 5xx means the whole origin is
+off limits for now. A network failure is not a verdict: the batches then fail per URL with that
+failure, which is what a report should show for an unreachable host.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from protego import Protego
+from scrapy import Spider
+from temporalio import activity
+
+from activities.batch_capture import CAPTURE_ARG, BatchCapture
+from activities.netguard import AddressGuard
+from activities.scrapy_runtime import ScrapyRuntime
+from activities.stores import StoreCache
+from shardcrawl import layout, urls
+from shardcrawl.contracts import RobotsRequest, RobotsResult
+from shardcrawl.scrapy_settings import fetch_settings
+
+__all__ = ["RobotsActivities", "RobotsRules"]
+
+ROBOTS_MAX_BYTES = 512 * 1024
+
+
+class _RobotsSpider(Spider):
+    """Fetches nothing but the batch (one robots.txt URL); the capture keeps the body."""
+
+    name = "_shardcrawl_robots"
+
+    def parse(self, response: Any, **kwargs: Any) -> None:
+        return None
+
+
+class RobotsRules:
+    """Parsed robots.txt per store key, kept for the most recent origins of this worker."""
+
+    def __init__(self, stores: StoreCache, *, capacity: int = 1024) -> None:
+        self._stores = stores
+        self._capacity = capacity
+        self._parsed: OrderedDict[tuple[str, str], Protego] = OrderedDict()
+
+    async def allows(self, output: str, key: str, url: str, user_agent: str) -> bool:
+        rules = await self._rules(output, key)
+        return rules.can_fetch(url, user_agent)
+
+    async def _rules(self, output: str, key: str) -> Protego:
+        cache_key = (output, key)
+        rules = self._parsed.get(cache_key)
+        if rules is None:
+            body = await self._stores.get_bytes(output, key) or b""
+            rules = Protego.parse(body.decode("utf-8", errors="replace"))
+            self._parsed[cache_key] = rules
+            if len(self._parsed) > self._capacity:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(cache_key)
+        return rules
+
+
+class RobotsActivities:
+    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache, guard: AddressGuard):
+        self._runtime = runtime
+        self._stores = stores
+        self._guard = guard
+
+    @activity.defn(name="fetch_robots")
+    async def fetch_robots(self, request: RobotsRequest) -> RobotsResult:
+        refusal = await self._guard.refusal(
+            urls.hostname(request.origin),
+            allow_private_networks=request.fetch.allow_private_networks,
+        )
+        if refusal:
+            return RobotsResult(error=refusal)
+        robots_url = request.origin + "/robots.txt"
+        capture = BatchCapture([(robots_url, 0)], keep_bodies=True)
+        settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
+        settings.update(
+            {
+                "REDIRECT_ENABLED": True,
+                "REDIRECT_MAX_TIMES": 5,
+                "DOWNLOAD_MAXSIZE": min(request.fetch.max_response_bytes, ROBOTS_MAX_BYTES),
+            }
+        )
+        await self._runtime.crawl(
+            _RobotsSpider,
+            settings,
+            spider_kwargs={CAPTURE_ARG: capture},
+            heartbeat=activity.heartbeat,
+        )
+        page = capture.pages[robots_url]
+        if page.status is None:
+            return RobotsResult(error=page.error)
+        if 200 <= page.status < 300:
+            key = layout.robots_key(request.crawl_id, request.origin)
+            await self._stores.put(request.output, key, page.body or b"")
+            return RobotsResult(key=key, status=page.status)
+        if page.status >= 500:
+            return RobotsResult(status=page.status, disallow_all=True)
+        return RobotsResult(status=page.status)

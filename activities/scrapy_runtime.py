@@ -1,0 +1,123 @@
+"""One Twisted reactor (in a crochet thread) and one CrawlerRunner per worker process.
+
+The reactor cannot be restarted, so it starts once, on first use, and every batch becomes a
+``Crawler`` run by the same ``CrawlerRunner``. Activities await a crawl from the worker's asyncio
+loop without blocking it: the reactor thread resolves an asyncio future when the crawl ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import crochet
+from scrapy import Spider
+from scrapy.crawler import Crawler, CrawlerRunner
+from scrapy.settings import Settings
+from scrapy.spiderloader import SpiderLoader
+
+__all__ = ["ScrapyRuntime", "UnknownSpiderError"]
+
+SPIDER_MODULES = ["spiders"]
+
+
+class UnknownSpiderError(LookupError):
+    """The spec names a spider that the worker's spiders/ package does not have."""
+
+
+class ScrapyRuntime:
+    """Runs crawls in the process's reactor thread; safe to share between activities."""
+
+    _setup_lock = threading.Lock()
+    _started = False
+
+    def __init__(self, *, spider_modules: list[str] | None = None) -> None:
+        self._spider_loader = SpiderLoader.from_settings(
+            Settings({"SPIDER_MODULES": spider_modules or SPIDER_MODULES})
+        )
+        self._runner: CrawlerRunner | None = None
+        self.reactor_path = ""
+
+    def spider_names(self) -> list[str]:
+        return sorted(self._spider_loader.list())
+
+    def spider_class(self, name: str) -> type[Spider]:
+        try:
+            return self._spider_loader.load(name)
+        except KeyError:
+            known = ", ".join(self.spider_names()) or "none"
+            raise UnknownSpiderError(f"unknown spider {name!r} (known: {known})") from None
+
+    def _ensure_started(self) -> None:
+        with self._setup_lock:
+            if not ScrapyRuntime._started:
+                crochet.setup()
+                ScrapyRuntime._started = True
+        if self._runner is None:
+            from twisted.internet import reactor
+
+            self.reactor_path = f"{type(reactor).__module__}.{type(reactor).__name__}"
+            self._runner = self._in_reactor(
+                lambda: CrawlerRunner({"TWISTED_REACTOR": self.reactor_path})
+            )
+
+    @staticmethod
+    def _in_reactor(fn: Callable[[], Any]) -> Any:
+        return crochet.run_in_reactor(fn)().wait(timeout=30)
+
+    def reactor(self) -> str:
+        """The installed reactor's import path, for Scrapy's TWISTED_REACTOR setting."""
+        self._ensure_started()
+        return self.reactor_path
+
+    async def crawl(
+        self,
+        spidercls: type[Spider],
+        settings: dict[str, Any],
+        *,
+        spider_kwargs: dict[str, Any] | None = None,
+        heartbeat: Callable[[], None],
+        heartbeat_seconds: float = 2.0,
+    ) -> None:
+        """Run one crawl to its end, calling ``heartbeat`` meanwhile; cancelling stops it."""
+        self._ensure_started()
+        assert self._runner is not None
+        runner = self._runner
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        holder: dict[str, Crawler] = {}
+
+        def settle(result: Any) -> None:
+            def apply() -> None:
+                if done.done():
+                    return
+                if isinstance(result, BaseException):
+                    done.set_exception(result)
+                else:
+                    done.set_result(None)
+
+            loop.call_soon_threadsafe(apply)
+
+        def start() -> None:
+            merged = Settings()
+            merged.setdict(settings, priority="cmdline")
+            crawler = Crawler(spidercls, merged)
+            holder["crawler"] = crawler
+            deferred = runner.crawl(crawler, **(spider_kwargs or {}))
+            deferred.addCallbacks(lambda _: settle(None), lambda f: settle(f.value))
+
+        crochet.run_in_reactor(start)()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(done), timeout=heartbeat_seconds)
+                    return
+                except TimeoutError:
+                    heartbeat()
+        except asyncio.CancelledError:
+            crawler = holder.get("crawler")
+            if crawler is not None:
+                crochet.run_in_reactor(lambda: crawler.stop())()
+            raise

@@ -1,0 +1,5 @@
+import sys
+
+from shardcrawl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,327 @@
+"""The ``shardcrawl`` command line: run, start and steer crawls; run a server or a worker.
+
+Exit codes: 0 success (for ``run`` and ``wait``: the crawl completed), 1 the crawl did not
+complete, 2 a usage, spec or connection error (printed without a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError
+
+from shardcrawl.client import CrawlClient, CrawlHandle
+from shardcrawl.config import Config
+from shardcrawl.contracts import CrawlReport, CrawlSpec
+from shardcrawl.display import progress_line, progress_table, report_table
+from shardcrawl.errors import ShardcrawlError, SpecError
+from shardcrawl.spec import load_spec_file, parse_spec
+from shardcrawl.store import normalize_store_url
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_ERROR = 0, 1, 2
+_SPEC_FLAGS = {
+    "allowed_domains": "allowed_domains",
+    "max_pages": "max_pages",
+    "max_depth": "max_depth",
+    "concurrency_per_host": "concurrency_per_host",
+    "delay": "delay_seconds",
+    "batch_size": "batch_size",
+    "shards": "shards",
+    "spider": "spider",
+    "out": "output",
+}
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CrawlNotCompleted(Exception):
+    """A crawl ended without completing; the CLI exits 1."""
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("urls", nargs="*", metavar="URL", help="seed URLs")
+    parser.add_argument("--spec", help="crawl spec file (YAML or JSON); flags override it")
+    parser.add_argument("--out", help="output: a directory, file://PATH or s3://BUCKET/PREFIX")
+    parser.add_argument("--max-pages", type=int)
+    parser.add_argument("--max-depth", type=int)
+    parser.add_argument("--concurrency-per-host", type=int)
+    parser.add_argument("--delay", type=float, help="seconds between requests to one host")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--shards", type=int)
+    parser.add_argument("--spider", help="spider name from spiders/ (default: pages)")
+    parser.add_argument(
+        "--allowed-domain",
+        dest="allowed_domains",
+        action="append",
+        help="host allowed with its subdomains (repeatable; default: the seeds' hosts)",
+    )
+    parser.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        default=None,
+        help="allow private and loopback addresses (intranets, tests)",
+    )
+    parser.add_argument("--id", dest="crawl_id", help="crawl id (default: generated)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shardcrawl", description="Durable, distributed web crawls on Temporal and Scrapy."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="crawl to completion with local workers, show progress")
+    _add_spec_options(run)
+    run.add_argument("--workers", type=int, default=2, help="local worker processes")
+
+    start = sub.add_parser("start", help="submit a crawl to a running cluster, print its id")
+    _add_spec_options(start)
+
+    server = sub.add_parser("server", help="the embedded Temporal dev server with its UI")
+    server.add_argument("--ip", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=7233)
+    server.add_argument("--ui-port", type=int, default=8233)
+    server.add_argument("--db", default=".shardcrawl/temporal.db", help="persistent state file")
+
+    sub.add_parser("worker", help="one worker process against $TEMPORAL_ADDRESS")
+
+    status = sub.add_parser("status", help="live progress of a crawl")
+    status.add_argument("crawl_id")
+    status.add_argument("--json", action="store_true", help="print the progress as JSON")
+    status.add_argument("--watch", action="store_true", help="refresh until the crawl ends")
+    for name, text in [
+        ("wait", "block until the crawl ends; exit 0 only if it completed"),
+        ("pause", "stop starting new batches"),
+        ("resume", "start batches again"),
+        ("cancel", "stop the crawl cleanly, writing its report"),
+        ("report", "print the final report as JSON"),
+    ]:
+        sub.add_parser(name, help=text).add_argument("crawl_id")
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace) -> CrawlSpec:
+    """The spec file, overridden by flags, validated, with a local output made absolute."""
+    data: dict[str, Any] = load_spec_file(args.spec) if args.spec else {}
+    if args.urls:
+        data["seeds"] = list(args.urls)
+    for flag, field in _SPEC_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            data[field] = value
+    if args.allow_private_networks:
+        data["allow_private_networks"] = True
+    if "output" in data and isinstance(data["output"], str):
+        try:
+            data["output"] = normalize_store_url(data["output"])
+        except ValueError as exc:
+            raise SpecError(f"invalid crawl spec:\noutput: {exc}") from None
+    else:
+        data["output"] = normalize_store_url("output")
+    spec = parse_spec(data)
+    _check_spider(spec.spider)
+    return spec
+
+
+def _check_spider(name: str) -> None:
+    from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
+
+    try:
+        ScrapyRuntime().spider_class(name)
+    except UnknownSpiderError as exc:
+        raise SpecError(f"invalid crawl spec:\nspider: {exc}") from None
+
+
+async def _watch(handle: CrawlHandle, *, interval: float = 0.5) -> None:
+    """Show progress until the crawl closes: a live table on a terminal, lines otherwise."""
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while await _running(handle):
+                live.update(progress_table(await handle.status()))
+                await asyncio.sleep(interval)
+            live.update(progress_table(await handle.status()))
+        return
+    last = 0.0
+    while await _running(handle):
+        if time.monotonic() - last >= 2.0:
+            console.print(progress_line(await handle.status()), highlight=False)
+            last = time.monotonic()
+        await asyncio.sleep(interval)
+
+
+async def _running(handle: CrawlHandle) -> bool:
+    return await handle.execution_status() == WorkflowExecutionStatus.RUNNING
+
+
+async def _final(handle: CrawlHandle) -> CrawlReport:
+    """The report of a completed crawl; CrawlNotCompleted (with any report) otherwise."""
+    try:
+        return await handle.wait()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        status = await handle.execution_status()
+        name = status.name.lower() if status else "failed"
+        raise CrawlNotCompleted(f"crawl {handle.crawl_id} {name}: {message}") from None
+
+
+async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str | None) -> int:
+    handle = await client.start(spec, crawl_id=crawl_id)
+    console.print(f"crawl id: {handle.crawl_id}", highlight=False)
+    try:
+        await _watch(handle)
+    except asyncio.CancelledError:
+        await handle.cancel()
+        raise
+    report = await _final(handle)
+    console.print(report_table(report))
+    console.print(f"report: {report.output.rstrip('/')}/{report.crawl_id}/report.json")
+    return EXIT_OK
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from shardcrawl.fleet import LocalFleet
+
+    spec = spec_from_args(args)
+    config = Config.load()
+    embedded = "TEMPORAL_ADDRESS" not in os.environ
+    fleet = LocalFleet(config, workers=args.workers, embedded=embedded)
+    try:
+        config = fleet.start()
+        if fleet.server is not None:
+            console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False)
+        client = await CrawlClient.connect(config)
+        return await _start_and_follow(client, spec, args.crawl_id)
+    except CrawlNotCompleted:
+        err_console.print(fleet.worker_logs()[-2000:], highlight=False, markup=False)
+        raise
+    finally:
+        fleet.stop()
+
+
+async def cmd_start(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    client = await CrawlClient.connect(Config.load())
+    handle = await client.start(spec, crawl_id=args.crawl_id)
+    print(handle.crawl_id)
+    return EXIT_OK
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
+    if args.watch and not args.json:
+        await _watch(handle)
+        return EXIT_OK
+    progress = await handle.status()
+    if args.json:
+        print(progress.model_dump_json(indent=2))
+    else:
+        console.print(progress_table(progress))
+    return EXIT_OK
+
+
+async def cmd_wait(args: argparse.Namespace) -> int:
+    handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
+    report = await _final(handle)
+    console.print(report_table(report))
+    return EXIT_OK
+
+
+async def cmd_signal(args: argparse.Namespace) -> int:
+    handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
+    if args.command == "pause":
+        await handle.pause()
+    elif args.command == "resume":
+        await handle.resume()
+    else:
+        await handle.cancel()
+        while await _running(handle):
+            await asyncio.sleep(0.5)
+    status = await handle.execution_status()
+    print(f"{args.crawl_id}: {args.command} sent; workflow {status.name.lower() if status else '?'}")
+    return EXIT_OK
+
+
+async def cmd_report(args: argparse.Namespace) -> int:
+    handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
+    report = await handle.report()
+    if report is None:
+        raise CrawlNotCompleted(f"crawl {args.crawl_id} has no report yet (still running?)")
+    print(report.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shardcrawl.devserver import DevServer
+
+    server = DevServer(ip=args.ip, port=args.port, ui_port=args.ui_port, db_file=Path(args.db))
+    server.start()
+    print(f"Temporal at {server.address} (UI {server.ui_url}), state in {args.db}", flush=True)
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop["now"] and server.process and server.process.poll() is None:
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import worker
+
+    return worker.main()
+
+
+_ASYNC = {
+    "run": cmd_run,
+    "start": cmd_start,
+    "status": cmd_status,
+    "wait": cmd_wait,
+    "pause": cmd_signal,
+    "resume": cmd_signal,
+    "cancel": cmd_signal,
+    "report": cmd_report,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "server":
+            return cmd_server(args)
+        if args.command == "worker":
+            return cmd_worker(args)
+        return asyncio.run(_ASYNC[args.command](args))
+    except CrawlNotCompleted as exc:
+        err_console.print(str(exc), highlight=False, markup=False)
+        return EXIT_NOT_COMPLETED
+    except (ShardcrawlError, RPCError) as exc:
+        err_console.print(f"shardcrawl {args.command}: {exc}", highlight=False, markup=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""A small typed client over Temporal for starting and steering crawls; the CLI is built on it."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+
+from shardcrawl.config import Config
+from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec
+from shardcrawl.temporal_client import connect
+
+__all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
+
+
+def new_crawl_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"crawl-{stamp}-{secrets.token_hex(3)}"
+
+
+class CrawlHandle:
+    """One crawl, by id: its live progress, its end, and control signals."""
+
+    def __init__(self, handle: WorkflowHandle) -> None:
+        self._handle = handle
+        self.crawl_id = handle.id
+
+    async def status(self) -> CrawlProgress:
+        return await self._handle.query("progress", result_type=CrawlProgress)
+
+    async def execution_status(self) -> WorkflowExecutionStatus | None:
+        return (await self._handle.describe()).status
+
+    async def wait(self) -> CrawlReport:
+        """The report of a completed crawl; raises WorkflowFailureError otherwise."""
+        return await self._handle.result()
+
+    async def report(self) -> CrawlReport | None:
+        """The final report, also of a cancelled crawl (None while it runs)."""
+        return await self._handle.query("final_report", result_type=CrawlReport | None)
+
+    async def pause(self) -> None:
+        await self._handle.signal("pause")
+
+    async def resume(self) -> None:
+        await self._handle.signal("resume")
+
+    async def cancel(self) -> None:
+        await self._handle.cancel()
+
+
+class CrawlClient:
+    """Starts crawls on a task queue and finds them again by id."""
+
+    def __init__(self, client: Client, *, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, config: Config) -> CrawlClient:
+        return cls(await connect(config), task_queue=config.task_queue)
+
+    async def start(self, spec: CrawlSpec, *, crawl_id: str | None = None) -> CrawlHandle:
+        handle = await self.client.start_workflow(
+            "CrawlWorkflow",
+            spec.model_dump(mode="json"),
+            id=crawl_id or new_crawl_id(),
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            result_type=CrawlReport,
+        )
+        return CrawlHandle(handle)
+
+    def get(self, crawl_id: str) -> CrawlHandle:
+        return CrawlHandle(self.client.get_workflow_handle(crawl_id, result_type=CrawlReport))
+

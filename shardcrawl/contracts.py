@@ -1,0 +1,348 @@
+"""Every workflow and activity input and output, in one place.
+
+These models are the wire format between the CLI, the workflows and the activities (through
+temporalio's pydantic data converter), so fields are only ever added with defaults. Field names
+carry their units. Workflow code imports this module through ``imports_passed_through``: it must
+stay free of I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shardcrawl import urls
+
+__all__ = [
+    "BatchRequest",
+    "BatchResult",
+    "CrawlProgress",
+    "CrawlReport",
+    "CrawlSpec",
+    "Enqueue",
+    "FetchOptions",
+    "FetchOutcome",
+    "HostStats",
+    "Link",
+    "PrepareRequest",
+    "ReportRequest",
+    "RobotsRequest",
+    "RobotsResult",
+    "ShardInput",
+    "ShardReport",
+    "ShardResult",
+    "ShardTotals",
+    "UrlTask",
+]
+
+DEFAULT_USER_AGENT = "shardcrawl/0.1 (+https://github.com/shardcrawl/shardcrawl)"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CrawlSpec(_Model):
+    """What to crawl and how politely: the one input of a crawl, from the CLI, a file or Temporal."""
+
+    seeds: list[str] = Field(min_length=1, description="http(s) URLs the crawl starts from")
+    allowed_domains: list[str] = Field(
+        default_factory=list,
+        description="hosts (and their subdomains) the crawl may visit; empty means the seeds' hosts",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="most URLs requested in the crawl")
+    max_depth: int = Field(default=5, ge=0, description="most link hops from a seed")
+    concurrency_per_host: int = Field(
+        default=4, ge=1, le=256, description="most concurrent requests to one host, whole fleet"
+    )
+    delay_seconds: float = Field(
+        default=0.0, ge=0.0, le=3600.0, description="least time between requests to one host"
+    )
+    batch_size: int = Field(default=50, ge=1, le=2000, description="URLs in one crawl_batch")
+    shards: int = Field(default=4, ge=1, le=1024, description="domain-shard workflows")
+    spider: str = Field(default="pages", min_length=1, description="spider name from spiders/")
+    output: str = Field(
+        default="output", min_length=1, description="a directory, file://PATH or s3://BUCKET/PREFIX"
+    )
+    allow_private_networks: bool = Field(
+        default=False, description="allow private and loopback addresses (intranets and tests)"
+    )
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=30)
+    download_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    user_agent: str = Field(default=DEFAULT_USER_AGENT, min_length=1)
+    obey_robots_txt: bool = True
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_are_http_urls(cls, seeds: list[str]) -> list[str]:
+        out = []
+        for seed in seeds:
+            canonical = urls.canonicalize(seed)
+            if canonical is None:
+                raise ValueError(f"seed {seed!r} is not an http(s) URL with a host")
+            out.append(canonical)
+        return out
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains_are_hostnames(cls, domains: list[str]) -> list[str]:
+        out = []
+        for domain in domains:
+            name = domain.strip().lower().rstrip(".")
+            if not name or "/" in name or ":" in name.strip("[]") and not _is_ip(name):
+                raise ValueError(f"allowed domain {domain!r} must be a bare host name, no scheme")
+            out.append(name)
+        return out
+
+    @field_validator("output")
+    @classmethod
+    def _output_scheme(cls, output: str) -> str:
+        scheme = urlsplit(output).scheme
+        if scheme not in ("", "file", "s3"):
+            raise ValueError(
+                f"output {output!r} is not a directory, file://PATH or s3://BUCKET/PREFIX"
+            )
+        return output
+
+    @model_validator(mode="after")
+    def _seeds_respect_network_policy(self) -> CrawlSpec:
+        if not self.allow_private_networks:
+            for seed in self.seeds:
+                host = urls.hostname(seed)
+                if host == "localhost" or (_is_ip(host) and urls.is_private_ip(host)):
+                    raise ValueError(
+                        f"seed {seed!r} is a private or loopback address: set "
+                        "allow_private_networks (--allow-private-networks) to crawl it"
+                    )
+        return self
+
+    def effective_allowed_domains(self) -> list[str]:
+        """The allowed domains, defaulting to the seeds' host names."""
+        if self.allowed_domains:
+            return self.allowed_domains
+        return sorted({urls.hostname(seed) for seed in self.seeds})
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class FetchOptions(_Model):
+    """The spec's fetch settings that every activity needs, without the crawl-wide rest."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    max_response_bytes: int = 10 * 1024 * 1024
+    download_timeout_seconds: float = 30.0
+    allow_private_networks: bool = False
+
+    @classmethod
+    def from_spec(cls, spec: CrawlSpec) -> FetchOptions:
+        return cls(
+            user_agent=spec.user_agent,
+            max_response_bytes=spec.max_response_bytes,
+            download_timeout_seconds=spec.download_timeout_seconds,
+            allow_private_networks=spec.allow_private_networks,
+        )
+
+
+class UrlTask(_Model):
+    """A canonical URL waiting to be fetched, with what the frontier orders it by."""
+
+    url: str
+    depth: int = 0
+    priority: int = 0
+    redirects: int = 0
+
+
+class PrepareRequest(_Model):
+    """Checks a worker can run the crawl at all before any shard starts."""
+
+    crawl_id: str
+    spider: str
+    output: str
+
+
+class RobotsRequest(_Model):
+    crawl_id: str
+    origin: str = Field(description="scheme://host[:port] whose robots.txt to fetch")
+    output: str
+    fetch: FetchOptions
+
+
+class RobotsResult(_Model):
+    """Where the robots.txt was stored, or why every URL of the origin is refused or allowed."""
+
+    key: str | None = None
+    status: int | None = None
+    error: str | None = None
+    disallow_all: bool = False
+
+
+class BatchRequest(_Model):
+    """One batch: URLs of one origin, with that batch's share of the host's politeness budget."""
+
+    crawl_id: str
+    shard: int
+    batch_id: str
+    origin: str
+    urls: list[UrlTask]
+    spider: str
+    output: str
+    concurrency: int = Field(ge=1)
+    delay_seconds: float = Field(ge=0.0)
+    robots_key: str | None = None
+    robots_disallow_all: bool = False
+    fetch: FetchOptions
+
+
+class FetchOutcome(_Model):
+    """What happened to one URL of a batch. ``status`` is set when a response came back."""
+
+    url: str
+    status: int | None = None
+    error: str | None = Field(default=None, description="failure class when no usable response")
+    redirect_to: str | None = None
+    content_type: str | None = None
+
+
+class Link(_Model):
+    url: str
+    depth: int
+
+
+class BatchResult(_Model):
+    """Page metadata, links and failures of a batch; never bodies."""
+
+    batch_id: str
+    outcomes: list[FetchOutcome]
+    links: list[Link]
+    items_key: str
+    items_written: int
+    attempt: int = 1
+
+
+class HostStats(_Model):
+    requests: int = 0
+    pages: int = 0
+    failures: int = 0
+    blocked: int = 0
+    failure_classes: dict[str, int] = Field(default_factory=dict)
+    status_counts: dict[str, int] = Field(default_factory=dict)
+    links_discovered: int = 0
+    duplicates: int = 0
+    robots_disallowed: int = 0
+    batch_retries: int = 0
+
+
+class ShardTotals(_Model):
+    """A shard's running counters: small, so they ride on every report."""
+
+    requests: int = 0
+    pages: int = 0
+    failures: int = 0
+    blocked: int = 0
+    links_discovered: int = 0
+    duplicates: int = 0
+    out_of_scope: int = 0
+    too_deep: int = 0
+    robots_disallowed: int = 0
+    redirects_exceeded: int = 0
+    batches: int = 0
+    batch_retries: int = 0
+    in_flight_batches: int = 0
+    queued: int = 0
+    hosts: int = 0
+    seen: int = 0
+
+
+class ShardInput(_Model):
+    crawl_id: str
+    shard: int
+    shard_count: int
+    spec: CrawlSpec
+
+
+class Enqueue(_Model):
+    """Parent to shard: URLs the shard owns, and page credits it may spend. ``seq`` orders them."""
+
+    seq: int
+    urls: list[UrlTask] = Field(default_factory=list)
+    credits: int = 0
+    seeds: bool = Field(default=False, description="seeds are not counted as discovered links")
+
+
+class ShardReport(_Model):
+    """Shard to parent: links for other shards, credit needs, and whether it is idle."""
+
+    shard: int
+    processed_seq: int
+    idle: bool
+    wants_credits: int = 0
+    returned_credits: int = 0
+    forwards: list[UrlTask] = Field(default_factory=list)
+    totals: ShardTotals = Field(default_factory=ShardTotals)
+
+
+class ShardResult(_Model):
+    shard: int
+    totals: ShardTotals
+    hosts: dict[str, HostStats]
+    unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
+
+
+class CrawlProgress(_Model):
+    """The live state of a crawl, as the ``progress`` query returns it."""
+
+    crawl_id: str
+    state: Literal["starting", "running", "paused", "finishing", "completed", "cancelled"]
+    started_at: datetime | None = None
+    elapsed_seconds: float = 0.0
+    pages_per_second: float = 0.0
+    max_pages: int = 0
+    credits_left: int = 0
+    totals: ShardTotals = Field(default_factory=ShardTotals)
+    shards: list[ShardTotals] = Field(default_factory=list)
+    history_length: int = 0
+
+
+class CrawlReport(_Model):
+    """The final health of a crawl, written to ``OUT/ID/report.json``."""
+
+    crawl_id: str
+    status: Literal["completed", "cancelled"]
+    output: str
+    started_at: datetime
+    finished_at: datetime
+    elapsed_seconds: float
+    pages_fetched: int
+    requests: int
+    failures: int
+    failure_classes: dict[str, int]
+    status_counts: dict[str, int]
+    duplicates_skipped: int
+    links_discovered: int
+    duplicate_rate: float
+    blocked: int
+    block_rate: float
+    retries: int
+    batch_retries: int
+    retry_concentration: float
+    robots_disallowed: int
+    out_of_scope: int
+    too_deep: int
+    unfetched: int
+    pages_per_second: float
+    hosts: dict[str, HostStats]
+
+
+class ReportRequest(_Model):
+    report: CrawlReport

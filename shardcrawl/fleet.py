@@ -1,0 +1,81 @@
+"""A crawl fleet on this machine: the embedded Temporal dev server (unless one is configured)
+and N worker processes, all started and stopped by PID. ``shardcrawl run`` and the demo use it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from shardcrawl.config import Config
+from shardcrawl.devserver import DevServer
+
+__all__ = ["LocalFleet", "worker_command"]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "worker"]
+
+
+class LocalFleet:
+    """Owns the processes it starts; ``stop`` ends exactly those."""
+
+    def __init__(self, config: Config, *, workers: int, embedded: bool) -> None:
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.embedded = embedded
+        self.server: DevServer | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._tmp = tempfile.TemporaryDirectory(prefix="shardcrawl-")
+        self.log_dir = Path(self._tmp.name)
+        # A private task queue, so this run's workers take only this run's crawl.
+        self.config = config.model_copy(
+            update={"task_queue": f"{config.task_queue}-{uuid.uuid4().hex[:8]}"}
+        )
+
+    def start(self) -> Config:
+        if self.embedded:
+            self.server = DevServer(
+                db_file=self.log_dir / "temporal.db", log_file=self.log_dir / "temporal.log"
+            ).start()
+            self.config = self.config.model_copy(update={"temporal_address": self.server.address})
+        env = dict(os.environ)
+        env.update(
+            {
+                "TEMPORAL_ADDRESS": self.config.temporal_address,
+                "TEMPORAL_NAMESPACE": self.config.temporal_namespace,
+                "SHARDCRAWL_TASK_QUEUE": self.config.task_queue,
+            }
+        )
+        for index in range(self.workers):
+            log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
+            self.processes.append(
+                subprocess.Popen(
+                    worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+        return self.config
+
+    def worker_logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self.server is not None:
+            self.server.stop()
+        self._tmp.cleanup()

@@ -1,0 +1,107 @@
+"""A shard's frontier and seen-set: what to fetch next, and what was already taken.
+
+Plain and deterministic (the shard workflow holds one). URLs queue per origin, ordered
+breadth-first by depth, then by priority (higher first), then by arrival. The seen-set holds
+64-bit fingerprints, never URLs. A URL rediscovered at a smaller depth while still queued
+moves up to that depth, so the depth limit cuts the shortest path, not the first one found.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from shardcrawl import urls
+from shardcrawl.contracts import UrlTask
+
+__all__ = ["Frontier"]
+
+
+@dataclass(order=True)
+class _Entry:
+    depth: int
+    neg_priority: int
+    seq: int
+    fp: int = field(compare=False)
+
+
+class Frontier:
+    """Per-origin queues plus the seen-set of everything ever queued."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, list[_Entry]] = {}
+        self._pending: dict[int, UrlTask] = {}
+        self._seen: set[int] = set()
+        self._seq = 0
+
+    def offer(self, task: UrlTask) -> bool:
+        """Queue a canonical URL; False if it was seen before (a duplicate)."""
+        fp = urls.fingerprint(task.url)
+        if fp in self._seen:
+            queued = self._pending.get(fp)
+            if queued is not None and task.depth < queued.depth:
+                self._pending[fp] = task
+                self._push(task, fp)
+            return False
+        self._seen.add(fp)
+        self._pending[fp] = task
+        self._push(task, fp)
+        return True
+
+    def mark_seen(self, url: str) -> None:
+        """Record a URL as taken without queueing it (e.g. a redirect's final URL)."""
+        self._seen.add(urls.fingerprint(url))
+
+    def pop(self, origin: str, count: int) -> list[UrlTask]:
+        """Up to ``count`` URLs of one origin, shallowest first."""
+        heap = self._queues.get(origin, [])
+        out: list[UrlTask] = []
+        while heap and len(out) < count:
+            entry = heapq.heappop(heap)
+            task = self._pending.get(entry.fp)
+            if task is None or task.depth != entry.depth:
+                continue
+            del self._pending[entry.fp]
+            out.append(task)
+        if not self._live(origin):
+            self._queues.pop(origin, None)
+        return out
+
+    def origins(self) -> list[str]:
+        """Origins with queued URLs, shallowest head first (ties by arrival)."""
+        live = [o for o in list(self._queues) if self._live(o)]
+        return sorted(live, key=lambda o: self._queues[o][0])
+
+    def queued(self) -> int:
+        return len(self._pending)
+
+    def queued_at(self, origin: str) -> int:
+        heap = self._queues.get(origin, [])
+        return sum(1 for e in heap if self._is_current(e))
+
+    def seen_count(self) -> int:
+        return len(self._seen)
+
+    def drain(self) -> list[UrlTask]:
+        """Everything still queued, for reports when the crawl stops early."""
+        tasks = list(self._pending.values())
+        self._pending.clear()
+        self._queues.clear()
+        return tasks
+
+    def _push(self, task: UrlTask, fp: int) -> None:
+        self._seq += 1
+        origin = urls.origin(task.url)
+        heapq.heappush(
+            self._queues.setdefault(origin, []), _Entry(task.depth, -task.priority, self._seq, fp)
+        )
+
+    def _is_current(self, entry: _Entry) -> bool:
+        task = self._pending.get(entry.fp)
+        return task is not None and task.depth == entry.depth
+
+    def _live(self, origin: str) -> bool:
+        heap = self._queues.get(origin)
+        while heap and not self._is_current(heap[0]):
+            heapq.heappop(heap)
+        return bool(heap)

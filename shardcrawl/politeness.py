@@ -1,0 +1,71 @@
+"""Per-host politeness as a budget that batches lease from, so the fleet never exceeds it.
+
+A host's budget is ``max_concurrency`` request slots and a ``delay_seconds`` between requests.
+Each batch in flight for the host holds a lease of some slots and runs Scrapy with exactly that
+concurrency and a delay scaled by its share, so the sum over all batches, wherever they run,
+stays within the budget. After a batch ends, the host rests one delay before the next lease.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Lease", "Politeness"]
+
+
+@dataclass(frozen=True)
+class Lease:
+    host: str
+    slots: int
+    delay_seconds: float
+
+
+@dataclass
+class _Budget:
+    in_use: int = 0
+    not_before: float = 0.0
+
+
+class Politeness:
+    """Leases per-host request slots to batches. Times are seconds on the workflow clock."""
+
+    def __init__(self, *, max_concurrency: int, delay_seconds: float) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if delay_seconds < 0:
+            raise ValueError(f"delay_seconds must be >= 0, got {delay_seconds}")
+        self.max_concurrency = max_concurrency
+        self.delay_seconds = delay_seconds
+        self._hosts: dict[str, _Budget] = {}
+
+    def lease(self, host: str, *, queued: int, batch_size: int, now: float) -> Lease | None:
+        """Slots for one more batch of ``host``, or None while the host is full or resting.
+
+        A host with one batch of work gets every free slot; a host with more splits its budget
+        so several batches (on several workers) share it.
+        """
+        budget = self._hosts.setdefault(host, _Budget())
+        free = self.max_concurrency - budget.in_use
+        if free <= 0 or now < budget.not_before or queued <= 0:
+            return None
+        batches_wanted = min(self.max_concurrency, math.ceil(queued / batch_size))
+        slots = min(free, max(1, self.max_concurrency // batches_wanted))
+        budget.in_use += slots
+        delay = self.delay_seconds * self.max_concurrency / slots
+        return Lease(host=host, slots=slots, delay_seconds=delay)
+
+    def release(self, lease: Lease, *, now: float) -> None:
+        budget = self._hosts[lease.host]
+        budget.in_use -= lease.slots
+        if self.delay_seconds > 0:
+            budget.not_before = max(budget.not_before, now + self.delay_seconds)
+
+    def in_use(self, host: str) -> int:
+        budget = self._hosts.get(host)
+        return budget.in_use if budget else 0
+
+    def ready_at(self, host: str) -> float:
+        """When the host may take its next lease (0 if it has no rest pending)."""
+        budget = self._hosts.get(host)
+        return budget.not_before if budget else 0.0

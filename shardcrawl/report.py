@@ -1,0 +1,76 @@
+"""The crawl report: shard results folded into one set of crawl-wide and per-host numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from shardcrawl.contracts import CrawlReport, HostStats, ShardResult, ShardTotals
+
+__all__ = ["build_report", "sum_totals"]
+
+
+def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
+    total = ShardTotals()
+    for part in parts:
+        for name in ShardTotals.model_fields:
+            setattr(total, name, getattr(total, name) + getattr(part, name))
+    return total
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _merge_counts(into: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        into[key] = into.get(key, 0) + value
+
+
+def build_report(
+    *,
+    crawl_id: str,
+    status: Literal["completed", "cancelled"],
+    output: str,
+    started_at: datetime,
+    finished_at: datetime,
+    results: list[ShardResult],
+) -> CrawlReport:
+    totals = sum_totals([r.totals for r in results])
+    hosts: dict[str, HostStats] = {}
+    failure_classes: dict[str, int] = {}
+    status_counts: dict[str, int] = {}
+    for result in results:
+        for name, stats in result.hosts.items():
+            hosts[name] = stats
+            _merge_counts(failure_classes, stats.failure_classes)
+            _merge_counts(status_counts, stats.status_counts)
+    elapsed = max((finished_at - started_at).total_seconds(), 1e-9)
+    retries_by_host = [h.batch_retries for h in hosts.values()]
+    return CrawlReport(
+        crawl_id=crawl_id,
+        status=status,
+        output=output,
+        started_at=started_at,
+        finished_at=finished_at,
+        elapsed_seconds=round(elapsed, 3),
+        pages_fetched=totals.pages,
+        requests=totals.requests,
+        failures=totals.failures,
+        failure_classes=dict(sorted(failure_classes.items())),
+        status_counts=dict(sorted(status_counts.items())),
+        duplicates_skipped=totals.duplicates,
+        links_discovered=totals.links_discovered,
+        duplicate_rate=_ratio(totals.duplicates, totals.links_discovered),
+        blocked=totals.blocked,
+        block_rate=_ratio(totals.blocked, totals.requests),
+        retries=0,
+        batch_retries=totals.batch_retries,
+        retry_concentration=_ratio(max(retries_by_host, default=0), sum(retries_by_host)),
+        robots_disallowed=totals.robots_disallowed,
+        out_of_scope=totals.out_of_scope,
+        too_deep=totals.too_deep,
+        unfetched=sum(r.unfetched for r in results),
+        pages_per_second=round(totals.pages / elapsed, 3),
+        hosts=dict(sorted(hosts.items())),
+    )

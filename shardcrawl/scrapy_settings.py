@@ -1,0 +1,60 @@
+"""Scrapy settings of one batch: a pure function of the batch request, never a settings.py.
+
+Scrapy fetches and parses; every decision that must hold across workers (retries, redirects,
+robots.txt, dedup, depth, politeness) belongs to the shard, so the matching Scrapy components
+are switched off here and the batch's lease of the host budget becomes its concurrency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardcrawl.contracts import BatchRequest, FetchOptions
+
+__all__ = ["CAPTURE_MIDDLEWARE", "batch_settings", "fetch_settings"]
+
+CAPTURE_MIDDLEWARE = "activities.batch_capture.BatchCaptureMiddleware"
+
+
+def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
+    """Settings every shardcrawl crawler shares; they outrank a spider's custom_settings."""
+    return {
+        "TWISTED_REACTOR": reactor,
+        "USER_AGENT": fetch.user_agent,
+        "DOWNLOAD_MAXSIZE": fetch.max_response_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "DOWNLOAD_TIMEOUT": fetch.download_timeout_seconds,
+        "DNS_TIMEOUT": min(fetch.download_timeout_seconds, 20.0),
+        "ROBOTSTXT_OBEY": False,
+        "RETRY_ENABLED": False,
+        "REDIRECT_ENABLED": False,
+        "METAREFRESH_ENABLED": False,
+        "HTTPERROR_ALLOW_ALL": True,
+        "COOKIES_ENABLED": False,
+        "AUTOTHROTTLE_ENABLED": False,
+        "DOWNLOAD_DELAY_JITTER": 0,
+        "REMOTE_CONTROL_ENABLED": False,
+        "DEPTH_LIMIT": 0,
+        "DEPTH_STATS_VERBOSE": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOGSTATS_INTERVAL": 0,
+        "MEMUSAGE_ENABLED": False,
+        "LOG_LEVEL": "WARNING",
+        "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
+        "SPIDER_MIDDLEWARES": {CAPTURE_MIDDLEWARE: 1000},
+        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+    }
+
+
+def batch_settings(request: BatchRequest, *, reactor: str) -> dict[str, Any]:
+    """The batch's lease of its host's budget, as Scrapy concurrency and delay."""
+    settings = fetch_settings(request.fetch, reactor=reactor)
+    settings.update(
+        {
+            "CONCURRENT_REQUESTS": request.concurrency,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": request.concurrency,
+            "CONCURRENT_REQUESTS_PER_IP": 0,
+            "DOWNLOAD_DELAY": request.delay_seconds,
+        }
+    )
+    return settings

@@ -1,0 +1,64 @@
+"""A shard's counters, per host and in total: plain bookkeeping the shard workflow feeds."""
+
+from __future__ import annotations
+
+from shardcrawl import urls
+from shardcrawl.contracts import FetchOutcome, HostStats, ShardTotals
+
+__all__ = ["BLOCK_STATUSES", "ShardStats"]
+
+BLOCK_STATUSES = frozenset({403, 429})
+_NOT_A_REQUEST = frozenset({"robots_disallowed", "forbidden_address", "not_fetched"})
+
+
+class ShardStats:
+    """Counts what happened to the shard's URLs; ``totals`` is small enough for every report."""
+
+    def __init__(self) -> None:
+        self.totals = ShardTotals()
+        self.hosts: dict[str, HostStats] = {}
+
+    def host(self, url: str) -> HostStats:
+        name = urls.hostname(url)
+        stats = self.hosts.get(name)
+        if stats is None:
+            stats = self.hosts[name] = HostStats()
+            self.totals.hosts = len(self.hosts)
+        return stats
+
+    def record_outcome(self, outcome: FetchOutcome) -> None:
+        host = self.host(outcome.url)
+        if outcome.error == "robots_disallowed":
+            host.robots_disallowed += 1
+            self.totals.robots_disallowed += 1
+            return
+        if outcome.error is None or outcome.error not in _NOT_A_REQUEST:
+            host.requests += 1
+            self.totals.requests += 1
+        if outcome.status is not None:
+            host.pages += 1
+            self.totals.pages += 1
+            code = str(outcome.status)
+            host.status_counts[code] = host.status_counts.get(code, 0) + 1
+            if outcome.status in BLOCK_STATUSES:
+                host.blocked += 1
+                self.totals.blocked += 1
+            return
+        error = outcome.error or "unknown"
+        host.failures += 1
+        self.totals.failures += 1
+        host.failure_classes[error] = host.failure_classes.get(error, 0) + 1
+
+    def record_link(self, url: str, *, duplicate: bool) -> None:
+        host = self.host(url)
+        host.links_discovered += 1
+        self.totals.links_discovered += 1
+        if duplicate:
+            host.duplicates += 1
+            self.totals.duplicates += 1
+
+    def record_batch(self, *, attempt: int, origin: str) -> None:
+        self.totals.batches += 1
+        if attempt > 1:
+            self.totals.batch_retries += attempt - 1
+            self.host(origin).batch_retries += attempt - 1

@@ -1,0 +1,109 @@
+"""URL identity: canonical form, 64-bit fingerprints, origins and shard ownership.
+
+Pure and deterministic (workflows call it), so no DNS and no clocks. w3lib does the heavy
+lifting of canonicalization (case, percent-encoding, ``.``/``..``, sorted query, no fragment);
+on top of it we drop default ports and refuse anything that is not http(s) with a host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from urllib.parse import urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
+
+__all__ = [
+    "canonicalize",
+    "fingerprint",
+    "hostname",
+    "in_allowed_domains",
+    "is_forbidden_ip",
+    "is_private_ip",
+    "origin",
+    "origin_key",
+    "shard_of",
+]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_URL_LENGTH = 4096
+
+# Link-local and cloud metadata: refused even with allow_private_networks.
+_ALWAYS_FORBIDDEN = [ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")]
+
+
+def canonicalize(url: str) -> str | None:
+    """The canonical form used for dedup and output, or None if the URL is not crawlable."""
+    url = url.strip()
+    if not url or len(url) > _MAX_URL_LENGTH:
+        return None
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return None
+        port = parts.port
+        canonical = canonicalize_url(url)
+    except (ValueError, UnicodeError):
+        return None
+    if port is not None and port == _DEFAULT_PORTS[scheme]:
+        cparts = urlsplit(canonical)
+        host = cparts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if cparts.username is not None:
+            return None
+        canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
+    return canonical
+
+
+def fingerprint(canonical_url: str) -> int:
+    """A 64-bit fingerprint: eight bytes a URL in the seen-set, collisions ~n²/2⁶⁵."""
+    digest = hashlib.blake2b(canonical_url.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def hostname(url: str) -> str:
+    """Lower-case host name without port or brackets."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a canonical URL: the unit of politeness and robots.txt."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_key(origin_url: str) -> str:
+    """A file-name-safe form of an origin, for store keys."""
+    parts = urlsplit(origin_url)
+    safe = parts.netloc.replace("[", "").replace("]", "").replace(":", "_")
+    return f"{parts.scheme}_{safe}"
+
+
+def shard_of(origin_url: str, shard_count: int) -> int:
+    """The shard that owns an origin. Stable across processes (no Python ``hash``)."""
+    host = hostname(origin_url)
+    digest = hashlib.blake2b(host.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shard_count
+
+
+def in_allowed_domains(url: str, domains: list[str]) -> bool:
+    """Whether the URL's host is one of the domains or a subdomain of one (ports ignored)."""
+    host = hostname(url)
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def is_private_ip(host: str) -> bool:
+    """Private, loopback, link-local or otherwise non-public address literal."""
+    ip = ipaddress.ip_address(host.strip("[]"))
+    return not ip.is_global
+
+
+def is_forbidden_ip(address: str, *, allow_private_networks: bool) -> bool:
+    """Whether the crawler must refuse to connect to this resolved address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _ALWAYS_FORBIDDEN):
+        return True
+    return not ip.is_global and not allow_private_networks
