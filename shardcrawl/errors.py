@@ -1,0 +1,41 @@
+"""Exceptions shared across shardcrawl.
+
+Callers catch ``ShardcrawlError`` to tell the project's own, explained failures
+apart from bugs; every message names what failed and why, never credentials.
+
+    ShardcrawlError(Exception)
+    ├── SpecError(ShardcrawlError, ValueError)       bad crawl spec: names the field and the value
+    ├── ConfigError(ShardcrawlError, ValueError)     bad process setting (environment variable)
+    ├── StoreError(ShardcrawlError)                  the output store cannot be read or written
+    └── TemporalUnavailableError(ShardcrawlError)    no Temporal server answers at the address
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ShardcrawlError",
+    "SpecError",
+    "StoreError",
+    "TemporalUnavailableError",
+]
+
+
+class ShardcrawlError(Exception):
+    """Base class, so a CLI can report expected failures without a traceback."""
+
+
+class SpecError(ShardcrawlError, ValueError):
+    """The crawl spec is invalid; the message names the field and the offending value."""
+
+
+class ConfigError(ShardcrawlError, ValueError):
+    """A process setting is unknown or invalid; the message names the variable and value."""
+
+
+class StoreError(ShardcrawlError):
+    """The output store cannot be read or written; the message names the store url and cause."""
+
+
+class TemporalUnavailableError(ShardcrawlError):
+    """No Temporal server answers at the configured address, so nothing can be scheduled."""
