@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shardcrawl import urls
 
@@ -49,6 +49,10 @@ class _Model(BaseModel):
 class CrawlSpec(_Model):
     """What to crawl and how politely: the one input of a crawl, from the CLI, a file or Temporal."""
 
+    # Declared before ``seeds`` so the seeds' validator can see it.
+    allow_private_networks: bool = Field(
+        default=False, description="allow private and loopback addresses (intranets and tests)"
+    )
     seeds: list[str] = Field(min_length=1, description="http(s) URLs the crawl starts from")
     allowed_domains: list[str] = Field(
         default_factory=list,
@@ -68,9 +72,6 @@ class CrawlSpec(_Model):
     output: str = Field(
         default="output", min_length=1, description="a directory, file://PATH or s3://BUCKET/PREFIX"
     )
-    allow_private_networks: bool = Field(
-        default=False, description="allow private and loopback addresses (intranets and tests)"
-    )
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_redirects: int = Field(default=5, ge=0, le=30)
     download_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
@@ -79,12 +80,21 @@ class CrawlSpec(_Model):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds_are_http_urls(cls, seeds: list[str]) -> list[str]:
+    def _seeds_are_http_urls(cls, seeds: list[str], info: ValidationInfo) -> list[str]:
+        allow_private = bool(info.data.get("allow_private_networks"))
         out = []
         for seed in seeds:
             canonical = urls.canonicalize(seed)
             if canonical is None:
                 raise ValueError(f"seed {seed!r} is not an http(s) URL with a host")
+            host = urls.hostname(canonical)
+            if not allow_private and (
+                host == "localhost" or (_is_ip(host) and urls.is_private_ip(host))
+            ):
+                raise ValueError(
+                    f"seed {seed!r} is a private or loopback address: set "
+                    "allow_private_networks (--allow-private-networks) to crawl it"
+                )
             out.append(canonical)
         return out
 
@@ -94,7 +104,9 @@ class CrawlSpec(_Model):
         out = []
         for domain in domains:
             name = domain.strip().lower().rstrip(".")
-            if not name or "/" in name or ":" in name.strip("[]") and not _is_ip(name):
+            if name.startswith("[") and name.endswith("]"):
+                name = name[1:-1]
+            if not name or "/" in name or (":" in name and not _is_ip(name)):
                 raise ValueError(f"allowed domain {domain!r} must be a bare host name, no scheme")
             out.append(name)
         return out
@@ -108,18 +120,6 @@ class CrawlSpec(_Model):
                 f"output {output!r} is not a directory, file://PATH or s3://BUCKET/PREFIX"
             )
         return output
-
-    @model_validator(mode="after")
-    def _seeds_respect_network_policy(self) -> CrawlSpec:
-        if not self.allow_private_networks:
-            for seed in self.seeds:
-                host = urls.hostname(seed)
-                if host == "localhost" or (_is_ip(host) and urls.is_private_ip(host)):
-                    raise ValueError(
-                        f"seed {seed!r} is a private or loopback address: set "
-                        "allow_private_networks (--allow-private-networks) to crawl it"
-                    )
-        return self
 
     def effective_allowed_domains(self) -> list[str]:
         """The allowed domains, defaulting to the seeds' host names."""

@@ -27,6 +27,17 @@ def _merge_counts(into: dict[str, int], more: dict[str, int]) -> None:
         into[key] = into.get(key, 0) + value
 
 
+def _merge_hosts(a: HostStats, b: HostStats) -> HostStats:
+    """One host's stats from two shards (a host moves only if the shard count changes)."""
+    merged = a.model_copy(deep=True)
+    for name, value in b:
+        if isinstance(value, dict):
+            _merge_counts(getattr(merged, name), value)
+        else:
+            setattr(merged, name, getattr(merged, name) + value)
+    return merged
+
+
 def build_report(
     *,
     crawl_id: str,
@@ -42,7 +53,7 @@ def build_report(
     status_counts: dict[str, int] = {}
     for result in results:
         for name, stats in result.hosts.items():
-            hosts[name] = stats
+            hosts[name] = _merge_hosts(hosts[name], stats) if name in hosts else stats
             _merge_counts(failure_classes, stats.failure_classes)
             _merge_counts(status_counts, stats.status_counts)
     elapsed = max((finished_at - started_at).total_seconds(), 1e-9)

@@ -40,18 +40,19 @@ def canonicalize(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        host = parts.hostname
+        if scheme not in _DEFAULT_PORTS or not host or any(c.isspace() for c in host):
             return None
+        if parts.username is not None or parts.password is not None:
+            return None  # credentials never become part of dedup keys or output
         port = parts.port
         canonical = canonicalize_url(url)
     except (ValueError, UnicodeError):
         return None
     if port is not None and port == _DEFAULT_PORTS[scheme]:
         cparts = urlsplit(canonical)
-        host = cparts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if cparts.username is not None:
-            return None
+        chost = cparts.hostname or ""
+        netloc = f"[{chost}]" if ":" in chost else chost
         canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
     return canonical
 

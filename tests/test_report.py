@@ -1,0 +1,295 @@
+"""Shard counters and the crawl report folded from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shardcrawl.contracts import CrawlReport, FetchOutcome, HostStats, ShardResult, ShardTotals
+from shardcrawl.report import build_report, sum_totals
+from shardcrawl.shard_stats import ShardStats
+
+STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+FINISHED = STARTED + timedelta(seconds=14)
+
+A = "https://a.example"
+B = "https://b.example"
+C = "http://c.example:8080"
+
+
+def page(url: str, status: int) -> FetchOutcome:
+    return FetchOutcome(url=url, status=status)
+
+
+def failed(url: str, error: str) -> FetchOutcome:
+    return FetchOutcome(url=url, error=error)
+
+
+def shard_zero() -> ShardStats:
+    stats = ShardStats()
+    for outcome in [
+        page(f"{A}/1", 200),
+        page(f"{A}/2", 200),
+        page(f"{A}/3", 404),
+        page(f"{A}/4", 403),
+        failed(f"{A}/5", "connection_refused"),
+        failed(f"{A}/6", "robots_disallowed"),
+        failed(f"{A}/7", "forbidden_address"),
+    ]:
+        stats.record_outcome(outcome)
+    stats.record_link(f"{A}/x", duplicate=False)
+    stats.record_link(f"{A}/y", duplicate=True)
+    stats.record_link(f"{A}/z", duplicate=True)
+    stats.record_batch(attempt=1, origin=A)
+    stats.record_batch(attempt=3, origin=A)
+    stats.totals.out_of_scope = 4
+    stats.totals.too_deep = 1
+    return stats
+
+
+def shard_one() -> ShardStats:
+    stats = ShardStats()
+    for outcome in [
+        page(f"{B}/1", 200),
+        page(f"{B}/2", 429),
+        failed(f"{B}/3", "timeout"),
+        failed(f"{B}/4", "dns"),
+        page(f"{C}/1", 200),
+    ]:
+        stats.record_outcome(outcome)
+    stats.record_link(f"{B}/q", duplicate=False)
+    stats.record_link(f"{B}/r", duplicate=False)
+    stats.record_link(f"{B}/q", duplicate=True)
+    stats.record_batch(attempt=2, origin=B)
+    stats.record_batch(attempt=1, origin=C)
+    stats.totals.out_of_scope = 2
+    return stats
+
+
+def result(shard: int, stats: ShardStats, unfetched: int = 0) -> ShardResult:
+    return ShardResult(shard=shard, totals=stats.totals, hosts=stats.hosts, unfetched=unfetched)
+
+
+def report(results: list[ShardResult], finished: datetime = FINISHED) -> CrawlReport:
+    return build_report(
+        crawl_id="crawl-x",
+        status="completed",
+        output="out",
+        started_at=STARTED,
+        finished_at=finished,
+        results=results,
+    )
+
+
+@pytest.fixture
+def crawl_report() -> CrawlReport:
+    return report([result(0, shard_zero(), unfetched=3), result(1, shard_one(), unfetched=2)])
+
+
+# -- ShardStats ----------------------------------------------------------------------------------
+
+
+def test_shard_stats_counts_pages_and_requests_per_host() -> None:
+    host = shard_zero().hosts["a.example"]
+    assert host.pages == 4
+    assert host.requests == 5
+    assert host.status_counts == {"200": 2, "404": 1, "403": 1}
+
+
+def test_shard_stats_robots_disallowed_is_not_a_request_or_failure() -> None:
+    stats = ShardStats()
+    stats.record_outcome(failed(f"{A}/secret", "robots_disallowed"))
+    host = stats.hosts["a.example"]
+    assert (host.requests, host.failures, host.pages, host.robots_disallowed) == (0, 0, 0, 1)
+    assert (stats.totals.requests, stats.totals.failures, stats.totals.robots_disallowed) == (
+        0,
+        0,
+        1,
+    )
+    assert host.failure_classes == {}
+
+
+def test_shard_stats_forbidden_address_is_a_failure_but_not_a_request() -> None:
+    stats = ShardStats()
+    stats.record_outcome(failed(f"{A}/x", "forbidden_address"))
+    host = stats.hosts["a.example"]
+    assert (host.requests, host.failures) == (0, 1)
+    assert host.failure_classes == {"forbidden_address": 1}
+
+
+def test_shard_stats_network_error_is_a_request_and_a_failure() -> None:
+    stats = ShardStats()
+    stats.record_outcome(failed(f"{A}/x", "connection_refused"))
+    assert (stats.totals.requests, stats.totals.failures, stats.totals.pages) == (1, 1, 0)
+    assert stats.hosts["a.example"].failure_classes == {"connection_refused": 1}
+
+
+@pytest.mark.parametrize(("status", "blocked"), [(200, 0), (404, 0), (403, 1), (429, 1), (500, 0)])
+def test_shard_stats_403_and_429_count_as_blocked(status: int, blocked: int) -> None:
+    stats = ShardStats()
+    stats.record_outcome(page(f"{A}/x", status))
+    assert stats.totals.blocked == blocked
+    assert stats.hosts["a.example"].blocked == blocked
+    assert stats.totals.pages == 1
+
+
+def test_shard_stats_links_and_duplicates() -> None:
+    stats = shard_zero()
+    assert stats.totals.links_discovered == 3
+    assert stats.totals.duplicates == 2
+    assert stats.hosts["a.example"].duplicates == 2
+
+
+def test_shard_stats_batch_retries_are_extra_attempts() -> None:
+    stats = shard_zero()
+    assert stats.totals.batches == 2
+    assert stats.totals.batch_retries == 2
+    assert stats.hosts["a.example"].batch_retries == 2
+
+
+def test_shard_stats_hosts_keyed_by_host_name_without_port() -> None:
+    stats = shard_one()
+    assert set(stats.hosts) == {"b.example", "c.example"}
+    assert stats.totals.hosts == 2
+
+
+# -- build_report --------------------------------------------------------------------------------
+
+
+def test_report_pages_and_requests(crawl_report: CrawlReport) -> None:
+    assert crawl_report.pages_fetched == 7
+    assert crawl_report.requests == 10
+
+
+def test_report_does_not_count_robots_disallowed_as_request(crawl_report: CrawlReport) -> None:
+    assert crawl_report.robots_disallowed == 1
+    assert crawl_report.requests == 10
+    assert "robots_disallowed" not in crawl_report.failure_classes
+
+
+def test_report_failures_and_failure_classes(crawl_report: CrawlReport) -> None:
+    assert crawl_report.failures == 4
+    assert crawl_report.failure_classes == {
+        "connection_refused": 1,
+        "dns": 1,
+        "forbidden_address": 1,
+        "timeout": 1,
+    }
+    assert list(crawl_report.failure_classes) == sorted(crawl_report.failure_classes)
+
+
+def test_report_status_counts(crawl_report: CrawlReport) -> None:
+    assert crawl_report.status_counts == {"200": 4, "403": 1, "404": 1, "429": 1}
+
+
+def test_report_blocked_and_block_rate(crawl_report: CrawlReport) -> None:
+    assert crawl_report.blocked == 2
+    assert crawl_report.block_rate == pytest.approx(0.2)
+
+
+def test_report_duplicate_rate(crawl_report: CrawlReport) -> None:
+    assert crawl_report.links_discovered == 6
+    assert crawl_report.duplicates_skipped == 3
+    assert crawl_report.duplicate_rate == pytest.approx(0.5)
+
+
+def test_report_per_host_stats(crawl_report: CrawlReport) -> None:
+    assert list(crawl_report.hosts) == ["a.example", "b.example", "c.example"]
+    a = crawl_report.hosts["a.example"]
+    assert (a.requests, a.pages, a.failures, a.blocked, a.robots_disallowed) == (5, 4, 2, 1, 1)
+    b = crawl_report.hosts["b.example"]
+    assert (b.requests, b.pages, b.failures, b.blocked) == (4, 2, 2, 1)
+    assert b.failure_classes == {"timeout": 1, "dns": 1}
+    assert crawl_report.hosts["c.example"].status_counts == {"200": 1}
+
+
+def test_report_batch_retries_and_concentration(crawl_report: CrawlReport) -> None:
+    assert crawl_report.batch_retries == 3
+    assert crawl_report.retry_concentration == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_report_pages_per_second_uses_elapsed_time(crawl_report: CrawlReport) -> None:
+    assert crawl_report.elapsed_seconds == pytest.approx(14.0)
+    assert crawl_report.pages_per_second == pytest.approx(0.5)
+
+
+def test_report_sums_scope_depth_and_unfetched(crawl_report: CrawlReport) -> None:
+    assert crawl_report.out_of_scope == 6
+    assert crawl_report.too_deep == 1
+    assert crawl_report.unfetched == 5
+
+
+def test_report_carries_identity(crawl_report: CrawlReport) -> None:
+    assert crawl_report.crawl_id == "crawl-x"
+    assert crawl_report.status == "completed"
+    assert crawl_report.started_at == STARTED
+    assert crawl_report.finished_at == FINISHED
+
+
+def test_report_merges_stats_of_a_host_seen_by_two_shards() -> None:
+    first = ShardStats()
+    first.record_outcome(page(f"{A}/1", 200))
+    first.record_outcome(failed(f"{A}/2", "timeout"))
+    first.record_batch(attempt=2, origin=A)
+    second = ShardStats()
+    second.record_outcome(page(f"{A}/3", 403))
+    second.record_link(f"{A}/4", duplicate=True)
+    second.record_batch(attempt=3, origin=A)
+    second.record_outcome(page(f"{B}/1", 200))
+    second.record_batch(attempt=2, origin=B)
+
+    merged = report([result(0, first), result(1, second)])
+
+    a = merged.hosts["a.example"]
+    assert (a.requests, a.pages, a.failures, a.blocked) == (3, 2, 1, 1)
+    assert a.status_counts == {"200": 1, "403": 1}
+    assert a.failure_classes == {"timeout": 1}
+    assert (a.links_discovered, a.duplicates) == (1, 1)
+    assert a.batch_retries == 3
+    # Per-host numbers add up to the crawl-wide ones.
+    assert sum(h.requests for h in merged.hosts.values()) == merged.requests
+    assert merged.retry_concentration == pytest.approx(3 / 4)
+
+
+def test_report_retry_concentration_zero_without_retries() -> None:
+    stats = ShardStats()
+    stats.record_outcome(page(f"{A}/1", 200))
+    stats.record_batch(attempt=1, origin=A)
+    r = report([result(0, stats)])
+    assert r.batch_retries == 0
+    assert r.retry_concentration == 0.0
+
+
+def test_report_retry_concentration_spread_evenly() -> None:
+    stats = ShardStats()
+    for origin in (A, B, C, "https://d.example"):
+        stats.record_batch(attempt=2, origin=origin)
+    assert report([result(0, stats)]).retry_concentration == pytest.approx(0.25)
+
+
+def test_report_of_nothing_has_zero_rates() -> None:
+    empty = report([result(0, ShardStats())])
+    assert (empty.pages_fetched, empty.requests) == (0, 0)
+    assert empty.block_rate == 0.0
+    assert empty.duplicate_rate == 0.0
+    assert empty.retry_concentration == 0.0
+    assert empty.pages_per_second == 0.0
+    assert empty.hosts == {}
+
+
+def test_sum_totals_adds_every_counter() -> None:
+    one = ShardTotals(**{name: 1 for name in ShardTotals.model_fields})
+    two = ShardTotals(**{name: 2 for name in ShardTotals.model_fields})
+    total = sum_totals([one, two])
+    assert all(getattr(total, name) == 3 for name in ShardTotals.model_fields)
+
+
+def test_report_does_not_mutate_shard_results() -> None:
+    stats = shard_zero()
+    res = result(0, stats)
+    before = {name: h.model_copy(deep=True) for name, h in res.hosts.items()}
+    report([res, result(1, shard_one())])
+    report([res, result(1, shard_one())])
+    assert res.hosts == before
+    assert isinstance(res.hosts["a.example"], HostStats)
