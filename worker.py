@@ -105,4 +105,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from shardcrawl.cli import exit_now
+
+    exit_now(main())

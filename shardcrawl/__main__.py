@@ -1,5 +1,3 @@
-import sys
+from shardcrawl.cli import entrypoint
 
-from shardcrawl.cli import main
-
-sys.exit(main())
+entrypoint()

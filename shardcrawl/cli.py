@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.live import Live
@@ -28,7 +28,7 @@ from shardcrawl.errors import ShardcrawlError, SpecError
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entrypoint", "exit_now", "main"]
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_ERROR = 0, 1, 2
 _SPEC_FLAGS = {
@@ -293,6 +293,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker.main()
 
 
+
 _ASYNC = {
     "run": cmd_run,
     "start": cmd_start,
@@ -323,5 +324,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit without interpreter teardown: the Temporal client's core threads can crash a
+    finalizing interpreter (temporalio/sdk-python#300), turning a clean exit into SIGABRT."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def entrypoint() -> NoReturn:
+    """The ``shardcrawl`` console script."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()

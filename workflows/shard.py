@@ -47,6 +47,7 @@ BATCH_RETRY = RetryPolicy(
 )
 ROBOTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 MAX_BATCHES_IN_FLIGHT = 64
+CANCEL_GRACE = timedelta(seconds=30)
 
 
 def _batch_timeout(request: BatchRequest) -> timedelta:
@@ -117,15 +118,12 @@ class DomainShardWorkflow:
         while True:
             self._dirty = False
             self._apply_inbox()
-            if self._cancel:
-                for task in self._batches:
-                    task.cancel()
-            else:
-                self._dispatch()
+            self._dispatch()
             await self._report()
-            if self._finish and not self._batches:
+            if self._finish:
                 break
             await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+        await self._land_in_flight()
 
         return ShardResult(
             shard=shard.shard,
@@ -133,6 +131,17 @@ class DomainShardWorkflow:
             hosts=self._stats.hosts,
             unfetched=self._frontier.queued(),
         )
+
+    async def _land_in_flight(self) -> None:
+        """Let running batches finish and be counted; on cancel, cut them off after a grace
+        period so that a crawl whose workers are gone still stops."""
+        timeout = CANCEL_GRACE if self._cancel else None
+        try:
+            await workflow.wait_condition(lambda: not self._batches, timeout=timeout)
+        except TimeoutError:
+            for task in self._batches:
+                task.cancel()
+            await workflow.wait_condition(lambda: not self._batches)
 
     # -- incoming URLs -------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.plugins.s3", "tests.plugins.temporal", "tests.plugins.sites"]

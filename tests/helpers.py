@@ -1,0 +1,37 @@
+"""Small helpers the crawl tests share: start a crawl, read its output."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from shardcrawl.contracts import CrawlReport
+
+
+async def start_crawl(
+    client: Client, spec: dict[str, Any], task_queue: str, *, crawl_id: str | None = None
+) -> WorkflowHandle[Any, CrawlReport]:
+    return await client.start_workflow(
+        "CrawlWorkflow",
+        spec,
+        id=crawl_id or f"crawl-test-{uuid.uuid4().hex[:10]}",
+        task_queue=task_queue,
+        result_type=CrawlReport,
+    )
+
+
+def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
+    items = []
+    for path in sorted((out_dir / crawl_id / "items").rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                items.append(json.loads(line))
+    return items
+
+
+def read_report(out_dir: Path, crawl_id: str) -> dict[str, Any]:
+    return json.loads((out_dir / crawl_id / "report.json").read_text(encoding="utf-8"))

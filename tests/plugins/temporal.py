@@ -1,0 +1,117 @@
+"""A real Temporal dev server for the whole session, and worker subprocesses per test.
+
+Each test gets its own task queue, so its workers take only its crawls; workers are real
+processes (``python -m worker``) so that tests exercise what users run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from shardcrawl.devserver import DevServer
+from shardcrawl.fleet import worker_command
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    state = tmp_path_factory.mktemp("temporal")
+    server = DevServer(db_file=state / "temporal.db", log_file=state / "server.log", headless=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(temporal_server: DevServer) -> AsyncIterator[Client]:
+    yield await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+class Workers:
+    """Worker processes on one task queue; stopped by PID at the end of the test."""
+
+    def __init__(self, address: str, task_queue: str, log_dir: Path) -> None:
+        self.address = address
+        self.task_queue = task_queue
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.extra_env: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDCRAWL_")}
+        env.update(
+            TEMPORAL_ADDRESS=self.address,
+            SHARDCRAWL_TASK_QUEUE=self.task_queue,
+            SHARDCRAWL_LOG_LEVEL="WARNING",
+            NO_PROXY="*",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(count):
+            index = len(self.processes)
+            log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
+            process = subprocess.Popen(
+                worker_command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+            self.processes.append(process)
+            started.append(process)
+        return started
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> Iterator[Workers]:
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    fleet = Workers(temporal_server.address, task_queue, log_dir)
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture
+def cli_env(temporal_server: DevServer, task_queue: str) -> Callable[..., dict[str, str]]:
+    """Environment for running the ``shardcrawl`` CLI against the test server."""
+
+    def make(**extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDCRAWL_")}
+        env.update(
+            TEMPORAL_ADDRESS=temporal_server.address,
+            SHARDCRAWL_TASK_QUEUE=task_queue,
+            NO_PROXY="*",
+        )
+        env.update(extra)
+        return env
+
+    return make
