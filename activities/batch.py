@@ -3,6 +3,7 @@ return their metadata and the links found, never the bodies."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -45,15 +46,23 @@ def page_record(page: PageCapture) -> dict[str, Any]:
     return record
 
 
+# The same hrefs recur on page after page (navigation, popular pages): canonicalizing each
+# once per worker saves most of the link-handling CPU. Bounded, so memory stays fixed.
+_canonical = functools.lru_cache(maxsize=1 << 16)(urls.canonicalize)
+
+
 def _links(pages: list[PageCapture]) -> list[Link]:
     """Canonical, crawlable links of the batch, each once, at its smallest depth."""
-    best: dict[str, int] = {}
+    raw_depth: dict[str, int] = {}
     for page in pages:
+        depth = page.depth + 1
         for raw in page.links:
-            canonical = urls.canonicalize(raw)
-            if canonical is not None:
-                depth = page.depth + 1
-                best[canonical] = min(depth, best.get(canonical, depth))
+            raw_depth[raw] = min(depth, raw_depth.get(raw, depth))
+    best: dict[str, int] = {}
+    for raw, depth in raw_depth.items():
+        canonical = _canonical(raw)
+        if canonical is not None:
+            best[canonical] = min(depth, best.get(canonical, depth))
     return [Link(url=u, depth=d) for u, d in best.items()]
 
 

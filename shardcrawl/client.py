@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from shardcrawl.config import Config
-from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec
+from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec, ShardTotals
+from shardcrawl.report import sum_totals
 from shardcrawl.temporal_client import connect
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
@@ -23,12 +26,37 @@ def new_crawl_id() -> str:
 class CrawlHandle:
     """One crawl, by id: its live progress, its end, and control signals."""
 
-    def __init__(self, handle: WorkflowHandle) -> None:
+    def __init__(self, client: Client, handle: WorkflowHandle) -> None:
+        self._client = client
         self._handle = handle
         self.crawl_id = handle.id
 
     async def status(self) -> CrawlProgress:
-        return await self._handle.query("progress", result_type=CrawlProgress)
+        """The crawl's progress with each shard's live counters (queried, not reported)."""
+        progress = await self._handle.query("progress", result_type=CrawlProgress)
+        if progress.state in ("starting", "completed", "cancelled") or not progress.shard_count:
+            return progress
+        client = self._client
+        try:
+            shards = await asyncio.gather(
+                *(
+                    client.get_workflow_handle(f"{self.crawl_id}/shard-{i}").query(
+                        "totals", result_type=ShardTotals
+                    )
+                    for i in range(progress.shard_count)
+                )
+            )
+        except RPCError:
+            return progress  # a shard just closed: its last report is in the progress
+        totals = sum_totals(list(shards))
+        elapsed = progress.elapsed_seconds
+        return progress.model_copy(
+            update={
+                "shards": list(shards),
+                "totals": totals,
+                "pages_per_second": round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
+            }
+        )
 
     async def execution_status(self) -> WorkflowExecutionStatus | None:
         return (await self._handle.describe()).status
@@ -71,8 +99,10 @@ class CrawlClient:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=CrawlReport,
         )
-        return CrawlHandle(handle)
+        return CrawlHandle(self.client, handle)
 
     def get(self, crawl_id: str) -> CrawlHandle:
-        return CrawlHandle(self.client.get_workflow_handle(crawl_id, result_type=CrawlReport))
+        return CrawlHandle(
+            self.client, self.client.get_workflow_handle(crawl_id, result_type=CrawlReport)
+        )
 

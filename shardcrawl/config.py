@@ -39,7 +39,7 @@ class Config(BaseSettings):
         validation_alias=AliasChoices("SHARDCRAWL_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
         description="S3-compatible endpoint (MinIO, moto); empty means AWS",
     )
-    max_concurrent_batches: int = Field(default=8, ge=1, le=256)
+    max_concurrent_batches: int = Field(default=32, ge=1, le=256)
     log_level: str = Field(default="INFO")
 
     @classmethod

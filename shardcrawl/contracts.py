@@ -308,6 +308,7 @@ class CrawlProgress(_Model):
     elapsed_seconds: float = 0.0
     pages_per_second: float = 0.0
     max_pages: int = 0
+    shard_count: int = 0
     credits_left: int = 0
     totals: ShardTotals = Field(default_factory=ShardTotals)
     shards: list[ShardTotals] = Field(default_factory=list)

@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from shardcrawl.errors import TemporalUnavailableError
 
-__all__ = ["DevServer", "free_port", "temporal_binary"]
+__all__ = ["DevServer", "free_port", "free_ports", "temporal_binary"]
 
 
 def temporal_binary() -> str:
@@ -35,9 +36,23 @@ def temporal_binary() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Distinct ports free right now: all sockets stay open until every port is chosen."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class _ExitedEarly(Exception):
+    pass
 
 
 class DevServer:
@@ -54,12 +69,17 @@ class DevServer:
         log_file: Path | None = None,
     ) -> None:
         self.ip = ip
-        self.port = port or free_port(ip)
-        self.ui_port = ui_port or free_port(ip)
+        self._fixed_ports = (port, ui_port)
+        self.port, self.ui_port, self._http_port, self._metrics_port = self._choose_ports()
         self.db_file = db_file
         self.headless = headless
-        self.log_file = log_file
+        self.log_file = log_file or Path(tempfile.mkdtemp(prefix="temporal-dev-")) / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _choose_ports(self) -> tuple[int, int, int, int]:
+        port, ui_port, http_port, metrics_port = free_ports(4, self.ip)
+        fixed_port, fixed_ui = self._fixed_ports
+        return fixed_port or port, fixed_ui or ui_port, http_port, metrics_port
 
     @property
     def address(self) -> str:
@@ -79,9 +99,9 @@ class DevServer:
             "--port",
             str(self.port),
             "--http-port",
-            str(free_port(self.ip)),
+            str(self._http_port),
             "--metrics-port",
-            str(free_port(self.ip)),
+            str(self._metrics_port),
             "--log-level",
             "error",
         ]
@@ -94,22 +114,32 @@ class DevServer:
             cmd += ["--db-filename", str(self.db_file)]
         return cmd
 
-    def start(self, *, timeout_seconds: float = 60.0) -> DevServer:
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self._wait_ready(timeout_seconds)
-        return self
+    def start(self, *, timeout_seconds: float = 60.0, attempts: int = 3) -> DevServer:
+        """Start and wait until it listens. A port taken between choosing and binding makes
+        the server exit at once; then it is tried again on fresh ports (unless ports are fixed)."""
+        for attempt in range(1, attempts + 1):
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "ab") as out:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            try:
+                self._wait_ready(timeout_seconds)
+                return self
+            except _ExitedEarly as exc:
+                if attempt == attempts or all(self._fixed_ports):
+                    raise TemporalUnavailableError(str(exc)) from None
+                self.port, self.ui_port, self._http_port, self._metrics_port = self._choose_ports()
+        raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise TemporalUnavailableError(
-                    f"the Temporal dev server exited with {self.process.returncode} "
-                    f"(command: {' '.join(self.command())})"
+                raise _ExitedEarly(
+                    f"the Temporal dev server exited with {self.process.returncode}: "
+                    f"{self._log_tail()}"
                 )
             try:
                 with socket.create_connection((self.ip, self.port), timeout=0.5):
@@ -118,8 +148,15 @@ class DevServer:
                 time.sleep(0.2)
         self.stop()
         raise TemporalUnavailableError(
-            f"the Temporal dev server did not listen on {self.address} in {timeout_seconds:.0f}s"
+            f"the Temporal dev server did not listen on {self.address} in "
+            f"{timeout_seconds:.0f}s: {self._log_tail()}"
         )
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-800:].strip() or "(no output)"
+        except OSError:
+            return "(no log)"
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the process this object started (by PID, never by name)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from shardcrawl import urls
 from shardcrawl.contracts import UrlTask
 
-__all__ = ["Frontier"]
+__all__ = ["Frontier", "RecentSet"]
 
 
 @dataclass(order=True)
@@ -105,3 +105,30 @@ class Frontier:
         while heap and not self._is_current(heap[0]):
             heapq.heappop(heap)
         return bool(heap)
+
+
+class RecentSet:
+    """A bounded set of URL fingerprints that forgets everything when full.
+
+    For optimisations that may forget (forgetting costs a redundant message, never a URL), with
+    memory fixed at ``capacity`` fingerprints.
+    """
+
+    def __init__(self, *, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._fps: set[int] = set()
+
+    def add(self, url: str) -> bool:
+        """Remember ``url``; False if it was already remembered."""
+        fp = urls.fingerprint(url)
+        if fp in self._fps:
+            return False
+        if len(self._fps) >= self.capacity:
+            self._fps.clear()
+        self._fps.add(fp)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._fps)

@@ -41,8 +41,22 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
         "MEMUSAGE_ENABLED": False,
         "LOG_LEVEL": "WARNING",
         "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
-        "SPIDER_MIDDLEWARES": {CAPTURE_MIDDLEWARE: 1000},
-        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
+        # Scrapy starts CONCURRENT_ITEMS cooperative tasks per response (default 100) to run
+        # item pipelines in parallel: a third of its CPU per page when a page yields one item.
+        "CONCURRENT_ITEMS": 4,
+        "SPIDER_MIDDLEWARES": {
+            CAPTURE_MIDDLEWARE: 1000,
+            # The shard tracks depth; per-crawl stats are ours, not Scrapy's.
+            "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+        },
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+        },
+        "EXTENSIONS": {
+            "scrapy.extensions.logstats.LogStats": None,
+            "scrapy.extensions.corestats.CoreStats": None,
+        },
     }
 
 

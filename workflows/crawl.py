@@ -83,6 +83,11 @@ class CrawlWorkflow:
         for seed in spec.seeds:
             owner = urls.shard_of(urls.origin(seed), spec.shards)
             self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
+        # Credits ride along with the seeds, saving the shards a round trip to ask for them.
+        for owner in sorted(self._pending_urls):
+            grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
+            self._credits_left -= grant
+            self._pending_credits[owner] = grant
 
         status = "completed"
         try:
@@ -166,6 +171,7 @@ class CrawlWorkflow:
             elapsed_seconds=round(elapsed, 3),
             pages_per_second=round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
             max_pages=self._spec.max_pages if self._spec else 0,
+            shard_count=self._spec.shards if self._spec else 0,
             credits_left=self._credits_left,
             totals=totals,
             shards=shards,

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ShardTotals,
         UrlTask,
     )
-    from shardcrawl.frontier import Frontier
+    from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.politeness import Lease, Politeness
     from shardcrawl.shard_stats import ShardStats
 
@@ -48,6 +48,9 @@ BATCH_RETRY = RetryPolicy(
 ROBOTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 MAX_BATCHES_IN_FLIGHT = 64
 CANCEL_GRACE = timedelta(seconds=30)
+# Foreign URLs this shard remembers having forwarded, so a link seen on many pages crosses to
+# its owner once, not once per page. Only an optimisation: the owner still dedups everything.
+FORWARDED_MEMORY = 200_000
 
 
 def _batch_timeout(request: BatchRequest) -> timedelta:
@@ -67,6 +70,7 @@ class DomainShardWorkflow:
         self._paused = False
         self._dirty = False
         self._frontier = Frontier()
+        self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         self._stats = ShardStats()
         self._outbox: list[UrlTask] = []
         self._robots: dict[str, RobotsResult | None] = {}
@@ -164,8 +168,10 @@ class DomainShardWorkflow:
         owner = urls.shard_of(urls.origin(task.url), self._input.shard_count)
         if owner == self._input.shard:
             self._accept(task, is_link=True)
-        else:
+        elif self._forwarded.add(task.url):
             self._outbox.append(task)
+        else:
+            self._stats.record_link(task.url, duplicate=True)
 
     def _accept(self, task: UrlTask, *, is_link: bool) -> None:
         added = self._frontier.offer(task)
@@ -179,8 +185,10 @@ class DomainShardWorkflow:
             return
         now = workflow.now().timestamp()
         for origin in self._frontier.origins():
-            if self._credits <= 0 or len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
+            if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
                 return
+            # robots.txt is fetched as soon as an origin has work, credits or not, so that
+            # the first batch need not wait for it when credits arrive.
             if self._spec.obey_robots_txt and origin not in self._robots:
                 self._robots[origin] = None
                 self._start(self._fetch_robots(origin))
@@ -308,10 +316,12 @@ class DomainShardWorkflow:
         returned = 0
         if idle and queued == 0 and self._credits > 0:
             returned, self._credits = self._credits, 0
-        chunk = self._spec.batch_size * max(2, self._spec.concurrency_per_host)
-        wants = max(0, min(queued, chunk) - self._credits) if self._credits < queued else 0
-        totals = self._totals()
-        key = (idle, self._processed_seq, wants, totals)
+        # Ask for a whole chunk, and only when running low, so that the request changes rarely.
+        low = self._credits < self._spec.batch_size and queued > self._credits
+        wants = self._spec.batch_size * max(2, self._spec.concurrency_per_host) if low else 0
+        # Only what the parent decides on triggers a report: links to route, credits, and
+        # idleness (with the last message applied). Live counters are read by query instead.
+        key = (idle, wants, self._processed_seq if idle else None)
         if not self._outbox and not returned and key == self._last_report:
             return
         self._last_report = key
@@ -323,7 +333,7 @@ class DomainShardWorkflow:
             wants_credits=wants,
             returned_credits=returned,
             forwards=forwards,
-            totals=totals,
+            totals=self._totals(),
         )
         await self._parent.signal("shard_report", report)
 
