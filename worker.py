@@ -49,9 +49,7 @@ def build_worker(client: Client, config: Config) -> Worker:
     runtime = ScrapyRuntime()
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
     guard = AddressGuard()
-    batch = BatchActivities(
-        runtime=runtime, stores=stores, guard=guard, robots=RobotsRules(stores)
-    )
+    batch = BatchActivities(runtime=runtime, stores=stores, guard=guard, robots=RobotsRules(stores))
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
     return Worker(

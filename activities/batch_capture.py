@@ -30,7 +30,13 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
-__all__ = ["CAPTURE_ARG", "BatchCapture", "BatchCaptureMiddleware", "PageCapture", "classify_failure"]
+__all__ = [
+    "CAPTURE_ARG",
+    "BatchCapture",
+    "BatchCaptureMiddleware",
+    "PageCapture",
+    "classify_failure",
+]
 
 CAPTURE_ARG = "shardcrawl_capture"
 _META_KEY = "shardcrawl_url"
@@ -153,7 +159,9 @@ class BatchCaptureMiddleware:
     def from_crawler(cls, crawler: Crawler) -> BatchCaptureMiddleware:
         capture = getattr(crawler.spider, CAPTURE_ARG, None)
         if not isinstance(capture, BatchCapture):
-            raise RuntimeError(f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture")
+            raise RuntimeError(
+                f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture"
+            )
         mw = cls(capture, crawler)
         crawler.signals.connect(capture.on_response, signal=signals.response_received)
         crawler.signals.connect(capture.on_item, signal=signals.item_scraped)

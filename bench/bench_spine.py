@@ -49,9 +49,19 @@ def run_plain(
     site: SiteProcess, domains: list[str], per_host: int, concurrent_items: int
 ) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "plain_scrapy.py"), site.seed_url,
-         ",".join(domains), str(per_host), str(MAX_DEPTH), str(concurrent_items)],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "plain_scrapy.py"),
+            site.seed_url,
+            ",".join(domains),
+            str(per_host),
+            str(MAX_DEPTH),
+            str(concurrent_items),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -67,8 +77,12 @@ async def run_shardcrawl(
     details: bool,
 ) -> dict[str, float]:
     server = DevServer(headless=True, db_file=tmp / f"bench-{workers}.db").start()
-    env = dict(os.environ, TEMPORAL_ADDRESS=server.address, SHARDCRAWL_TASK_QUEUE="bench",
-               SHARDCRAWL_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        TEMPORAL_ADDRESS=server.address,
+        SHARDCRAWL_TASK_QUEUE="bench",
+        SHARDCRAWL_LOG_LEVEL="WARNING",
+    )
     procs = [subprocess.Popen(worker_command(), env=env, cwd=ROOT) for _ in range(workers)]
     try:
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)
@@ -78,19 +92,29 @@ async def run_shardcrawl(
         self_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.monotonic()
         spec = {
-            "seeds": [site.seed_url], "allowed_domains": domains, "max_depth": MAX_DEPTH,
-            "max_pages": 1_000_000, "concurrency_per_host": per_host, "batch_size": batch_size,
-            "output": str(tmp / f"out-{workers}"), "allow_private_networks": True,
+            "seeds": [site.seed_url],
+            "allowed_domains": domains,
+            "max_depth": MAX_DEPTH,
+            "max_pages": 1_000_000,
+            "concurrency_per_host": per_host,
+            "batch_size": batch_size,
+            "output": str(tmp / f"out-{workers}"),
+            "allow_private_networks": True,
         }
         report: CrawlReport = await client.execute_workflow(
-            "CrawlWorkflow", spec, id=f"bench-{workers}", task_queue="bench",
+            "CrawlWorkflow",
+            spec,
+            id=f"bench-{workers}",
+            task_queue="bench",
             result_type=CrawlReport,
         )
         elapsed = time.monotonic() - start
         if details:
-            print(f"  CPU s: Temporal server {cpu_seconds(server.process.pid):.1f}, workers "
-                  f"{', '.join(f'{cpu_seconds(p.pid):.1f}' for p in procs)} (with start-up)",
-                  flush=True)
+            print(
+                f"  CPU s: Temporal server {cpu_seconds(server.process.pid):.1f}, workers "
+                f"{', '.join(f'{cpu_seconds(p.pid):.1f}' for p in procs)} (with start-up)",
+                flush=True,
+            )
         cpu = sum(cpu_seconds(p.pid) for p in [server.process, *procs]) - cpu_before
         self_after = resource.getrusage(resource.RUSAGE_SELF)
         cpu += (self_after.ru_utime + self_after.ru_stime) - (
@@ -113,8 +137,10 @@ async def run_shardcrawl(
 def line(name: str, r: dict[str, float], base: float | None) -> str:
     rate = r["pages"] / r["seconds"]
     rel = f"  {rate / base:.2f}x plain" if base else ""
-    return (f"{name:<24} pages {r['pages']:>6}  {r['seconds']:7.1f} s  {rate:8.1f} pages/s  "
-            f"{1000 * r['cpu'] / r['pages']:6.1f} CPU s/1k pages{rel}")
+    return (
+        f"{name:<24} pages {r['pages']:>6}  {r['seconds']:7.1f} s  {rate:8.1f} pages/s  "
+        f"{1000 * r['cpu'] / r['pages']:6.1f} CPU s/1k pages{rel}"
+    )
 
 
 def main() -> None:
@@ -124,21 +150,32 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--only", choices=["plain", "1", "2"], action="append")
-    parser.add_argument("--details", action="store_true",
-                        help="also print CPU per process and each workflow's history size")
+    parser.add_argument(
+        "--details",
+        action="store_true",
+        help="also print CPU per process and each workflow's history size",
+    )
     args = parser.parse_args()
     ips = [f"127.0.0.{i}" for i in range(2, 2 + args.hosts)]
     port = free_port(ips[0], also=ips)
-    config = SiteConfig(hosts=tuple(f"{ip}:{port}" for ip in ips),
-                        pages_per_host=args.pages // args.hosts, variants=False, extras=False)
-    with tempfile.TemporaryDirectory() as tmpdir, SiteProcess(
-        config, Path(tmpdir) / "access.jsonl"
-    ) as site:
+    config = SiteConfig(
+        hosts=tuple(f"{ip}:{port}" for ip in ips),
+        pages_per_host=args.pages // args.hosts,
+        variants=False,
+        extras=False,
+    )
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        SiteProcess(config, Path(tmpdir) / "access.jsonl") as site,
+    ):
         tmp = Path(tmpdir)
         expected = len(reachable_pages(config, [site.seed_url], max_depth=MAX_DEPTH))
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-              f"{platform.python_version()}; site: {expected} pages on {args.hosts} hosts, "
-              f"{args.per_host} concurrent per host, batch size {args.batch_size}", flush=True)
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; site: {expected} pages on {args.hosts} hosts, "
+            f"{args.per_host} concurrent per host, batch size {args.batch_size}",
+            flush=True,
+        )
         only = args.only or ["plain", "1", "2"]
         base = None
         if "plain" in only:
@@ -149,8 +186,11 @@ def main() -> None:
             print(line("plain scrapy, items 4", tuned, base), flush=True)
         for n in (1, 2):
             if str(n) in only:
-                r = asyncio.run(run_shardcrawl(site, ips, args.per_host, n, args.batch_size, tmp,
-                                               details=args.details))
+                r = asyncio.run(
+                    run_shardcrawl(
+                        site, ips, args.per_host, n, args.batch_size, tmp, details=args.details
+                    )
+                )
                 print(line(f"shardcrawl {n} worker{'s' * (n > 1)}", r, base), flush=True)
 
 

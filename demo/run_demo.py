@@ -17,10 +17,11 @@ IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 def run_demo() -> int:
     port = free_port(IPS[0])
-    config = SiteConfig(
-        hosts=tuple(f"{ip}:{port}" for ip in IPS), pages_per_host=80, delay_ms=20
-    )
-    with tempfile.TemporaryDirectory() as tmp, SiteProcess(config, Path(tmp) / "access.jsonl") as site:
+    config = SiteConfig(hosts=tuple(f"{ip}:{port}" for ip in IPS), pages_per_host=80, delay_ms=20)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SiteProcess(config, Path(tmp) / "access.jsonl") as site,
+    ):
         print(f"demo site: {', '.join('http://' + h for h in config.hosts)}", flush=True)
         args = ["run", site.seed_url, "--workers", "2", "--out", "output"]
         args += ["--allow-private-networks", "--max-depth", "6", "--concurrency-per-host", "4"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -251,7 +250,9 @@ async def cmd_signal(args: argparse.Namespace) -> int:
         while await _running(handle):
             await asyncio.sleep(0.5)
     status = await handle.execution_status()
-    print(f"{args.crawl_id}: {args.command} sent; workflow {status.name.lower() if status else '?'}")
+    print(
+        f"{args.crawl_id}: {args.command} sent; workflow {status.name.lower() if status else '?'}"
+    )
     return EXIT_OK
 
 
@@ -291,7 +292,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
     return worker.main()
-
 
 
 _ASYNC = {

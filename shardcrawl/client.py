@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime
+from typing import cast
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
@@ -36,6 +37,10 @@ class CrawlHandle:
         progress = await self._handle.query("progress", result_type=CrawlProgress)
         if progress.state in ("starting", "completed", "cancelled") or not progress.shard_count:
             return progress
+        # A query sees the workflow clock of its last task; a running crawl's age is now.
+        if progress.started_at is not None:
+            age = (datetime.now(UTC) - progress.started_at).total_seconds()
+            progress.elapsed_seconds = round(max(age, progress.elapsed_seconds), 3)
         client = self._client
         try:
             shards = await asyncio.gather(
@@ -67,7 +72,9 @@ class CrawlHandle:
 
     async def report(self) -> CrawlReport | None:
         """The final report, also of a cancelled crawl (None while it runs)."""
-        return await self._handle.query("final_report", result_type=CrawlReport | None)
+        # The SDK types result_type as a class, but the pydantic converter takes any type.
+        optional_report = cast(type, CrawlReport | None)
+        return await self._handle.query("final_report", result_type=optional_report)
 
     async def pause(self) -> None:
         await self._handle.signal("pause")
@@ -105,4 +112,3 @@ class CrawlClient:
         return CrawlHandle(
             self.client, self.client.get_workflow_handle(crawl_id, result_type=CrawlReport)
         )
-

@@ -53,7 +53,8 @@ class Config(BaseSettings):
                 known.update(str(choice) for choice in alias.choices)
         unknown = sorted(k for k in env if k.startswith("SHARDCRAWL_") and k not in known)
         if unknown:
+            name = unknown[0]
             raise ConfigError(
-                f"unknown setting {unknown[0]}={env[unknown[0]]!r}; known: {', '.join(sorted(known))}"
+                f"unknown setting {name}={env[name]!r}; known: {', '.join(sorted(known))}"
             )
         return cls()

@@ -47,7 +47,7 @@ class _Model(BaseModel):
 
 
 class CrawlSpec(_Model):
-    """What to crawl and how politely: the one input of a crawl, from the CLI, a file or Temporal."""
+    """What to crawl and how politely: the one input of a crawl (CLI, file, Temporal)."""
 
     # Declared before ``seeds`` so the seeds' validator can see it.
     allow_private_networks: bool = Field(
@@ -56,7 +56,7 @@ class CrawlSpec(_Model):
     seeds: list[str] = Field(min_length=1, description="http(s) URLs the crawl starts from")
     allowed_domains: list[str] = Field(
         default_factory=list,
-        description="hosts (and their subdomains) the crawl may visit; empty means the seeds' hosts",
+        description="hosts (with subdomains) the crawl may visit; empty means the seeds' hosts",
     )
     max_pages: int = Field(default=10_000, ge=1, description="most URLs requested in the crawl")
     max_depth: int = Field(default=5, ge=0, description="most link hops from a seed")

@@ -55,9 +55,7 @@ class LocalFleet:
         for index in range(self.workers):
             log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
             self.processes.append(
-                subprocess.Popen(
-                    worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+                subprocess.Popen(worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
             )
         return self.config
 

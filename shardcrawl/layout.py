@@ -1,8 +1,8 @@
 """Where a crawl's objects live in its store: the output layout other tools rely on.
 
-    ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
-    ID/report.json                the crawl's final stats
-    ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
+ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
+ID/report.json                the crawl's final stats
+ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
 """
 
 from __future__ import annotations

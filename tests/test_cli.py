@@ -17,7 +17,9 @@ from shardcrawl.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report
 
 
-async def shardcrawl(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+async def shardcrawl(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "shardcrawl", *args],
@@ -94,8 +96,16 @@ async def test_pause_resume_and_cancel(client, cli_env, workers, site_factory, t
     workers.start(1)
     out = tmp_path / "out"
     started = await shardcrawl(
-        "start", site.seed_url, "--out", str(out), "--allow-private-networks",
-        "--concurrency-per-host", "1", "--batch-size", "2", env=cli_env(),
+        "start",
+        site.seed_url,
+        "--out",
+        str(out),
+        "--allow-private-networks",
+        "--concurrency-per-host",
+        "1",
+        "--batch-size",
+        "2",
+        env=cli_env(),
     )
     crawl_id = started.stdout.strip().splitlines()[-1]
     handle = client.get_workflow_handle(crawl_id)
@@ -132,12 +142,24 @@ async def test_run_starts_its_own_server_and_workers(site_factory, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHARDCRAWL_", "TEMPORAL_"))}
     out = tmp_path / "out"
     result = await shardcrawl(
-        "run", site.seed_url, "--out", str(out), "--workers", "2",
-        "--allow-private-networks", "--max-depth", "3", env=env, timeout=180,
+        "run",
+        site.seed_url,
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--allow-private-networks",
+        "--max-depth",
+        "3",
+        env=env,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    crawl_id = next(line.split(": ", 1)[1] for line in result.stdout.splitlines()
-                    if line.startswith("crawl id: "))
+    crawl_id = next(
+        line.split(": ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("crawl id: ")
+    )
     report = read_report(out, crawl_id)
     assert report["status"] == "completed"
     assert report["pages_fetched"] == len(read_items(out, crawl_id)) > 10

@@ -79,3 +79,31 @@ async def test_crawl_fetches_every_reachable_page_once_politely(
     on_disk = read_report(out, handle.id)
     assert on_disk["pages_fetched"] == len(items)
     assert set(on_disk["hosts"]) == {urlsplit(f"http://{h}").hostname for h in site.config.hosts}
+
+
+async def test_delay_holds_across_two_workers(client, workers, task_queue, site_factory, tmp_path):
+    """With a delay, the host sees at most one request per delay on average (plus the burst
+    of its concurrency), whatever the number of workers and batches sharing its budget."""
+    delay, concurrency = 0.25, 2
+    site = site_factory(ips=("127.0.0.5",), pages_per_host=24, extras=False, variants=False)
+    workers.start(2)
+    spec = {
+        "seeds": [site.seed_url],
+        "concurrency_per_host": concurrency,
+        "delay_seconds": delay,
+        "batch_size": 4,
+        "output": str(tmp_path / "out"),
+        "allow_private_networks": True,
+        "obey_robots_txt": False,
+    }
+    handle = await start_crawl(client, spec, task_queue)
+    report = await asyncio.wait_for(handle.result(), timeout=180)
+    await asyncio.sleep(0.5)
+    starts = sorted(r["start"] for r in site.requests())
+    assert report.pages_fetched == len(starts) >= 24
+    window = 2.0
+    for i, first in enumerate(starts):
+        in_window = sum(1 for t in starts[i:] if t < first + window)
+        assert in_window <= window / delay + concurrency, (first, in_window)
+    span = starts[-1] - starts[0]
+    assert span >= (len(starts) - concurrency) * delay * 0.9

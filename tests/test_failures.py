@@ -11,9 +11,7 @@ from tests.nasty_site import NastySite
 MAX_REDIRECTS = 3
 
 
-async def test_failures_are_recorded_and_the_crawl_completes(
-    client, workers, task_queue, tmp_path
-):
+async def test_failures_are_recorded_and_the_crawl_completes(client, workers, task_queue, tmp_path):
     refused = f"http://127.0.0.9:{free_port('127.0.0.9', also=())}"
     out = tmp_path / "out"
     workers.start(1)

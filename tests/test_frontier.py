@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from shardcrawl.contracts import UrlTask
-from shardcrawl.frontier import Frontier
+from shardcrawl.frontier import Frontier, RecentSet
 
 A = "https://a.example"
 B = "https://b.example"
@@ -277,3 +279,14 @@ def test_randomized_offers_then_pops_come_out_in_nondecreasing_depth_per_origin(
     assert sorted(seen) == sorted(best_depth)
     assert len(seen) == len(set(seen))
     assert f.queued() == 0
+
+
+def test_recent_set_remembers_until_full_then_forgets_everything():
+    recent = RecentSet(capacity=3)
+    assert recent.add("http://a/1") and not recent.add("http://a/1")
+    assert recent.add("http://a/2") and recent.add("http://a/3")
+    assert len(recent) == 3
+    assert recent.add("http://a/4"), "a full set starts over"
+    assert len(recent) == 1 and recent.add("http://a/1")
+    with pytest.raises(ValueError, match="capacity"):
+        RecentSet(capacity=0)

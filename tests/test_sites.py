@@ -72,8 +72,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
         yield proc
 
 
-CFG = SiteConfig(hosts=("127.0.0.2:8001", "127.0.0.3:8001", "localhost:8001"),
-                 pages_per_host=20)
+CFG = SiteConfig(hosts=("127.0.0.2:8001", "127.0.0.3:8001", "localhost:8001"), pages_per_host=20)
 H0, H1, H2 = CFG.hosts
 SEED = f"http://{H0}/"
 
@@ -103,15 +102,20 @@ def test_reachable_excludes_private_and_fake_links_includes_404_and_files() -> N
     assert not [u for u in pages if u.endswith(("/p/99999", "/p/99998"))]
     assert not [u for u in pages if is_optional_url(u)]
     for host in CFG.hosts:
-        for path in ("/missing/0", "/files/blob.bin", "/files/doc.pdf", "/bad/html",
-                     "/d/sub/page", "/q/1?a=1&b=2"):
+        for path in (
+            "/missing/0",
+            "/files/blob.bin",
+            "/files/doc.pdf",
+            "/bad/html",
+            "/d/sub/page",
+            "/q/1?a=1&b=2",
+        ):
             assert f"http://{host}{path}" in pages
     assert render(CFG, H0, "/missing/0")[0] == 404
     assert b'<a href="/p/99999">' in render(CFG, H0, "/files/blob.bin")[2]
     assert render(CFG, H0, "/files/blob.bin")[1] == "application/octet-stream"
     assert render(CFG, H0, "/files/doc.pdf")[1] == "application/pdf"
-    assert f"http://{H0}/private/0" in reachable_pages(CFG, [SEED], max_depth=6,
-                                                       obey_robots=False)
+    assert f"http://{H0}/private/0" in reachable_pages(CFG, [SEED], max_depth=6, obey_robots=False)
 
 
 def test_trap_is_cut_at_max_depth_and_depths_are_shortest() -> None:
@@ -134,16 +138,26 @@ def test_every_page_reachable_from_host0_root(variants: bool, extras: bool) -> N
         for path in page_paths(cfg):
             assert canonical_page_url(host, path) in pages
     if not extras:
-        assert all(urlsplit(u).path.startswith(("/p/", "/q/")) or urlsplit(u).path == "/"
-                   for u in pages)
+        assert all(
+            urlsplit(u).path.startswith(("/p/", "/q/")) or urlsplit(u).path == "/" for u in pages
+        )
         assert render(cfg, H0, "/robots.txt")[0] == 404
 
 
 def test_variants_present_and_canonical_url_agrees_with_w3lib() -> None:
-    hrefs = [h for host in CFG.hosts for p in page_paths(CFG)
-             for h in page_links(CFG, host, p) or []]
-    for needle in ("#frag", "?b=2&a=1", "./p/", "../p/", "../../p/", "HTTP://127.0.0.2:",
-                   "http://LOCALHOST:", "//127.0.0.3:"):
+    hrefs = [
+        h for host in CFG.hosts for p in page_paths(CFG) for h in page_links(CFG, host, p) or []
+    ]
+    for needle in (
+        "#frag",
+        "?b=2&a=1",
+        "./p/",
+        "../p/",
+        "../../p/",
+        "HTTP://127.0.0.2:",
+        "http://LOCALHOST:",
+        "//127.0.0.3:",
+    ):
         assert any(needle in h for h in hrefs), needle
     checked = 0
     for host in CFG.hosts:
@@ -158,7 +172,10 @@ def test_variants_present_and_canonical_url_agrees_with_w3lib() -> None:
                 assert canonical_page_url(parts.netloc, target) == canonicalize_url(link.url)
                 checked += 1
     assert checked > 300
-    assert canonical_page_url("LOCALHOST:8001", "/q/1?b=2&a=1#x") == "http://localhost:8001/q/1?a=1&b=2"
+    assert (
+        canonical_page_url("LOCALHOST:8001", "/q/1?b=2&a=1#x")
+        == "http://localhost:8001/q/1?a=1&b=2"
+    )
 
 
 def test_rendered_html_links_match_link_graph_for_scrapy() -> None:
@@ -214,7 +231,11 @@ def test_server_pages_robots_404_and_log(site: SiteProcess) -> None:
     entries = _wait_log(site, since, 10)
     assert len(entries) == 10
     assert [(e["host"], e["path"], e["status"]) for e in entries[:4]] == [
-        (h0, "/", 200), (h2, "/p/3", 200), (h1, "/q/2?b=3&a=2", 200), (h1, "/robots.txt", 200)]
+        (h0, "/", 200),
+        (h2, "/p/3", 200),
+        (h1, "/q/2?b=3&a=2", 200),
+        (h1, "/robots.txt", 200),
+    ]
     assert (h0, "/missing/0", 404) in [(e["host"], e["path"], e["status"]) for e in entries]
     for e in entries:
         assert time.time() - 60 < e["start"] <= e["end"] <= time.time()
@@ -281,8 +302,12 @@ def test_reference_crawl_matches_reachable_pages(site: SiteProcess) -> None:
         for link in EXTRACTOR.extract_links(HtmlResponse(url=url, body=body)):
             canon = canonicalize_url(link.url)
             netloc = urlsplit(canon).netloc
-            if (netloc not in cfg.hosts or canon in found or is_optional_url(canon)
-                    or not robots[netloc].can_fetch(canon, "*")):
+            if (
+                netloc not in cfg.hosts
+                or canon in found
+                or is_optional_url(canon)
+                or not robots[netloc].can_fetch(canon, "*")
+            ):
                 continue
             found[canon] = depth + 1
             queue.append((link.url, depth + 1))

@@ -47,9 +47,7 @@ async def test_spec_json_starts_a_crawl_with_the_temporal_cli(
     out = tmp_path / "out"
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(
-        json.dumps(
-            {"seeds": [site.seed_url], "output": str(out), "allow_private_networks": True}
-        )
+        json.dumps({"seeds": [site.seed_url], "output": str(out), "allow_private_networks": True})
     )
     workers.start(1)
     temporal_start(
@@ -76,9 +74,7 @@ async def test_bad_input_from_the_temporal_cli_fails_at_once_naming_the_field(
 ):
     workers.start(1)
     workflow_id = f"bad-input-{field}-{time.monotonic_ns()}"
-    temporal_start(
-        temporal_server.address, task_queue, workflow_id, "--input", json.dumps(spec)
-    )
+    temporal_start(temporal_server.address, task_queue, workflow_id, "--input", json.dumps(spec))
     handle = client.get_workflow_handle(workflow_id)
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), timeout=60)

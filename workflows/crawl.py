@@ -99,7 +99,9 @@ class CrawlWorkflow:
             status = "cancelled"
         self._state = "finishing"
         cancel = status == "cancelled"
-        await asyncio.gather(*(shard.signal(DomainShardWorkflow.finish, cancel) for shard in shards))
+        await asyncio.gather(
+            *(shard.signal(DomainShardWorkflow.finish, cancel) for shard in shards)
+        )
         results: list[ShardResult] = list(await asyncio.gather(*shards))
         report = build_report(
             crawl_id=self._crawl_id,

@@ -8,6 +8,7 @@ links owned by other shards, its idleness and its counters to the parent (``shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -126,7 +127,9 @@ class DomainShardWorkflow:
             await self._report()
             if self._finish:
                 break
-            await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+            # A timeout means a resting host may take a lease now.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         await self._land_in_flight()
 
         return ShardResult(
@@ -220,14 +223,19 @@ class DomainShardWorkflow:
 
     async def _fetch_robots(self, origin: str) -> None:
         request = RobotsRequest(
-            crawl_id=self._input.crawl_id, origin=origin, output=self._spec.output, fetch=self._fetch
+            crawl_id=self._input.crawl_id,
+            origin=origin,
+            output=self._spec.output,
+            fetch=self._fetch,
         )
         try:
             result = await workflow.execute_activity(
                 "fetch_robots",
                 request,
                 result_type=RobotsResult,
-                start_to_close_timeout=timedelta(seconds=60 + 6 * self._fetch.download_timeout_seconds),
+                start_to_close_timeout=timedelta(
+                    seconds=60 + 6 * self._fetch.download_timeout_seconds
+                ),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ROBOTS_RETRY,
             )

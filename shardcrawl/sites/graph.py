@@ -68,7 +68,7 @@ __all__ = [
 HTML_TYPE = "text/html; charset=utf-8"
 _ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 _NOT_FOUND = (
-    b"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>404 Not Found</title>"
+    b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>404 Not Found</title>'
     b"</head><body><h1>Not Found</h1></body></html>"
 )
 _BAD_UTF8_HREF = "/bad/\udcff\udcfe"  # surrogateescape for raw bytes ff fe
@@ -120,9 +120,7 @@ def is_optional_url(url: str) -> bool:
         path = urlsplit(url).path
     except ValueError:
         return True
-    return path.lower().startswith("/p/%") or (
-        path.startswith("/bad/") and path != "/bad/html"
-    )
+    return path.lower().startswith("/p/%") or (path.startswith("/bad/") and path != "/bad/html")
 
 
 # --------------------------------------------------------------------------- graph
@@ -170,9 +168,17 @@ class _Site:
             if cfg.variants:
                 out.append(_Link(host, "/d/sub/page"))
             if cfg.extras:
-                out += [_Link(host, p) for p in (
-                    "/trap/0", "/private/0", "/files/blob.bin", "/files/doc.pdf",
-                    "/bad/html", "/missing/0")]
+                out += [
+                    _Link(host, p)
+                    for p in (
+                        "/trap/0",
+                        "/private/0",
+                        "/files/blob.bin",
+                        "/files/doc.pdf",
+                        "/bad/html",
+                        "/missing/0",
+                    )
+                ]
             extra = cfg.links_per_page - 1
         elif path.startswith("/q/"):
             j = int(path[3:].partition("?")[0])
@@ -202,8 +208,11 @@ class _Site:
 
     def _variants(self, host: str, page: str, link: _Link) -> list[str]:
         """All alternative spellings of ``link`` valid on ``page``."""
-        out = [f"{self._main_href(host, link)}#frag{len(link.path)}",
-               self._abs(link, "HTTP"), f"//{link.host}{link.path}"]
+        out = [
+            f"{self._main_href(host, link)}#frag{len(link.path)}",
+            self._abs(link, "HTTP"),
+            f"//{link.host}{link.path}",
+        ]
         if link.host.startswith("localhost"):
             out.append(f"http://{link.host.upper()}{link.path}")
         if "?" in link.path:
@@ -219,8 +228,7 @@ class _Site:
                 out.append("./" + link.path[3:])
         return out
 
-    def _write(self, rng: random.Random, host: str, page: str,
-               targets: list[_Link]) -> list[str]:
+    def _write(self, rng: random.Random, host: str, page: str, targets: list[_Link]) -> list[str]:
         hrefs = [self._main_href(host, t) for t in targets]
         if not self.config.variants:
             return hrefs
@@ -237,8 +245,13 @@ class _Site:
 
     def _sub_page(self, host: str) -> list[str]:
         last = min(3, self.config.pages_per_host - 1)
-        return ["../../", f"../../p/{last}" if last else "../../",
-                "../sub/page#self", "../../q/1?b=2&a=1", "/d/sub/page"]
+        return [
+            "../../",
+            f"../../p/{last}" if last else "../../",
+            "../sub/page#self",
+            "../../q/1?b=2&a=1",
+            "/d/sub/page",
+        ]
 
 
 def _p_path(i: int) -> str:
@@ -251,7 +264,8 @@ def _q_path(j: int) -> str:
 
 def _base_paths(config: SiteConfig) -> list[str]:
     return [_p_path(i) for i in range(config.pages_per_host)] + [
-        _q_path(j) for j in range(1, config.query_pages + 1)]
+        _q_path(j) for j in range(1, config.query_pages + 1)
+    ]
 
 
 @functools.lru_cache(maxsize=16)
@@ -286,8 +300,15 @@ def page_links(config: SiteConfig, host: str, path_with_query: str) -> list[str]
         return ["/", "/p/1" if config.pages_per_host > 1 else "/"]
     if path == "/bad/html":
         good = "/p/2" if config.pages_per_host > 2 else "/"
-        return [good, "javascript:alert(1)", "mailto:x@y", "http://[::1",
-                "/p/%ZZ", "tel:123", _BAD_UTF8_HREF]
+        return [
+            good,
+            "javascript:alert(1)",
+            "mailto:x@y",
+            "http://[::1",
+            "/p/%ZZ",
+            "tel:123",
+            _BAD_UTF8_HREF,
+        ]
     return None
 
 
@@ -302,8 +323,12 @@ def _normalize(config: SiteConfig, path_with_query: str) -> str | None:
         return None
     if query:
         return None
-    if path == "/" or (path.startswith("/p/") and path[3:].isdigit()
-                       and 0 < int(path[3:]) < config.pages_per_host and path[3] != "0"):
+    if path == "/" or (
+        path.startswith("/p/")
+        and path[3:].isdigit()
+        and 0 < int(path[3:]) < config.pages_per_host
+        and path[3] != "0"
+    ):
         return path
     if config.variants and path == "/d/sub/page":
         return path
@@ -312,7 +337,7 @@ def _normalize(config: SiteConfig, path_with_query: str) -> str | None:
     if path in {"/robots.txt", "/files/blob.bin", "/files/doc.pdf", "/bad/html"}:
         return path
     for prefix in ("/trap/", "/private/", "/missing/"):
-        rest = path[len(prefix):]
+        rest = path[len(prefix) :]
         if path.startswith(prefix) and rest.isdigit() and (rest == "0" or rest[0] != "0"):
             return path
     return None
@@ -324,23 +349,28 @@ def _normalize(config: SiteConfig, path_with_query: str) -> str | None:
 def _html(title: str, hrefs: list[str]) -> bytes:
     items = "".join(
         f'<li><a href="{html.escape(h, quote=True)}">link {k}</a></li>\n'
-        for k, h in enumerate(hrefs))
+        for k, h in enumerate(hrefs)
+    )
     t = html.escape(title)
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{t}</title>'
-            f"</head>\n<body><h1>{t}</h1>\n<ul>\n{items}</ul></body></html>\n"
-            ).encode("utf-8", "surrogateescape")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{t}</title>'
+        f"</head>\n<body><h1>{t}</h1>\n<ul>\n{items}</ul></body></html>\n"
+    ).encode("utf-8", "surrogateescape")
 
 
 def _bad_html(title: str, hrefs: list[str]) -> bytes:
     good = html.escape(hrefs[0], quote=True)
     return (
-        f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<body><div><p>broken <b>markup <i>here\n<a href="{good}">good link</a>\n'
-        '<a href="javascript:alert(1)">js</a> <a href="mailto:x@y">mail</a>\n'
-        '<a href="http://[::1">broken ipv6</a> <a href="/p/%ZZ">bad escape</a>\n'
-        '<a href="tel:123">phone</a>\n'
-    ).encode() + b'<a href="/bad/\xff\xfe">raw bytes</a>\n<p>garbage \xc3\x28 \xa0\xa1 \x80' \
+        (
+            f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<body><div><p>broken <b>markup <i>here\n<a href="{good}">good link</a>\n'
+            '<a href="javascript:alert(1)">js</a> <a href="mailto:x@y">mail</a>\n'
+            '<a href="http://[::1">broken ipv6</a> <a href="/p/%ZZ">bad escape</a>\n'
+            '<a href="tel:123">phone</a>\n'
+        ).encode()
+        + b'<a href="/bad/\xff\xfe">raw bytes</a>\n<p>garbage \xc3\x28 \xa0\xa1 \x80'
         b"<table><tr><td>cell<div></span></table\n<!-- unterminated comment? no -->\n<p"
+    )
 
 
 def render(config: SiteConfig, host: str, path_with_query: str) -> tuple[int, str, bytes]:
@@ -369,8 +399,10 @@ def _render(config: SiteConfig, host: str, target: str) -> tuple[int, str, bytes
         body = bytes(range(256)) + fake + bytes(range(255, -1, -1))
         return 200, "application/octet-stream", body
     if path == "/files/doc.pdf":
-        body = (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
-                b'(<a href="/p/99998">) \n%%EOF\n')
+        body = (
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
+            b'(<a href="/p/99998">) \n%%EOF\n'
+        )
         return 200, "application/pdf", body
     hrefs = page_links(config, host, path) or []
     if path == "/bad/html":
@@ -399,9 +431,14 @@ def _resolve(base: str, href: str) -> str | None:
     return url
 
 
-def reachable_pages(config: SiteConfig, seeds: list[str], *, max_depth: int,
-                    allowed_hosts: set[str] | None = None,
-                    obey_robots: bool = True) -> dict[str, int]:
+def reachable_pages(
+    config: SiteConfig,
+    seeds: list[str],
+    *,
+    max_depth: int,
+    allowed_hosts: set[str] | None = None,
+    obey_robots: bool = True,
+) -> dict[str, int]:
     """Canonical URL -> shortest depth of every page a correct crawl records.
 
     Seeds are depth 0 and always included. Links of pages at ``max_depth``, of

@@ -84,11 +84,27 @@ class SiteProcess:
 
     def command(self) -> list[str]:
         c = self.config
-        cmd = [sys.executable, "-m", "shardcrawl.sites.server", "--hosts", ",".join(c.hosts),
-               "--pages-per-host", str(c.pages_per_host), "--links-per-page",
-               str(c.links_per_page), "--cross-host-ratio", repr(c.cross_host_ratio),
-               "--seed", str(c.seed), "--delay-ms", str(c.delay_ms),
-               "--log", str(self.log_path), "--parent-pid", str(os.getpid())]
+        cmd = [
+            sys.executable,
+            "-m",
+            "shardcrawl.sites.server",
+            "--hosts",
+            ",".join(c.hosts),
+            "--pages-per-host",
+            str(c.pages_per_host),
+            "--links-per-page",
+            str(c.links_per_page),
+            "--cross-host-ratio",
+            repr(c.cross_host_ratio),
+            "--seed",
+            str(c.seed),
+            "--delay-ms",
+            str(c.delay_ms),
+            "--log",
+            str(self.log_path),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         return cmd + ["--no-variants"] * (not c.variants) + ["--no-extras"] * (not c.extras)
 
     def start(self) -> SiteProcess:
@@ -98,8 +114,9 @@ class SiteProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=env, cwd=str(_ROOT))
+        self.proc = subprocess.Popen(
+            self.command(), stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=str(_ROOT)
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.ready_timeout
         line = b""
@@ -112,8 +129,9 @@ class SiteProcess:
                 line += chunk
         if line.strip() != b"READY":
             self.stop()
-            raise RuntimeError(f"site server did not become READY (got {line!r}): "
-                               f"{self.stderr_text()}")
+            raise RuntimeError(
+                f"site server did not become READY (got {line!r}): {self.stderr_text()}"
+            )
         return self
 
     def stderr_text(self) -> str:
@@ -145,8 +163,12 @@ class SiteProcess:
     def __enter__(self) -> SiteProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def requests(self) -> list[dict[str, Any]]:

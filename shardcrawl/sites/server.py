@@ -29,8 +29,13 @@ from shardcrawl.sites.graph import SiteConfig, render
 
 __all__ = ["main", "serve", "bind_address", "parse_args"]
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+}
 _FLUSH_EVERY = 0.1
 
 
@@ -51,8 +56,11 @@ class _AccessLog:
 
     def add(self, host: str, target: str, status: int, start: float, end: float) -> None:
         if self.fh is not None:
-            self.buf.append(json.dumps({"host": host, "path": target, "status": status,
-                                        "start": start, "end": end}))
+            self.buf.append(
+                json.dumps(
+                    {"host": host, "path": target, "status": status, "start": start, "end": end}
+                )
+            )
 
     def flush(self) -> None:
         if self.fh is not None and self.buf:
@@ -66,11 +74,14 @@ class _AccessLog:
             self.flush()
 
 
-def _response(status: int, ctype: str, body: bytes, head: bool, close: bool,
-              extra: str = "") -> bytes:
-    header = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
-              f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n{extra}"
-              f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n")
+def _response(
+    status: int, ctype: str, body: bytes, head: bool, close: bool, extra: str = ""
+) -> bytes:
+    header = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n{extra}"
+        f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+    )
     return header.encode("latin-1") + (b"" if head else body)
 
 
@@ -153,8 +164,11 @@ async def serve(config: SiteConfig, log_path: str | None, parent_pid: int | None
     try:
         for host in config.hosts:
             ip, port = bind_address(host)
-            servers.append(await asyncio.start_server(
-                _handler(config, host, log), ip, port, reuse_address=True, backlog=1024))
+            servers.append(
+                await asyncio.start_server(
+                    _handler(config, host, log), ip, port, reuse_address=True, backlog=1024
+                )
+            )
         tasks = [asyncio.create_task(log.run())]
         if parent_pid:
             tasks.append(asyncio.create_task(_watch_parent(parent_pid, stop)))
@@ -183,16 +197,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[SiteConfig, str | None, i
     p.add_argument("--log", default=None, help="JSON-lines access log path")
     p.add_argument("--no-variants", action="store_true")
     p.add_argument("--no-extras", action="store_true")
-    p.add_argument("--parent-pid", type=int, default=None,
-                   help="exit when this process is gone")
+    p.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     a = p.parse_args(argv)
     hosts = tuple(h.strip() for h in a.hosts.split(",") if h.strip())
     for h in hosts:
         bind_address(h)
-    config = SiteConfig(hosts=hosts, pages_per_host=a.pages_per_host,
-                        links_per_page=a.links_per_page, cross_host_ratio=a.cross_host_ratio,
-                        seed=a.seed, variants=not a.no_variants, extras=not a.no_extras,
-                        delay_ms=a.delay_ms)
+    config = SiteConfig(
+        hosts=hosts,
+        pages_per_host=a.pages_per_host,
+        links_per_page=a.links_per_page,
+        cross_host_ratio=a.cross_host_ratio,
+        seed=a.seed,
+        variants=not a.no_variants,
+        extras=not a.no_extras,
+        delay_ms=a.delay_ms,
+    )
     return config, a.log, a.parent_pid
 
 

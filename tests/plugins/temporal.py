@@ -90,9 +90,7 @@ class Workers:
 
 
 @pytest.fixture
-def workers(
-    temporal_server: DevServer, task_queue: str, tmp_path: Path
-) -> Iterator[Workers]:
+def workers(temporal_server: DevServer, task_queue: str, tmp_path: Path) -> Iterator[Workers]:
     log_dir = tmp_path / "worker-logs"
     log_dir.mkdir()
     fleet = Workers(temporal_server.address, task_queue, log_dir)

@@ -61,7 +61,9 @@ def main() -> None:
         port = free_port("127.0.0.2")
         config = SiteConfig(hosts=(f"127.0.0.2:{port}", f"127.0.0.3:{port}"), pages_per_host=12)
         with DevServer(headless=True) as server, SiteProcess(config, Path(tmp) / "log") as site:
-            env = dict(os.environ, TEMPORAL_ADDRESS=server.address, SHARDCRAWL_TASK_QUEUE=TASK_QUEUE)
+            env = dict(
+                os.environ, TEMPORAL_ADDRESS=server.address, SHARDCRAWL_TASK_QUEUE=TASK_QUEUE
+            )
             worker = subprocess.Popen(worker_command(), env=env)
             try:
                 asyncio.run(record(server.address, site, Path(tmp) / "out"))
