@@ -108,27 +108,29 @@ class Frontier:
 
 
 class RecentSet:
-    """A bounded set of URL fingerprints that forgets everything when full.
+    """Bounded memory of URL fingerprints with the smallest depth seen, forgetting everything
+    when full.
 
     For optimisations that may forget (forgetting costs a redundant message, never a URL), with
-    memory fixed at ``capacity`` fingerprints.
+    memory fixed at ``capacity`` entries.
     """
 
     def __init__(self, *, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self._fps: set[int] = set()
+        self._depths: dict[int, int] = {}
 
-    def add(self, url: str) -> bool:
-        """Remember ``url``; False if it was already remembered."""
+    def add(self, url: str, depth: int) -> bool:
+        """Remember ``url`` at ``depth``; False if it was remembered at this depth or smaller."""
         fp = urls.fingerprint(url)
-        if fp in self._fps:
+        known = self._depths.get(fp)
+        if known is not None and known <= depth:
             return False
-        if len(self._fps) >= self.capacity:
-            self._fps.clear()
-        self._fps.add(fp)
+        if known is None and len(self._depths) >= self.capacity:
+            self._depths.clear()
+        self._depths[fp] = depth
         return True
 
     def __len__(self) -> int:
-        return len(self._fps)
+        return len(self._depths)

@@ -283,10 +283,18 @@ def test_randomized_offers_then_pops_come_out_in_nondecreasing_depth_per_origin(
 
 def test_recent_set_remembers_until_full_then_forgets_everything():
     recent = RecentSet(capacity=3)
-    assert recent.add("http://a/1") and not recent.add("http://a/1")
-    assert recent.add("http://a/2") and recent.add("http://a/3")
+    assert recent.add("http://a/1", 2) and not recent.add("http://a/1", 2)
+    assert recent.add("http://a/2", 2) and recent.add("http://a/3", 2)
     assert len(recent) == 3
-    assert recent.add("http://a/4"), "a full set starts over"
-    assert len(recent) == 1 and recent.add("http://a/1")
+    assert recent.add("http://a/4", 2), "a full set starts over"
+    assert len(recent) == 1 and recent.add("http://a/1", 2)
     with pytest.raises(ValueError, match="capacity"):
         RecentSet(capacity=0)
+
+
+def test_recent_set_takes_a_url_again_at_a_smaller_depth_only():
+    recent = RecentSet(capacity=10)
+    assert recent.add("http://a/1", 5)
+    assert not recent.add("http://a/1", 6)
+    assert recent.add("http://a/1", 2), "a shallower path must reach the owner"
+    assert not recent.add("http://a/1", 2)

@@ -93,7 +93,10 @@ class CrawlWorkflow:
         try:
             await self._coordinate(shards, seeds=True)
             while not self._done():
-                await workflow.wait_condition(lambda: self._dirty)
+                await workflow.wait_condition(
+                    lambda: self._dirty or any(shard.done() for shard in shards)
+                )
+                self._fail_on_ended_shard(shards)
                 await self._coordinate(shards, seeds=False)
         except asyncio.CancelledError:
             status = "cancelled"
@@ -179,6 +182,26 @@ class CrawlWorkflow:
             shards=shards,
             history_length=workflow.info().get_current_history_length(),
         )
+
+    @staticmethod
+    def _fail_on_ended_shard(
+        shards: list[ChildWorkflowHandle[DomainShardWorkflow, ShardResult]],
+    ) -> None:
+        """A shard ends only when told to; one that ended otherwise failed, and so does the
+        crawl, instead of waiting for its reports forever."""
+        for shard in shards:
+            if shard.done():
+                cause = shard.exception() if not shard.cancelled() else None
+                root = cause
+                while root is not None and getattr(root, "cause", None) is not None:
+                    root = root.cause  # type: ignore[attr-defined]
+                kind = getattr(root, "type", None) or type(root).__name__
+                why = f"{kind}: {root}" if root is not None else "cancelled"
+                raise ApplicationError(
+                    f"shard {shard.id} ended before the crawl did: {why}",
+                    type="ShardFailed",
+                    non_retryable=True,
+                ) from cause
 
     @workflow.query
     def final_report(self) -> CrawlReport | None:

@@ -78,6 +78,7 @@ class DomainShardWorkflow:
         self._batches: set[asyncio.Task[None]] = set()
         self._batch_seq = 0
         self._last_report: tuple[object, ...] | None = None
+        self._fatal: BaseException | None = None
 
     @workflow.signal
     def enqueue(self, message: Enqueue) -> None:
@@ -122,6 +123,8 @@ class DomainShardWorkflow:
 
         while True:
             self._dirty = False
+            if self._fatal is not None:
+                raise self._fatal
             self._apply_inbox()
             self._dispatch()
             await self._report()
@@ -171,7 +174,7 @@ class DomainShardWorkflow:
         owner = urls.shard_of(urls.origin(task.url), self._input.shard_count)
         if owner == self._input.shard:
             self._accept(task, is_link=True)
-        elif self._forwarded.add(task.url):
+        elif self._forwarded.add(task.url, task.depth):
             self._outbox.append(task)
         else:
             self._stats.record_link(task.url, duplicate=True)
@@ -218,7 +221,10 @@ class DomainShardWorkflow:
         task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
+        """Nobody awaits a batch task, so its failure is kept here for the main loop to raise."""
         self._batches.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._fatal is None:
+            self._fatal = task.exception()
         self._dirty = True
 
     async def _fetch_robots(self, origin: str) -> None:
