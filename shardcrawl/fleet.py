@@ -14,11 +14,25 @@ from pathlib import Path
 from shardcrawl.config import Config
 from shardcrawl.devserver import DevServer
 
-__all__ = ["LocalFleet", "worker_command"]
+__all__ = ["LocalFleet", "stop_processes", "worker_command"]
 
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "worker"]
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: float = 30) -> None:
+    """SIGTERM each process we started (by PID) so workers can finish their batches, then wait;
+    SIGKILL whatever outlives the grace period."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 class LocalFleet:
@@ -65,15 +79,7 @@ class LocalFleet:
         )
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(self.processes)
         if self.server is not None:
             self.server.stop()
         self._tmp.cleanup()

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from shardcrawl.contracts import CrawlReport
 from shardcrawl.devserver import free_ports
+from shardcrawl.fleet import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,44 +35,8 @@ def wait_listening(port: int, timeout: float = 60) -> None:
     raise AssertionError(f"nothing listens on {port}")
 
 
-async def test_server_command_runs_a_persistent_server_with_ui(tmp_path, site_factory):
-    port, ui_port = free_ports(2)
-    db = tmp_path / "state" / "temporal.db"
+def start_server(port: int, ui_port: int, db: Path) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shardcrawl",
-            "server",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(ui_port),
-            "--db",
-            str(db),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_listening(port)
-        wait_listening(ui_port)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.0.1:{ui_port}/", timeout=10) as response:
-            assert response.status == 200
-        client = await Client.connect(f"127.0.0.1:{port}")
-        await client.start_workflow(
-            "CrawlWorkflow",
-            {"seeds": ["http://127.0.0.2/"]},
-            id="persisted",
-            task_queue="nobody-polls",
-        )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    assert db.exists() and db.stat().st_size > 0
-
-    again = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -87,14 +52,37 @@ async def test_server_command_runs_a_persistent_server_with_ui(tmp_path, site_fa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    wait_listening(port)
+    return server
+
+
+async def test_server_command_runs_a_persistent_server_with_ui(tmp_path):
+    port, ui_port = free_ports(2)
+    db = tmp_path / "state" / "temporal.db"
+    server = start_server(port, ui_port, db)
     try:
-        wait_listening(port)
+        wait_listening(ui_port)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{ui_port}/", timeout=10) as response:
+            assert response.status == 200
+        client = await Client.connect(f"127.0.0.1:{port}")
+        await client.start_workflow(
+            "CrawlWorkflow",
+            {"seeds": ["http://127.0.0.2/"]},
+            id="persisted",
+            task_queue="nobody-polls",
+        )
+    finally:
+        stop_processes([server])
+    assert db.exists() and db.stat().st_size > 0
+
+    again = start_server(port, ui_port, db)
+    try:
         client = await Client.connect(f"127.0.0.1:{port}")
         description = await client.get_workflow_handle("persisted").describe()
         assert description.workflow_type == "CrawlWorkflow", "state did not survive a restart"
     finally:
-        again.send_signal(signal.SIGTERM)
-        again.wait(timeout=30)
+        stop_processes([again])
 
 
 @pytest.mark.parametrize("command", [["worker.py"], ["-m", "shardcrawl", "worker"]])

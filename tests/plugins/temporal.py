@@ -7,7 +7,6 @@ processes (``python -m worker``) so that tests exercise what users run.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +18,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shardcrawl.devserver import DevServer
-from shardcrawl.fleet import worker_command
+from shardcrawl.fleet import stop_processes, worker_command
 
 
 @pytest.fixture(scope="session")
@@ -78,15 +77,7 @@ class Workers:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
 
 
 @pytest.fixture
