@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["DomainShardWorkflow"]
 
 # A worker that dies is noticed within HEARTBEAT_TIMEOUT and its batch runs elsewhere.
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 BATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

@@ -1,0 +1,137 @@
+"""Node loss: workers killed mid-batch, stopped gracefully, or all gone for a while, and the
+Temporal server killed and restarted. Every time the crawl completes with every reachable page
+in the output exactly once. Processes are real and killed by PID at random moments."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections import Counter
+from pathlib import Path
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from shardcrawl.devserver import DevServer, free_ports
+from shardcrawl.sites.graph import is_optional_url, reachable_pages
+from tests.helpers import read_items, start_crawl
+from tests.plugins.temporal import Workers
+
+MAX_DEPTH = 6
+KILLS = 3
+
+
+def crawl_spec(site, out: Path) -> dict:
+    return {
+        "seeds": [site.seed_url],
+        "allowed_domains": ["127.0.0.2", "127.0.0.3", "localhost"],
+        "max_depth": MAX_DEPTH,
+        "concurrency_per_host": 2,
+        "batch_size": 6,
+        "shards": 3,
+        "output": str(out),
+        "allow_private_networks": True,
+    }
+
+
+def assert_exactly_once(site, out: Path, crawl_id: str) -> None:
+    recorded = Counter(item["url"] for item in read_items(out, crawl_id))
+    twice = [u for u, n in recorded.items() if n > 1]
+    assert not twice, f"recorded twice: {twice[:5]}"
+    expected = set(reachable_pages(site.config, [site.seed_url], max_depth=MAX_DEPTH))
+    assert not expected - set(recorded), f"lost: {sorted(expected - set(recorded))[:5]}"
+    assert all(u in expected or is_optional_url(u) for u in recorded)
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    assert not leftovers, f"half-written objects left: {leftovers}"
+
+
+async def pid_running_a_batch(client: Client, crawl_id: str, shards: int, live: set[int]) -> int:
+    """The PID of a live worker that has a batch started right now (identity is pid@host).
+    A dead worker's batch shows as started until its heartbeat times out: those are skipped."""
+    while True:
+        for i in range(shards):
+            try:
+                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+            except RPCError:
+                continue  # not started yet
+            for pending in description.raw_description.pending_activities:
+                started = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                pid = int(pending.last_worker_identity.split("@", 1)[0] or 0)
+                if started and pending.activity_type.name == "crawl_batch" and pid in live:
+                    return pid
+        await asyncio.sleep(0.05)
+
+
+async def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
+    client, workers, task_queue, site_factory, tmp_path
+):
+    site = site_factory(pages_per_host=30, delay_ms=60)
+    out = tmp_path / "out"
+    workers.start(2)
+    handle = await start_crawl(client, crawl_spec(site, out), task_queue)
+    rng = random.Random()
+    for _ in range(KILLS):
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        live = {p.pid for p in workers.processes if p.poll() is None}
+        victim = await pid_running_a_batch(client, handle.id, 3, live)
+        process = next(p for p in workers.processes if p.pid == victim)
+        process.kill()  # SIGKILL, by PID
+        process.wait()
+        workers.start(1)
+    report = await asyncio.wait_for(handle.result(), timeout=240)
+    assert report.batch_retries >= KILLS, "killed batches were not run again"
+    assert_exactly_once(site, out, handle.id)
+
+
+async def test_graceful_stop_and_all_workers_gone_for_a_while(
+    client, workers, task_queue, site_factory, tmp_path
+):
+    site = site_factory(pages_per_host=30, delay_ms=60)
+    out = tmp_path / "out"
+    workers.start(2)
+    handle = await start_crawl(client, crawl_spec(site, out), task_queue)
+    rng = random.Random()
+    for _ in range(KILLS):
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        live = {p.pid for p in workers.processes if p.poll() is None}
+        victim = await pid_running_a_batch(client, handle.id, 3, live)
+        process = next(p for p in workers.processes if p.pid == victim)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        workers.start(1)
+    await asyncio.sleep(rng.uniform(0.2, 1.0))
+    for process in workers.processes:
+        process.kill()
+    await asyncio.sleep(3)  # nobody works on the crawl
+    workers.start(2)
+    await asyncio.wait_for(handle.result(), timeout=240)
+    assert_exactly_once(site, out, handle.id)
+
+
+async def test_temporal_server_killed_and_restarted(site_factory, tmp_path):
+    site = site_factory(pages_per_host=30, delay_ms=60)
+    out = tmp_path / "out"
+    port, ui_port = free_ports(2)
+    server = DevServer(port=port, ui_port=ui_port, db_file=tmp_path / "temporal.db", headless=True)
+    server.start()
+    fleet = Workers(server.address, "restarts", tmp_path)
+    try:
+        fleet.start(2)
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        handle = await start_crawl(client, crawl_spec(site, out), "restarts")
+        rng = random.Random()
+        for _ in range(KILLS):
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            status = (await handle.describe()).status
+            assert status == WorkflowExecutionStatus.RUNNING, "the crawl ended before the kill"
+            server.stop(kill=True)
+            await asyncio.sleep(rng.uniform(0.2, 1.0))
+            server.start()
+        await asyncio.wait_for(handle.result(), timeout=240)
+    finally:
+        fleet.stop()
+        server.stop()
+    assert_exactly_once(site, out, handle.id)
