@@ -69,7 +69,7 @@ def build_worker(client: Client, config: Config) -> Worker:
 
 
 async def run_worker(config: Config) -> None:
-    client = await connect(config)
+    client = await connect(config, wait_seconds=config.connect_wait_seconds)
     worker = build_worker(client, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -30,6 +32,7 @@ from shardcrawl.store import normalize_store_url
 __all__ = ["build_parser", "entrypoint", "exit_now", "main"]
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_ERROR = 0, 1, 2
+CANCEL_WAIT_SECONDS = 60
 _SPEC_FLAGS = {
     "allowed_domains": "allowed_domains",
     "max_pages": "max_pages",
@@ -165,8 +168,13 @@ async def _running(handle: CrawlHandle) -> bool:
     return await handle.execution_status() == WorkflowExecutionStatus.RUNNING
 
 
+async def _until_closed(handle: CrawlHandle) -> None:
+    while await _running(handle):
+        await asyncio.sleep(0.5)
+
+
 async def _final(handle: CrawlHandle) -> CrawlReport:
-    """The report of a completed crawl; CrawlNotCompleted (with any report) otherwise."""
+    """The report of a completed crawl; CrawlNotCompleted, with the reason, otherwise."""
     try:
         return await handle.wait()
     except WorkflowFailureError as exc:
@@ -183,7 +191,11 @@ async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str 
     try:
         await _watch(handle)
     except asyncio.CancelledError:
+        # Ctrl-C: cancel the crawl and give the workers (ours, for `run`) time to land its
+        # in-flight batches and write the report before they are stopped.
         await handle.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_until_closed(handle), timeout=CANCEL_WAIT_SECONDS)
         raise
     report = await _final(handle)
     console.print(report_table(report))
@@ -247,8 +259,7 @@ async def cmd_signal(args: argparse.Namespace) -> int:
         await handle.resume()
     else:
         await handle.cancel()
-        while await _running(handle):
-            await asyncio.sleep(0.5)
+        await _until_closed(handle)
     status = await handle.execution_status()
     print(
         f"{args.crawl_id}: {args.command} sent; workflow {status.name.lower() if status else '?'}"
@@ -271,16 +282,17 @@ def cmd_server(args: argparse.Namespace) -> int:
     from shardcrawl.devserver import DevServer
 
     server = DevServer(ip=args.ip, port=args.port, ui_port=args.ui_port, db_file=Path(args.db))
-    server.start()
-    print(f"Temporal at {server.address} (UI {server.ui_url}), state in {args.db}", flush=True)
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
         stop["now"] = True
 
+    # Before the server starts, so that a signal during start-up still stops it.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        server.start()
+        print(f"Temporal at {server.address} (UI {server.ui_url}), state in {args.db}", flush=True)
         while not stop["now"] and server.process and server.process.poll() is None:
             time.sleep(0.5)
     finally:
@@ -292,6 +304,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
     return worker.main()
+
+
+async def _cancel_on_sigterm(command: Coroutine[Any, Any, int]) -> int:
+    """SIGTERM ends a command like Ctrl-C does: cancelled, so that `run` cancels its crawl and
+    stops the server and workers it started instead of leaving them behind."""
+    task = asyncio.ensure_future(command)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return 130
 
 
 _ASYNC = {
@@ -313,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_server(args)
         if args.command == "worker":
             return cmd_worker(args)
-        return asyncio.run(_ASYNC[args.command](args))
+        return asyncio.run(_cancel_on_sigterm(_ASYNC[args.command](args)))
     except CrawlNotCompleted as exc:
         err_console.print(str(exc), highlight=False, markup=False)
         return EXIT_NOT_COMPLETED

@@ -71,7 +71,10 @@ class CrawlHandle:
         return await self._handle.result()
 
     async def report(self) -> CrawlReport | None:
-        """The final report, also of a cancelled crawl (None while it runs)."""
+        """The final report, also of a cancelled crawl (None while it runs). A completed
+        crawl's comes from its result, so no worker need be running."""
+        if await self.execution_status() == WorkflowExecutionStatus.COMPLETED:
+            return await self._handle.result()
         # The SDK types result_type as a class, but the pydantic converter takes any type.
         optional_report = cast(type, CrawlReport | None)
         return await self._handle.query("final_report", result_type=optional_report)

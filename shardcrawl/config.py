@@ -40,6 +40,9 @@ class Config(BaseSettings):
         description="S3-compatible endpoint (MinIO, moto); empty means AWS",
     )
     max_concurrent_batches: int = Field(default=32, ge=1, le=256)
+    connect_wait_seconds: float = Field(
+        default=120.0, ge=0.0, description="how long a starting worker waits for Temporal"
+    )
     log_level: str = Field(default="INFO")
 
     @classmethod

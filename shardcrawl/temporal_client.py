@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -11,18 +15,31 @@ from shardcrawl.errors import TemporalUnavailableError
 
 __all__ = ["connect"]
 
+log = logging.getLogger(__name__)
 
-async def connect(config: Config) -> Client:
-    """A client for the configured address and namespace, or a clear error if none answers."""
-    try:
-        return await Client.connect(
-            config.temporal_address,
-            namespace=config.temporal_namespace,
-            data_converter=pydantic_data_converter,
-        )
-    except (RPCError, RuntimeError, OSError) as exc:
-        raise TemporalUnavailableError(
-            f"no Temporal server answers at {config.temporal_address} "
-            f"(namespace {config.temporal_namespace!r}): {exc}. Start one with "
-            "`shardcrawl server`, or set TEMPORAL_ADDRESS."
-        ) from None
+
+async def connect(config: Config, *, wait_seconds: float = 0.0) -> Client:
+    """A client for the configured address and namespace, or a clear error if none answers.
+
+    With ``wait_seconds``, a server that is not up yet (restarting, or started alongside the
+    workers) is retried with backoff for that long; the CLI fails at once instead.
+    """
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.25
+    while True:
+        try:
+            return await Client.connect(
+                config.temporal_address,
+                namespace=config.temporal_namespace,
+                data_converter=pydantic_data_converter,
+            )
+        except (RPCError, RuntimeError, OSError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise TemporalUnavailableError(
+                    f"no Temporal server answers at {config.temporal_address} "
+                    f"(namespace {config.temporal_namespace!r}): {exc}. Start one with "
+                    "`shardcrawl server`, or set TEMPORAL_ADDRESS."
+                ) from None
+            log.warning("Temporal at %s not answering, retrying: %s", config.temporal_address, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

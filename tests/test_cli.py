@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -164,3 +166,61 @@ async def test_run_starts_its_own_server_and_workers(site_factory, tmp_path):
     assert report["status"] == "completed"
     assert report["pages_fetched"] == len(read_items(out, crawl_id)) > 10
     assert "pages fetched" in result.stdout
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``, from /proc."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = (task / "children").read_text().split()
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_sigterm_to_run_leaves_no_process_behind(site_factory, tmp_path):
+    site = site_factory(ips=("127.0.0.4",), pages_per_host=40, delay_ms=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHARDCRAWL_", "TEMPORAL_"))}
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shardcrawl",
+            "run",
+            site.seed_url,
+            "--out",
+            str(tmp_path),
+            "--workers",
+            "2",
+            "--allow-private-networks",
+            "--concurrency-per-host",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert run.stdout is not None
+    for line in run.stdout:
+        if line.startswith("crawl id: "):
+            break
+    started = descendants(run.pid)
+    assert len(started) >= 3, "expected the dev server and two workers"
+    run.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(run.wait, 90) == 130
+    await asyncio.sleep(1)
+    assert not [pid for pid in started if alive(pid)], "processes outlived `shardcrawl run`"

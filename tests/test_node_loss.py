@@ -116,10 +116,11 @@ async def test_temporal_server_killed_and_restarted(site_factory, tmp_path):
     out = tmp_path / "out"
     port, ui_port = free_ports(2)
     server = DevServer(port=port, ui_port=ui_port, db_file=tmp_path / "temporal.db", headless=True)
-    server.start()
     fleet = Workers(server.address, "restarts", tmp_path)
     try:
-        fleet.start(2)
+        fleet.start(2)  # before the server: workers wait for it to answer
+        await asyncio.sleep(1)
+        server.start()
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)
         handle = await start_crawl(client, crawl_spec(site, out), "restarts")
         rng = random.Random()
