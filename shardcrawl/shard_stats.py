@@ -17,17 +17,23 @@ class ShardStats:
     def __init__(self) -> None:
         self.totals = ShardTotals()
         self.hosts: dict[str, HostStats] = {}
+        self._fetched_hosts: set[str] = set()
 
     def host(self, url: str) -> HostStats:
         name = urls.hostname(url)
         stats = self.hosts.get(name)
         if stats is None:
             stats = self.hosts[name] = HostStats()
-            self.totals.hosts = len(self.hosts)
         return stats
+
+    def _fetched_from(self, url: str) -> None:
+        """Count a host once, where it is fetched: another shard may hold link counts for it."""
+        self._fetched_hosts.add(urls.hostname(url))
+        self.totals.hosts = len(self._fetched_hosts)
 
     def record_outcome(self, outcome: FetchOutcome) -> None:
         host = self.host(outcome.url)
+        self._fetched_from(outcome.url)
         if outcome.error == "robots_disallowed":
             host.robots_disallowed += 1
             self.totals.robots_disallowed += 1

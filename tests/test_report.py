@@ -154,6 +154,18 @@ def test_shard_stats_hosts_keyed_by_host_name_without_port() -> None:
     assert stats.totals.hosts == 2
 
 
+def test_hosts_count_where_they_are_fetched_not_where_links_to_them_are_seen() -> None:
+    stats = ShardStats()
+    stats.record_link("http://elsewhere.example/x", duplicate=True)
+    assert stats.totals.hosts == 0
+    stats.record_outcome(FetchOutcome(url="http://mine.example/a", status=200))
+    stats.record_outcome(FetchOutcome(url="http://mine.example/b", error="robots_disallowed"))
+    stats.record_outcome(FetchOutcome(url="http://mine.example/c", status=404))
+    stats.record_outcome(FetchOutcome(url="http://meta.example/", error="forbidden_address"))
+    stats.record_outcome(FetchOutcome(url="http://meta.example/x", error="forbidden_address"))
+    assert stats.totals.hosts == 2
+
+
 # -- build_report --------------------------------------------------------------------------------
 
 
