@@ -9,6 +9,7 @@ import random
 import signal
 from collections import Counter
 from pathlib import Path
+from subprocess import Popen
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -65,6 +66,14 @@ async def pid_running_a_batch(client: Client, crawl_id: str, shards: int, live: 
         await asyncio.sleep(0.05)
 
 
+async def worker_in_a_batch(client: Client, workers: Workers, crawl_id: str) -> Popen[bytes]:
+    """After a random pause, a live worker process that is running a batch right now."""
+    await asyncio.sleep(random.uniform(0.2, 1.5))
+    live = {p.pid for p in workers.processes if p.poll() is None}
+    victim = await pid_running_a_batch(client, crawl_id, 3, live)
+    return next(p for p in workers.processes if p.pid == victim)
+
+
 async def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
     client, workers, task_queue, site_factory, tmp_path
 ):
@@ -72,14 +81,10 @@ async def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
     out = tmp_path / "out"
     workers.start(2)
     handle = await start_crawl(client, crawl_spec(site, out), task_queue)
-    rng = random.Random()
     for _ in range(KILLS):
-        await asyncio.sleep(rng.uniform(0.2, 1.5))
-        live = {p.pid for p in workers.processes if p.poll() is None}
-        victim = await pid_running_a_batch(client, handle.id, 3, live)
-        process = next(p for p in workers.processes if p.pid == victim)
+        process = await worker_in_a_batch(client, workers, handle.id)
         process.kill()  # SIGKILL, by PID
-        process.wait()
+        await asyncio.to_thread(process.wait, 30)
         workers.start(1)
     report = await asyncio.wait_for(handle.result(), timeout=240)
     assert report.batch_retries >= KILLS, "killed batches were not run again"
@@ -93,16 +98,12 @@ async def test_graceful_stop_and_all_workers_gone_for_a_while(
     out = tmp_path / "out"
     workers.start(2)
     handle = await start_crawl(client, crawl_spec(site, out), task_queue)
-    rng = random.Random()
     for _ in range(KILLS):
-        await asyncio.sleep(rng.uniform(0.2, 1.5))
-        live = {p.pid for p in workers.processes if p.poll() is None}
-        victim = await pid_running_a_batch(client, handle.id, 3, live)
-        process = next(p for p in workers.processes if p.pid == victim)
+        process = await worker_in_a_batch(client, workers, handle.id)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
         workers.start(1)
-    await asyncio.sleep(rng.uniform(0.2, 1.0))
+    await asyncio.sleep(random.uniform(0.2, 1.0))
     for process in workers.processes:
         process.kill()
     await asyncio.sleep(3)  # nobody works on the crawl
