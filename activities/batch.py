@@ -17,12 +17,19 @@ from activities.robots import RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
-from shardcrawl.contracts import BatchRequest, BatchResult, FetchOutcome, Link, UrlTask
+from shardcrawl.contracts import (
+    NOT_FETCHED,
+    ROBOTS_DISALLOWED,
+    BatchRequest,
+    BatchResult,
+    FetchOutcome,
+    Link,
+    UrlTask,
+)
 from shardcrawl.scrapy_settings import batch_settings
 
 __all__ = ["BatchActivities", "page_record"]
 
-ROBOTS_DISALLOWED = "robots_disallowed"
 _BASE_FIELDS = ("url", "status", "depth", "fetched_at")
 
 
@@ -118,7 +125,7 @@ class BatchActivities:
         pages = list(capture.pages.values())
         for page in pages:
             if page.status is None and page.error is None:
-                page.error = "not_fetched"
+                page.error = NOT_FETCHED
 
         key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
         records = [page_record(p) for p in pages if p.status is not None]

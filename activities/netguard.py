@@ -9,10 +9,9 @@ import socket
 import time
 
 from shardcrawl import urls
+from shardcrawl.contracts import FORBIDDEN_ADDRESS
 
 __all__ = ["AddressGuard"]
-
-FORBIDDEN = "forbidden_address"
 
 
 class AddressGuard:
@@ -23,14 +22,14 @@ class AddressGuard:
         self._cache: dict[str, tuple[float, list[str]]] = {}
 
     async def refusal(self, host: str, *, allow_private_networks: bool) -> str | None:
-        """``"forbidden_address"`` if any address of ``host`` is off limits, else None.
+        """``FORBIDDEN_ADDRESS`` if any address of ``host`` is off limits, else None.
 
         A name that does not resolve passes: Scrapy then records the DNS failure per URL.
         """
         addresses = await self._resolve(host)
         for address in addresses:
             if urls.is_forbidden_ip(address, allow_private_networks=allow_private_networks):
-                return FORBIDDEN
+                return FORBIDDEN_ADDRESS
         return None
 
     async def _resolve(self, host: str) -> list[str]:

@@ -18,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from shardcrawl import urls
 
 __all__ = [
+    "BATCH_FAILED",
+    "FORBIDDEN_ADDRESS",
+    "NOT_FETCHED",
+    "ROBOTS_DISALLOWED",
+    "ROBOTS_FETCH_FAILED",
     "BatchRequest",
     "BatchResult",
     "CrawlProgress",
@@ -40,6 +45,14 @@ __all__ = [
 ]
 
 DEFAULT_USER_AGENT = "shardcrawl/0.1 (+https://github.com/shardcrawl/shardcrawl)"
+
+# Failure classes that shardcrawl itself decides (Scrapy's network failures are classified in
+# activities/batch_capture.py). The first three are not requests: nothing was sent.
+ROBOTS_DISALLOWED = "robots_disallowed"
+FORBIDDEN_ADDRESS = "forbidden_address"
+NOT_FETCHED = "not_fetched"
+BATCH_FAILED = "batch_failed"
+ROBOTS_FETCH_FAILED = "robots_fetch_failed"
 
 
 class _Model(BaseModel):

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from shardcrawl import urls
-from shardcrawl.contracts import FetchOutcome, HostStats, ShardTotals
+from shardcrawl.contracts import (
+    FORBIDDEN_ADDRESS,
+    NOT_FETCHED,
+    ROBOTS_DISALLOWED,
+    FetchOutcome,
+    HostStats,
+    ShardTotals,
+)
 
 __all__ = ["BLOCK_STATUSES", "ShardStats"]
 
 BLOCK_STATUSES = frozenset({403, 429})
-_NOT_A_REQUEST = frozenset({"robots_disallowed", "forbidden_address", "not_fetched"})
+_NOT_A_REQUEST = frozenset({ROBOTS_DISALLOWED, FORBIDDEN_ADDRESS, NOT_FETCHED})
 
 
 class ShardStats:
@@ -34,7 +41,7 @@ class ShardStats:
     def record_outcome(self, outcome: FetchOutcome) -> None:
         host = self.host(outcome.url)
         self._fetched_from(outcome.url)
-        if outcome.error == "robots_disallowed":
+        if outcome.error == ROBOTS_DISALLOWED:
             host.robots_disallowed += 1
             self.totals.robots_disallowed += 1
             return

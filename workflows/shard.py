@@ -18,6 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from shardcrawl import urls
     from shardcrawl.contracts import (
+        BATCH_FAILED,
+        ROBOTS_FETCH_FAILED,
         BatchRequest,
         BatchResult,
         Enqueue,
@@ -247,7 +249,7 @@ class DomainShardWorkflow:
             )
         except ActivityError as exc:
             workflow.logger.warning("robots.txt of %s not fetched: %s", origin, exc.cause)
-            result = RobotsResult(error="robots_fetch_failed")
+            result = RobotsResult(error=ROBOTS_FETCH_FAILED)
         self._robots[origin] = result
 
     async def _run_batch(self, origin: str, lease: Lease, tasks: list[UrlTask]) -> None:
@@ -284,7 +286,7 @@ class DomainShardWorkflow:
             workflow.logger.warning("batch %s lost: %s", request.batch_id, exc.cause)
             result = BatchResult(
                 batch_id=request.batch_id,
-                outcomes=[FetchOutcome(url=t.url, error="batch_failed") for t in tasks],
+                outcomes=[FetchOutcome(url=t.url, error=BATCH_FAILED) for t in tasks],
                 links=[],
                 items_key="",
                 items_written=0,
