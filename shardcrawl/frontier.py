@@ -30,6 +30,7 @@ class Frontier:
 
     def __init__(self) -> None:
         self._queues: dict[str, list[_Entry]] = {}
+        self._counts: dict[str, int] = {}
         self._pending: dict[int, UrlTask] = {}
         self._seen: set[int] = set()
         self._seq = 0
@@ -46,6 +47,8 @@ class Frontier:
         self._seen.add(fp)
         self._pending[fp] = task
         self._push(task, fp)
+        origin = urls.origin(task.url)
+        self._counts[origin] = self._counts.get(origin, 0) + 1
         return True
 
     def mark_seen(self, url: str) -> None:
@@ -63,8 +66,11 @@ class Frontier:
                 continue
             del self._pending[entry.fp]
             out.append(task)
+        if out:
+            self._counts[origin] -= len(out)
         if not self._live(origin):
             self._queues.pop(origin, None)
+            self._counts.pop(origin, None)
         return out
 
     def origins(self) -> list[str]:
@@ -76,8 +82,7 @@ class Frontier:
         return len(self._pending)
 
     def queued_at(self, origin: str) -> int:
-        heap = self._queues.get(origin, [])
-        return sum(1 for e in heap if self._is_current(e))
+        return self._counts.get(origin, 0)
 
     def seen_count(self) -> int:
         return len(self._seen)
@@ -87,6 +92,7 @@ class Frontier:
         tasks = list(self._pending.values())
         self._pending.clear()
         self._queues.clear()
+        self._counts.clear()
         return tasks
 
     def _push(self, task: UrlTask, fp: int) -> None:

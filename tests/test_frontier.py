@@ -298,3 +298,24 @@ def test_recent_set_takes_a_url_again_at_a_smaller_depth_only():
     assert not recent.add("http://a/1", 6)
     assert recent.add("http://a/1", 2), "a shallower path must reach the owner"
     assert not recent.add("http://a/1", 2)
+
+
+def test_queued_at_counts_stay_exact_through_offers_depth_moves_and_pops():
+    rng = random.Random(7)
+    frontier = Frontier()
+    origins = [f"http://h{i}.example" for i in range(4)]
+    seen: set[str] = set()
+    queued: dict[str, set[str]] = {o: set() for o in origins}
+    for _ in range(3000):
+        origin = rng.choice(origins)
+        if rng.random() < 0.7:
+            url = f"{origin}/p/{rng.randrange(300)}"
+            frontier.offer(UrlTask(url=url, depth=rng.randrange(6)))
+            if url not in seen:
+                seen.add(url)
+                queued[origin].add(url)
+        else:
+            for task in frontier.pop(origin, rng.randrange(1, 6)):
+                queued[origin].remove(task.url)
+        assert [frontier.queued_at(o) for o in origins] == [len(queued[o]) for o in origins]
+    assert sum(len(q) for q in queued.values()) == frontier.queued()
