@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from shardcrawl.contracts import CrawlProgress
+from shardcrawl.client import CrawlHandle
 from shardcrawl.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report
 
@@ -111,20 +111,25 @@ async def test_pause_resume_and_cancel(client, cli_env, workers, site_factory, t
     )
     crawl_id = started.stdout.strip().splitlines()[-1]
     handle = client.get_workflow_handle(crawl_id)
+    live = CrawlHandle(client, handle)  # shard counters by query, as `shardcrawl status` reads
 
     async def pages() -> int:
-        return (await handle.query("progress", result_type=CrawlProgress)).totals.pages
+        return (await live.status()).totals.pages
 
     while await pages() < 3:
         await asyncio.sleep(0.2)
     assert (await shardcrawl("pause", crawl_id, env=cli_env())).returncode == 0
-    await asyncio.sleep(1.5)  # in-flight batches (2 pages, 0.3 s) finish
-    paused_at = await pages()
+    while (await live.status()).totals.in_flight_batches:
+        await asyncio.sleep(0.1)  # batches started before the pause land
+    await asyncio.sleep(0.3)  # the site flushes its log every 0.1 s
+    requests_at_pause = len(site.requests())
     await asyncio.sleep(1.5)
-    assert await pages() == paused_at, "batches started while paused"
-    assert (await handle.query("progress", result_type=CrawlProgress)).state == "paused"
+    assert len(site.requests()) == requests_at_pause, "requests were sent while paused"
+    progress = await live.status()
+    assert progress.state == "paused" and progress.totals.in_flight_batches == 0
 
     assert (await shardcrawl("resume", crawl_id, env=cli_env())).returncode == 0
+    paused_at = progress.totals.pages
     while await pages() < paused_at + 3:
         await asyncio.sleep(0.2)
 

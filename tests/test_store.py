@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-import shardcrawl.store as store_module
+import shardcrawl.store.s3 as s3_store_module
 from shardcrawl.errors import ShardcrawlError, StoreError
 from shardcrawl.store import (
     TMP_PREFIX,
@@ -293,7 +293,7 @@ def test_s3_unreachable_endpoint_is_a_store_error(
     aws_test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2)
-    monkeypatch.setattr(store_module, "_CLIENT_CONFIG", fast)
+    monkeypatch.setattr(s3_store_module, "_CLIENT_CONFIG", fast)
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     store = S3Store("bucket", endpoint_url=endpoint)
     with pytest.raises(StoreError) as info:
@@ -348,7 +348,7 @@ def test_s3_secret_in_error_text_is_redacted(
     store = S3Store("bucket", endpoint_url="http://127.0.0.1:1")
 
     def leaky_put(key: str, data: bytes) -> None:
-        raise store_module.botocore.exceptions.BotoCoreError(msg=f"oops {secret}")
+        raise s3_store_module.botocore.exceptions.BotoCoreError(msg=f"oops {secret}")
 
     monkeypatch.setattr(store, "_write", leaky_put)
     with pytest.raises(StoreError) as info:

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -39,6 +40,9 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["CrawlWorkflow"]
 
 ADMIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+# A cancel surfaces as asyncio's CancelledError at most awaits, but as Temporal's when it cuts
+# off an operation in flight (e.g. "Signal was cancelled before being sent").
+CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 
 
 @workflow.defn(name="CrawlWorkflow")
@@ -98,9 +102,30 @@ class CrawlWorkflow:
                 )
                 self._fail_on_ended_shard(shards)
                 await self._coordinate(shards, seeds=False)
-        except asyncio.CancelledError:
+        except CANCELLED:
             status = "cancelled"
         self._state = "finishing"
+        while True:
+            try:
+                report = await self._wind_down(spec, shards, status)
+                break
+            except CANCELLED:
+                # A cancel can also arrive while winding down (say, just after the crawl
+                # completed); winding down is idempotent, so it starts again as a cancel.
+                status = "cancelled"
+        self._final_report = report
+        self._state = status
+        if status == "cancelled":
+            raise asyncio.CancelledError()
+        return report
+
+    async def _wind_down(
+        self,
+        spec: CrawlSpec,
+        shards: list[ChildWorkflowHandle[DomainShardWorkflow, ShardResult]],
+        status: str,
+    ) -> CrawlReport:
+        """Stop the shards, collect their results and write the report."""
         cancel = status == "cancelled"
         await asyncio.gather(
             *(shard.signal(DomainShardWorkflow.finish, cancel) for shard in shards)
@@ -110,7 +135,7 @@ class CrawlWorkflow:
             crawl_id=self._crawl_id,
             status=status,  # type: ignore[arg-type]
             output=spec.output,
-            started_at=self._started_at,
+            started_at=self._started_at or workflow.now(),
             finished_at=workflow.now(),
             results=results,
         )
@@ -120,10 +145,6 @@ class CrawlWorkflow:
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=ADMIN_RETRY,
         )
-        self._final_report = report
-        self._state = status
-        if cancel:
-            raise asyncio.CancelledError()
         return report
 
     async def _start_shard(
