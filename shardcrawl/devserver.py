@@ -141,16 +141,42 @@ class DevServer:
                     f"the Temporal dev server exited with {self.process.returncode}: "
                     f"{self._log_tail()}"
                 )
-            try:
-                with socket.create_connection((self.ip, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
+            if self._listening() and self._healthy():
+                return
+            time.sleep(0.2)
         self.stop()
         raise TemporalUnavailableError(
             f"the Temporal dev server did not listen on {self.address} in "
             f"{timeout_seconds:.0f}s: {self._log_tail()}"
         )
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection((self.ip, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def _healthy(self) -> bool:
+        """The port opens before the frontend serves ("Frontend is not healthy yet"): ready
+        means the health check says SERVING and the default namespace answers."""
+        checks = [
+            ["operator", "cluster", "health"],
+            ["operator", "namespace", "describe", "--namespace", "default"],
+        ]
+        for check in checks:
+            try:
+                result = subprocess.run(
+                    [temporal_binary(), *check, "--address", self.address],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
+            except subprocess.TimeoutExpired:
+                return False
+            if result.returncode != 0:
+                return False
+        return True
 
     def _log_tail(self) -> str:
         try:
