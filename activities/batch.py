@@ -104,10 +104,15 @@ class BatchActivities:
             spidercls = self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:
             raise ApplicationError(str(exc), type="UnknownSpider", non_retryable=True) from exc
+        # Every URL of a batch is on its origin's host: the address check is one per batch.
+        address_refusal = await self._guard.refusal(
+            urls.hostname(request.origin),
+            allow_private_networks=request.fetch.allow_private_networks,
+        )
         refused: dict[str, str] = {}
         to_fetch: list[UrlTask] = []
         for task in request.urls:
-            reason = await self._refusal(request, task)
+            reason = await self._robots_refusal(request, task) or address_refusal
             if reason:
                 refused[task.url] = reason
             else:
@@ -143,13 +148,11 @@ class BatchActivities:
             attempt=activity.info().attempt,
         )
 
-    async def _refusal(self, request: BatchRequest, task: UrlTask) -> str | None:
+    async def _robots_refusal(self, request: BatchRequest, task: UrlTask) -> str | None:
         if request.robots_disallow_all:
             return ROBOTS_DISALLOWED
         if request.robots_key and not await self._robots.allows(
             request.output, request.robots_key, task.url, request.fetch.user_agent
         ):
             return ROBOTS_DISALLOWED
-        return await self._guard.refusal(
-            urls.hostname(task.url), allow_private_networks=request.fetch.allow_private_networks
-        )
+        return None
