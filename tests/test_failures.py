@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shardcrawl.sites.process import free_port
+from shardcrawl.devserver import free_port
 from tests.helpers import read_items, start_crawl
 from tests.nasty_site import NastySite
 
@@ -12,7 +12,7 @@ MAX_REDIRECTS = 3
 
 
 async def test_failures_are_recorded_and_the_crawl_completes(client, workers, task_queue, tmp_path):
-    refused = f"http://127.0.0.9:{free_port('127.0.0.9', also=())}"
+    refused = f"http://127.0.0.9:{free_port('127.0.0.9')}"
     out = tmp_path / "out"
     workers.start(1)
     with NastySite("127.0.0.6", refused) as site:

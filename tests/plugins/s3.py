@@ -7,7 +7,6 @@ code path, endpoint handling and error translation that talk to MinIO or AWS.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+
+from shardcrawl.devserver import free_port
 
 __all__ = ["aws_test_env", "moto_s3_endpoint", "s3_bucket"]
 
@@ -36,12 +37,6 @@ _ISOLATED_AWS_VARS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers_http(url: str) -> bool:
@@ -92,7 +87,7 @@ def moto_s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Output goes to a log file, not a pipe: moto logs every request and an unread
     pipe would eventually block the server.
     """
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("moto") / "moto-server.log"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
