@@ -9,10 +9,13 @@ moves up to that depth, so the depth limit cuts the shortest path, not the first
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shardcrawl import urls
 from shardcrawl.contracts import UrlTask
+from shardcrawl.fingerprints import FingerprintSet
 
 __all__ = ["Frontier", "RecentSet"]
 
@@ -32,38 +35,46 @@ class Frontier:
         self._queues: dict[str, list[_Entry]] = {}
         self._counts: dict[str, int] = {}
         self._pending: dict[int, UrlTask] = {}
-        self._seen: set[int] = set()
+        self._seen = FingerprintSet()
         self._seq = 0
 
     def offer(self, task: UrlTask) -> bool:
         """Queue a canonical URL; False if it was seen before (a duplicate)."""
         fp = urls.fingerprint(task.url)
-        if fp in self._seen:
+        if not self._seen.add(fp):
             queued = self._pending.get(fp)
             if queued is not None and task.depth < queued.depth:
                 self._pending[fp] = task
                 self._push(task, fp)
             return False
-        self._seen.add(fp)
+        self._queue(task, fp)
+        return True
+
+    def _queue(self, task: UrlTask, fp: int) -> None:
         self._pending[fp] = task
         self._push(task, fp)
         origin = urls.origin(task.url)
         self._counts[origin] = self._counts.get(origin, 0) + 1
-        return True
 
     def mark_seen(self, url: str) -> None:
         """Record a URL as taken without queueing it (e.g. a redirect's final URL)."""
         self._seen.add(urls.fingerprint(url))
 
-    def pop(self, origin: str, count: int) -> list[UrlTask]:
-        """Up to ``count`` URLs of one origin, shallowest first."""
+    def pop(self, origin: str, count: int, max_url_bytes: int | None = None) -> list[UrlTask]:
+        """Up to ``count`` URLs of one origin, shallowest first, and (if given) no more than
+        ``max_url_bytes`` of URL text beyond the first, so a batch always fits one payload."""
         heap = self._queues.get(origin, [])
         out: list[UrlTask] = []
+        size = 0
         while heap and len(out) < count:
-            entry = heapq.heappop(heap)
-            task = self._pending.get(entry.fp)
-            if task is None or task.depth != entry.depth:
+            task = self._pending.get(heap[0].fp)
+            if task is None or task.depth != heap[0].depth:
+                heapq.heappop(heap)
                 continue
+            size += len(task.url)
+            if out and max_url_bytes is not None and size > max_url_bytes:
+                break
+            entry = heapq.heappop(heap)
             del self._pending[entry.fp]
             out.append(task)
         if out:
@@ -86,6 +97,32 @@ class Frontier:
 
     def seen_count(self) -> int:
         return len(self._seen)
+
+    def seen_bytes(self) -> bytes:
+        return self._seen.to_bytes()
+
+    def seen_memory_bytes(self) -> int:
+        return self._seen.memory_bytes()
+
+    def export(self) -> list[list[Any]]:
+        """What is queued, in pop order per origin, as compact records for a checkpoint."""
+        records = []
+        for heap in self._queues.values():
+            for entry in sorted(heap):
+                task = self._pending.get(entry.fp)
+                if task is not None and task.depth == entry.depth:
+                    records.append([task.url, task.depth, task.priority, task.redirects])
+        return records
+
+    def restore_seen(self, data: bytes) -> None:
+        """Load a ``seen_bytes`` dump (whole: one merge, not one per segment)."""
+        self._seen.update_from_bytes(data)
+
+    def restore_queued(self, records: Iterable[list[Any]]) -> None:
+        """Queue ``export`` records again; their URLs are already in the restored seen-set."""
+        for url, depth, priority, redirects in records:
+            task = UrlTask(url=url, depth=depth, priority=priority, redirects=redirects)
+            self._queue(task, urls.fingerprint(url))
 
     def drain(self) -> list[UrlTask]:
         """Everything still queued, for reports when the crawl stops early."""

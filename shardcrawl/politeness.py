@@ -65,6 +65,15 @@ class Politeness:
         budget = self._hosts.get(host)
         return budget.in_use if budget else 0
 
+    def resting(self, now: float) -> dict[str, float]:
+        """Hosts that may not take a lease before a time still to come (for a checkpoint)."""
+        return {h: b.not_before for h, b in self._hosts.items() if b.not_before > now}
+
+    def rest(self, host: str, until: float) -> None:
+        """Restore a rest from a checkpoint."""
+        budget = self._hosts.setdefault(host, _Budget())
+        budget.not_before = max(budget.not_before, until)
+
     def ready_at(self, host: str) -> float:
         """When the host may take its next lease (0 if it has no rest pending)."""
         budget = self._hosts.get(host)

@@ -33,6 +33,15 @@ class ShardStats:
             stats = self.hosts[name] = HostStats()
         return stats
 
+    def restore(self, totals: ShardTotals, hosts: dict[str, HostStats]) -> None:
+        """Continue from a checkpoint's counters."""
+        self.totals = totals.model_copy()
+        self.hosts = dict(hosts)
+        # Every host with an outcome has one of these counted (see record_outcome).
+        self._fetched_hosts = {
+            name for name, h in hosts.items() if h.pages or h.failures or h.robots_disallowed
+        }
+
     def _fetched_from(self, url: str) -> None:
         """Count a host once, where it is fetched: another shard may hold link counts for it."""
         self._fetched_hosts.add(urls.hostname(url))
