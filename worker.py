@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.admin import AdminActivities
 from activities.batch import BatchActivities
+from activities.checkpoint import CheckpointActivities
 from activities.netguard import AddressGuard
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
@@ -52,6 +53,7 @@ def build_worker(client: Client, config: Config) -> Worker:
     batch = BatchActivities(runtime=runtime, stores=stores, guard=guard, robots=RobotsRules(stores))
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
+    checkpoint = CheckpointActivities(stores=stores)
     return Worker(
         client,
         task_queue=config.task_queue,
@@ -61,6 +63,9 @@ def build_worker(client: Client, config: Config) -> Worker:
             robots.fetch_robots,
             admin.prepare_crawl,
             admin.write_report,
+            checkpoint.save_segment,
+            checkpoint.load_segment,
+            checkpoint.delete_segments,
         ],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=config.max_concurrent_batches,

@@ -11,8 +11,10 @@ from temporalio.exceptions import ApplicationError
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
 from shardcrawl import layout
-from shardcrawl.contracts import PrepareRequest, ReportRequest
+from shardcrawl.contracts import CrawlReport, HostStats, PrepareRequest, ReportRequest
 from shardcrawl.errors import StoreError
+from shardcrawl.report import ShardPart, build_report, trim_hosts
+from shardcrawl.segments import unpack_records
 
 __all__ = ["AdminActivities"]
 
@@ -36,9 +38,46 @@ class AdminActivities:
             raise ApplicationError(str(exc), type="StoreUnavailable", non_retryable=True) from exc
 
     @activity.defn(name="write_report")
-    async def write_report(self, request: ReportRequest) -> str:
-        report = request.report
-        key = layout.report_key(report.crawl_id)
+    async def write_report(self, request: ReportRequest) -> CrawlReport:
+        """Merge the shards' per-host stats from the store into report.json, drop the crawl's
+        claim-check state, and return the report with its busiest hosts only (history keeps
+        it). A retry after the state is gone returns the report already written."""
+        key = layout.report_key(request.crawl_id)
+        try:
+            parts = [await self._shard_part(request, i) for i in range(len(request.shards))]
+        except _SegmentGone:
+            written = await self._stores.get_bytes(request.output, key)
+            if written is None:
+                raise
+            return trim_hosts(CrawlReport.model_validate_json(written))
+        report = build_report(
+            crawl_id=request.crawl_id,
+            status=request.status,
+            output=request.output,
+            started_at=request.started_at,
+            finished_at=request.finished_at,
+            results=parts,
+        )
         body = json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
-        await self._stores.put(report.output, key, body.encode("utf-8"))
-        return key
+        await self._stores.put(request.output, key, body.encode("utf-8"))
+        store = self._stores.get(request.output)
+        for state_key in await asyncio.to_thread(
+            store.list_keys, layout.state_prefix(request.crawl_id)
+        ):
+            await asyncio.to_thread(store.delete, state_key)
+        return trim_hosts(report)
+
+    async def _shard_part(self, request: ReportRequest, index: int) -> ShardPart:
+        result = request.shards[index]
+        hosts: dict[str, HostStats] = {}
+        for segment_key in result.hosts_segments:
+            data = await self._stores.get_bytes(request.output, segment_key)
+            if data is None:
+                raise _SegmentGone(f"state segment {segment_key!r} is missing")
+            for name, stats in unpack_records(data):
+                hosts[name] = HostStats.model_validate(stats)
+        return ShardPart(totals=result.totals, hosts=hosts, unfetched=result.unfetched)
+
+
+class _SegmentGone(StoreError):
+    """A shard's stored stats are gone: a report was written and its state dropped before."""

@@ -25,8 +25,10 @@ from shardcrawl.contracts import (
     FetchOutcome,
     Link,
     UrlTask,
+    payload_bytes,
 )
 from shardcrawl.scrapy_settings import batch_settings
+from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
 __all__ = ["BatchActivities", "page_record"]
 
@@ -139,7 +141,7 @@ class BatchActivities:
 
         outcomes = [FetchOutcome(url=u, error=why) for u, why in refused.items()]
         outcomes += [_outcome(p) for p in pages]
-        return BatchResult(
+        result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
             links=_links(pages),
@@ -147,6 +149,19 @@ class BatchActivities:
             items_written=len(records),
             attempt=activity.info().attempt,
         )
+        return await self._spill_if_large(request, result)
+
+    async def _spill_if_large(self, request: BatchRequest, result: BatchResult) -> BatchResult:
+        """A result too large for one payload (many links per page) goes to the store in
+        segments that the shard reads back one payload at a time."""
+        if payload_bytes(result) <= INLINE_PAYLOAD_BYTES:
+            return result
+        keys = []
+        for part, segment in enumerate(pack_batch_result(result.outcomes, result.links)):
+            key = layout.batch_segment_key(request.crawl_id, request.batch_id, part)
+            await self._stores.put(request.output, key, segment)
+            keys.append(key)
+        return result.model_copy(update={"outcomes": [], "links": [], "segments": keys})
 
     async def _robots_refusal(self, request: BatchRequest, task: UrlTask) -> str | None:
         if request.robots_disallow_all:

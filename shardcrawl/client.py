@@ -109,7 +109,9 @@ class CrawlClient:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=CrawlReport,
         )
-        return CrawlHandle(self.client, handle)
+        # By id alone, not pinned to the first run: the crawl continues as new as it grows,
+        # and signals or queries to a closed run fail or answer stale.
+        return self.get(handle.id)
 
     def get(self, crawl_id: str) -> CrawlHandle:
         return CrawlHandle(

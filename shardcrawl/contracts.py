@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import to_json
 
 from shardcrawl import urls
 
@@ -25,6 +26,7 @@ __all__ = [
     "ROBOTS_FETCH_FAILED",
     "BatchRequest",
     "BatchResult",
+    "CrawlCheckpoint",
     "CrawlProgress",
     "CrawlReport",
     "CrawlSpec",
@@ -37,11 +39,18 @@ __all__ = [
     "ReportRequest",
     "RobotsRequest",
     "RobotsResult",
+    "SegmentData",
+    "SegmentDelete",
+    "SegmentRead",
+    "SegmentWrite",
+    "ShardCheckpoint",
+    "ShardFailure",
     "ShardInput",
     "ShardReport",
     "ShardResult",
     "ShardTotals",
     "UrlTask",
+    "payload_bytes",
 ]
 
 DEFAULT_USER_AGENT = "shardcrawl/0.1 (+https://github.com/shardcrawl/shardcrawl)"
@@ -57,6 +66,11 @@ ROBOTS_FETCH_FAILED = "robots_fetch_failed"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def payload_bytes(value: BaseModel) -> int:
+    """The size of a model as the pydantic data converter puts it in history (JSON bytes)."""
+    return len(to_json(value))
 
 
 class CrawlSpec(_Model):
@@ -90,6 +104,12 @@ class CrawlSpec(_Model):
     download_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     user_agent: str = Field(default=DEFAULT_USER_AGENT, min_length=1)
     obey_robots_txt: bool = True
+    history_events_per_run: int = Field(
+        default=10_000,
+        ge=100,
+        le=40_000,
+        description="a workflow run continues as new once its history has this many events",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -233,7 +253,8 @@ class Link(_Model):
 
 
 class BatchResult(_Model):
-    """Page metadata, links and failures of a batch; never bodies."""
+    """Page metadata, links and failures of a batch; never bodies. A result too large for one
+    payload leaves ``outcomes`` and ``links`` empty and names the store segments holding them."""
 
     batch_id: str
     outcomes: list[FetchOutcome]
@@ -241,6 +262,7 @@ class BatchResult(_Model):
     items_key: str
     items_written: int
     attempt: int = 1
+    segments: list[str] = Field(default_factory=list)
 
 
 class HostStats(_Model):
@@ -275,13 +297,11 @@ class ShardTotals(_Model):
     queued: int = 0
     hosts: int = 0
     seen: int = 0
-
-
-class ShardInput(_Model):
-    crawl_id: str
-    shard: int
-    shard_count: int
-    spec: CrawlSpec
+    # Not sums: the crawl shows the largest of its shards' (see report.MAX_FIELDS).
+    history_length: int = Field(default=0, description="events in the current run's history")
+    largest_payload_bytes: int = 0
+    continued_as_new: int = Field(default=0, description="runs before the current one")
+    seen_set_bytes: int = Field(default=0, description="memory held by the seen-set")
 
 
 class Enqueue(_Model):
@@ -305,11 +325,71 @@ class ShardReport(_Model):
     totals: ShardTotals = Field(default_factory=ShardTotals)
 
 
+class ShardCheckpoint(_Model):
+    """A shard's state handed to its next run: small fields inline, the rest as segment keys."""
+
+    generation: int
+    processed_seq: int
+    credits: int
+    paused: bool
+    batch_seq: int
+    totals: ShardTotals
+    seen_segments: list[str]
+    frontier_segments: list[str]
+    hosts_segments: list[str]
+    robots_segments: list[str]
+    resting: dict[str, float] = Field(
+        default_factory=dict, description="host -> workflow time before which it may not lease"
+    )
+    pending: list[Enqueue] = Field(
+        default_factory=list, description="messages received while saving, not yet applied"
+    )
+
+
+class ShardInput(_Model):
+    crawl_id: str
+    shard: int
+    shard_count: int
+    spec: CrawlSpec
+    checkpoint: ShardCheckpoint | None = None
+
+
 class ShardResult(_Model):
+    """A finished shard's counters; its per-host stats are in the store (``hosts_segments``)."""
+
     shard: int
     totals: ShardTotals
-    hosts: dict[str, HostStats]
+    hosts_segments: list[str]
     unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
+
+
+class ShardFailure(_Model):
+    """Shard to parent, just before the shard fails: the parent cannot watch a shard started
+    by an earlier run of itself, so the shard says so."""
+
+    shard: int
+    message: str
+
+
+class CrawlCheckpoint(_Model):
+    """The crawl workflow's state handed to its next run (small: a few entries per shard)."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    generation: int
+    started_at: datetime
+    reports: list[bytes] = Field(
+        description="the shards' last reports as segments.pack_records segments, inline: "
+        "compressed, so a thousand shards' counters still fit one payload"
+    )
+    sent_seq: dict[int, int]
+    granted_at_seq: dict[int, int]
+    pending_urls: dict[int, list[UrlTask]]
+    pending_credits: dict[int, int]
+    credits_left: int
+    paused: bool
+    pause_changed: bool
+    largest_payload_bytes: int
 
 
 class CrawlProgress(_Model):
@@ -325,7 +405,9 @@ class CrawlProgress(_Model):
     credits_left: int = 0
     totals: ShardTotals = Field(default_factory=ShardTotals)
     shards: list[ShardTotals] = Field(default_factory=list)
-    history_length: int = 0
+    history_length: int = Field(default=0, description="events in the crawl workflow's run")
+    continued_as_new: int = Field(default=0, description="the crawl workflow's earlier runs")
+    largest_payload_bytes: int = Field(default=0, description="crawl workflow's largest payload")
 
 
 class CrawlReport(_Model):
@@ -356,7 +438,43 @@ class CrawlReport(_Model):
     unfetched: int
     pages_per_second: float
     hosts: dict[str, HostStats]
+    hosts_omitted: int = Field(
+        default=0, description="hosts left out here for size; report.json lists every host"
+    )
 
 
 class ReportRequest(_Model):
-    report: CrawlReport
+    """Everything the report needs; per-host stats are read from the shards' segments."""
+
+    crawl_id: str
+    status: Literal["completed", "cancelled"]
+    output: str
+    started_at: datetime
+    finished_at: datetime
+    shards: list[ShardResult]
+
+
+class SegmentWrite(_Model):
+    """One claim-check segment to store (at most ``segments.SEGMENT_BYTES``)."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    output: str
+    key: str
+    data: bytes
+
+
+class SegmentRead(_Model):
+    output: str
+    key: str
+
+
+class SegmentData(_Model):
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    data: bytes
+
+
+class SegmentDelete(_Model):
+    output: str
+    prefix: str

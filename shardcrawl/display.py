@@ -28,7 +28,11 @@ def progress_table(progress: CrawlProgress) -> Table:
         ("hosts", str(t.hosts)),
         ("pages/s", f"{progress.pages_per_second:.1f}"),
         ("elapsed", f"{progress.elapsed_seconds:.1f} s"),
-        ("history events (crawl workflow)", str(progress.history_length)),
+        ("seen-set memory", f"{t.seen_set_bytes / 1e6:.1f} MB ({t.seen} URLs)"),
+        ("history events, crawl run", str(progress.history_length)),
+        ("history events, longest shard run", str(t.history_length)),
+        ("largest payload", f"{max(t.largest_payload_bytes, progress.largest_payload_bytes):,} B"),
+        ("continue-as-new (crawl + shards)", str(progress.continued_as_new + t.continued_as_new)),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -71,6 +75,7 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Table:
             f"  {host}",
             f"{stats.pages} pages, {stats.failures} failures, {stats.duplicates} dup links",
         )
-    if len(report.hosts) > max_hosts:
-        table.add_row("  ...", f"{len(report.hosts) - max_hosts} more hosts in report.json")
+    more = len(report.hosts) - min(len(report.hosts), max_hosts) + report.hosts_omitted
+    if more:
+        table.add_row("  ...", f"{more} more hosts in report.json")
     return table

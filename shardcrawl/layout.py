@@ -3,13 +3,23 @@
 ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
 ID/report.json                the crawl's final stats
 ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
+ID/state/...                  claim-check segments of workflow state (see shardcrawl.segments)
 """
 
 from __future__ import annotations
 
 from shardcrawl import urls
 
-__all__ = ["items_key", "items_prefix", "report_key", "robots_key"]
+__all__ = [
+    "batch_segment_key",
+    "items_key",
+    "items_prefix",
+    "report_key",
+    "robots_key",
+    "shard_state_key",
+    "shard_state_prefix",
+    "state_prefix",
+]
 
 
 def items_prefix(crawl_id: str) -> str:
@@ -27,3 +37,23 @@ def report_key(crawl_id: str) -> str:
 
 def robots_key(crawl_id: str, origin: str) -> str:
     return f"{crawl_id}/robots/{urls.origin_key(origin)}.txt"
+
+
+def shard_state_prefix(crawl_id: str, shard: int, generation: int) -> str:
+    """One run's saved state; the next run deletes its predecessor's once it has loaded it."""
+    return f"{state_prefix(crawl_id)}shard-{shard:04d}/g{generation:06d}/"
+
+
+def shard_state_key(crawl_id: str, shard: int, generation: int, kind: str, part: int) -> str:
+    """Deterministic, so a retried save rewrites the same object."""
+    return f"{shard_state_prefix(crawl_id, shard, generation)}{kind}-{part:05d}.bin"
+
+
+def batch_segment_key(crawl_id: str, batch_id: str, part: int) -> str:
+    """Where a batch result too large for a payload leaves its outcomes and links."""
+    return f"{state_prefix(crawl_id)}batches/{batch_id}/{part:05d}.bin"
+
+
+def state_prefix(crawl_id: str) -> str:
+    """All of a crawl's claim-check state, deleted once its report is written."""
+    return f"{crawl_id}/state/"

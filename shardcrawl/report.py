@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shardcrawl.contracts import CrawlReport, HostStats, ShardResult, ShardTotals
+from shardcrawl.contracts import CrawlReport, HostStats, ShardTotals
 
-__all__ = ["build_report", "sum_totals"]
+__all__ = [
+    "MAX_FIELDS",
+    "REPORT_HOSTS_INLINE",
+    "ShardPart",
+    "build_report",
+    "sum_totals",
+    "trim_hosts",
+]
+
+MAX_FIELDS = frozenset({"history_length", "largest_payload_bytes"})
+"""Totals that are a run's own size, so the crawl's is the largest shard's, not a sum."""
+
+REPORT_HOSTS_INLINE = 100
+"""Hosts kept in the report that travels through history; report.json has every host."""
+
+
+@dataclass(frozen=True)
+class ShardPart:
+    """One shard's share of the report, with its per-host stats read back from the store."""
+
+    totals: ShardTotals
+    hosts: dict[str, HostStats]
+    unfetched: int = 0
 
 
 def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
     total = ShardTotals()
     for part in parts:
         for name in ShardTotals.model_fields:
-            setattr(total, name, getattr(total, name) + getattr(part, name))
+            mine, theirs = getattr(total, name), getattr(part, name)
+            setattr(total, name, max(mine, theirs) if name in MAX_FIELDS else mine + theirs)
     return total
 
 
@@ -45,7 +69,7 @@ def build_report(
     output: str,
     started_at: datetime,
     finished_at: datetime,
-    results: list[ShardResult],
+    results: list[ShardPart],
 ) -> CrawlReport:
     totals = sum_totals([r.totals for r in results])
     hosts: dict[str, HostStats] = {}
@@ -84,4 +108,14 @@ def build_report(
         unfetched=sum(r.unfetched for r in results),
         pages_per_second=round(totals.pages / elapsed, 3),
         hosts=dict(sorted(hosts.items())),
+    )
+
+
+def trim_hosts(report: CrawlReport, keep: int = REPORT_HOSTS_INLINE) -> CrawlReport:
+    """The report with only its ``keep`` busiest hosts, small enough for a workflow result."""
+    if len(report.hosts) <= keep:
+        return report
+    busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))[:keep]
+    return report.model_copy(
+        update={"hosts": dict(sorted(busiest)), "hosts_omitted": len(report.hosts) - keep}
     )

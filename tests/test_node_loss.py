@@ -35,6 +35,8 @@ def crawl_spec(site, out: Path) -> dict:
         "shards": 3,
         "output": str(out),
         "allow_private_networks": True,
+        # Runs continue as new often, so losses also hit checkpoints and fresh runs.
+        "history_events_per_run": 150,
     }
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shardcrawl.contracts import CrawlReport, FetchOutcome, HostStats, ShardResult, ShardTotals
-from shardcrawl.report import build_report, sum_totals
+from shardcrawl.contracts import CrawlReport, FetchOutcome, HostStats, ShardTotals
+from shardcrawl.report import MAX_FIELDS, ShardPart, build_report, sum_totals, trim_hosts
 from shardcrawl.shard_stats import ShardStats
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -67,11 +67,11 @@ def shard_one() -> ShardStats:
     return stats
 
 
-def result(shard: int, stats: ShardStats, unfetched: int = 0) -> ShardResult:
-    return ShardResult(shard=shard, totals=stats.totals, hosts=stats.hosts, unfetched=unfetched)
+def result(shard: int, stats: ShardStats, unfetched: int = 0) -> ShardPart:
+    return ShardPart(totals=stats.totals, hosts=stats.hosts, unfetched=unfetched)
 
 
-def report(results: list[ShardResult], finished: datetime = FINISHED) -> CrawlReport:
+def report(results: list[ShardPart], finished: datetime = FINISHED) -> CrawlReport:
     return build_report(
         crawl_id="crawl-x",
         status="completed",
@@ -290,11 +290,21 @@ def test_report_of_nothing_has_zero_rates() -> None:
     assert empty.hosts == {}
 
 
-def test_sum_totals_adds_every_counter() -> None:
+def test_sum_totals_adds_every_counter_and_keeps_the_largest_run_size() -> None:
     one = ShardTotals(**{name: 1 for name in ShardTotals.model_fields})
     two = ShardTotals(**{name: 2 for name in ShardTotals.model_fields})
     total = sum_totals([one, two])
-    assert all(getattr(total, name) == 3 for name in ShardTotals.model_fields)
+    assert set(ShardTotals.model_fields) >= MAX_FIELDS
+    for name in ShardTotals.model_fields:
+        assert getattr(total, name) == (2 if name in MAX_FIELDS else 3), name
+
+
+def test_trim_hosts_keeps_the_busiest_and_counts_the_rest(crawl_report: CrawlReport) -> None:
+    assert trim_hosts(crawl_report, keep=len(crawl_report.hosts)) is crawl_report
+    trimmed = trim_hosts(crawl_report, keep=1)
+    busiest = max(crawl_report.hosts.items(), key=lambda kv: kv[1].requests)
+    assert trimmed.hosts == dict([busiest])
+    assert trimmed.hosts_omitted == len(crawl_report.hosts) - 1
 
 
 def test_report_does_not_mutate_shard_results() -> None:

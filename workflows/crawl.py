@@ -4,6 +4,11 @@ page credits, decides when the crawl is done, and writes the report.
 The crawl is done when every shard reports idle after applying every message sent to it and
 no message waits to be sent. Shards only get work from the parent, and a shard sends its
 forwarded links before it reports idle (signals are awaited), so this cannot end a crawl early.
+
+Both this workflow and its shards continue as new as their histories grow, so everything
+between them goes by workflow id, never by run: the shards are started with the ABANDON
+parent-close policy (Temporal applies a parent-close policy when a parent continues as new),
+send their results and failures by signal, and are cancelled explicitly when the crawl fails.
 """
 
 from __future__ import annotations
@@ -16,24 +21,30 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
-from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from shardcrawl import urls
     from shardcrawl.contracts import (
+        CrawlCheckpoint,
         CrawlProgress,
         CrawlReport,
         CrawlSpec,
         Enqueue,
         PrepareRequest,
         ReportRequest,
+        ShardFailure,
         ShardInput,
         ShardReport,
         ShardResult,
         UrlTask,
+        payload_bytes,
     )
     from shardcrawl.errors import SpecError
-    from shardcrawl.report import build_report, sum_totals
+    from shardcrawl.report import sum_totals
+    from shardcrawl.segments import pack_records, unpack_records
     from shardcrawl.spec import parse_spec
     from workflows.shard import DomainShardWorkflow
 
@@ -43,12 +54,19 @@ ADMIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempt
 # A cancel surfaces as asyncio's CancelledError at most awaits, but as Temporal's when it cuts
 # off an operation in flight (e.g. "Signal was cancelled before being sent").
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
+# URLs per enqueue message: each message stays one small payload.
+MAX_ENQUEUE_URLS = 1000
 
 
 @workflow.defn(name="CrawlWorkflow")
 class CrawlWorkflow:
-    def __init__(self) -> None:
-        self._crawl_id = ""
+    @workflow.init
+    def __init__(
+        self, spec_input: dict[str, Any], checkpoint: CrawlCheckpoint | None = None
+    ) -> None:
+        """Runs before any signal handler: a shard's report can arrive with a new run's first
+        task, and must find the spec and the previous run's state in place."""
+        self._crawl_id = workflow.info().workflow_id
         self._state: str = "starting"
         self._spec: CrawlSpec | None = None
         self._started_at: datetime | None = None
@@ -62,52 +80,57 @@ class CrawlWorkflow:
         self._pause_changed = False
         self._dirty = False
         self._final_report: CrawlReport | None = None
+        self._results: dict[int, ShardResult] = {}
+        self._failure: ShardFailure | None = None
+        self._shards: list[ExternalWorkflowHandle[DomainShardWorkflow]] = []
+        self._generation = 0
+        self._events_at_start = 0
+        self._largest_payload = 0
+        self._spec_error: str | None = None
+        try:
+            self._spec = parse_spec(spec_input)
+        except SpecError as exc:
+            self._spec_error = str(exc)
+            return
+        if checkpoint is not None:
+            self._restore(checkpoint)
 
     @workflow.run
-    async def run(self, spec_input: dict[str, Any]) -> CrawlReport:
+    async def run(
+        self, spec_input: dict[str, Any], checkpoint: CrawlCheckpoint | None = None
+    ) -> CrawlReport:
         """Takes the spec as a plain mapping so that bad input fails the workflow with a
-        message naming the field, instead of failing the workflow task forever."""
-        try:
-            spec = parse_spec(spec_input)
-        except SpecError as exc:
-            raise ApplicationError(str(exc), type="InvalidCrawlSpec", non_retryable=True) from None
-        self._spec = spec
-        self._crawl_id = workflow.info().workflow_id
-        self._started_at = workflow.now()
-        self._credits_left = spec.max_pages
-
-        await workflow.execute_activity(
-            "prepare_crawl",
-            PrepareRequest(crawl_id=self._crawl_id, spider=spec.spider, output=spec.output),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=ADMIN_RETRY,
-        )
-        shards = [await self._start_shard(spec, i) for i in range(spec.shards)]
+        message naming the field, instead of failing the workflow task forever. A later run
+        also gets the state of the run before it."""
+        if self._spec is None:
+            raise ApplicationError(
+                self._spec_error or "no spec", type="InvalidCrawlSpec", non_retryable=True
+            )
+        spec = self._spec
+        self._shards = [
+            workflow.get_external_workflow_handle_for(DomainShardWorkflow.run, self._shard_id(i))
+            for i in range(spec.shards)
+        ]
+        if checkpoint is None:
+            await self._begin(spec)
         self._state = "running"
-        for seed in spec.seeds:
-            owner = urls.shard_of(urls.origin(seed), spec.shards)
-            self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
-        # Credits ride along with the seeds, saving the shards a round trip to ask for them.
-        for owner in sorted(self._pending_urls):
-            grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
-            self._credits_left -= grant
-            self._pending_credits[owner] = grant
+        self._events_at_start = workflow.info().get_current_history_length()
 
         status = "completed"
         try:
-            await self._coordinate(shards, seeds=True)
+            await self._coordinate(seeds=checkpoint is None)
             while not self._done():
-                await workflow.wait_condition(
-                    lambda: self._dirty or any(shard.done() for shard in shards)
-                )
-                self._fail_on_ended_shard(shards)
-                await self._coordinate(shards, seeds=False)
+                if self._should_continue_as_new():
+                    await self._continue_as_new(spec_input)
+                await workflow.wait_condition(lambda: self._dirty or self._failure is not None)
+                await self._fail_on_failed_shard()
+                await self._coordinate(seeds=False)
         except CANCELLED:
             status = "cancelled"
         self._state = "finishing"
         while True:
             try:
-                report = await self._wind_down(spec, shards, status)
+                report = await self._wind_down(spec, status)
                 break
             except CANCELLED:
                 # A cancel can also arrive while winding down (say, just after the crawl
@@ -119,55 +142,158 @@ class CrawlWorkflow:
             raise asyncio.CancelledError()
         return report
 
-    async def _wind_down(
-        self,
-        spec: CrawlSpec,
-        shards: list[ChildWorkflowHandle[DomainShardWorkflow, ShardResult]],
-        status: str,
-    ) -> CrawlReport:
+    async def _begin(self, spec: CrawlSpec) -> None:
+        """The first run: check the crawl can run, start the shards, queue the seeds."""
+        self._started_at = workflow.now()
+        self._credits_left = spec.max_pages
+        await workflow.execute_activity(
+            "prepare_crawl",
+            PrepareRequest(crawl_id=self._crawl_id, spider=spec.spider, output=spec.output),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=ADMIN_RETRY,
+        )
+        # Shards get their URLs by message: their spec need not carry every seed (a spec may
+        # list many), only the allowed domains the seeds imply.
+        shard_spec = spec.model_copy(
+            update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
+        )
+        for index in range(spec.shards):
+            self._sent_seq[index] = 0
+            shard_input = ShardInput(
+                crawl_id=self._crawl_id, shard=index, shard_count=spec.shards, spec=shard_spec
+            )
+            self._note_payload(shard_input)
+            await workflow.start_child_workflow(
+                DomainShardWorkflow.run,
+                shard_input,
+                id=self._shard_id(index),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        for seed in spec.seeds:
+            owner = urls.shard_of(urls.origin(seed), spec.shards)
+            self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
+        # Credits ride along with the seeds, saving the shards a round trip to ask for them.
+        for owner in sorted(self._pending_urls):
+            grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
+            self._credits_left -= grant
+            self._pending_credits[owner] = grant
+
+    def _shard_id(self, index: int) -> str:
+        return f"{self._crawl_id}/shard-{index}"
+
+    def _note_payload(self, message: BaseModel) -> None:
+        self._largest_payload = max(self._largest_payload, payload_bytes(message))
+
+    async def _wind_down(self, spec: CrawlSpec, status: str) -> CrawlReport:
         """Stop the shards, collect their results and write the report."""
         cancel = status == "cancelled"
         await asyncio.gather(
-            *(shard.signal(DomainShardWorkflow.finish, cancel) for shard in shards)
+            *(
+                shard.signal(DomainShardWorkflow.finish, cancel)
+                for index, shard in enumerate(self._shards)
+                if index not in self._results
+            )
         )
-        results: list[ShardResult] = list(await asyncio.gather(*shards))
-        report = build_report(
+        await workflow.wait_condition(
+            lambda: len(self._results) == spec.shards or self._failure is not None
+        )
+        await self._fail_on_failed_shard()
+        request = ReportRequest(
             crawl_id=self._crawl_id,
             status=status,  # type: ignore[arg-type]
             output=spec.output,
             started_at=self._started_at or workflow.now(),
             finished_at=workflow.now(),
-            results=results,
+            shards=[self._results[i] for i in sorted(self._results)],
         )
-        await workflow.execute_activity(
+        self._note_payload(request)
+        report = await workflow.execute_activity(
             "write_report",
-            ReportRequest(report=report),
-            start_to_close_timeout=timedelta(seconds=60),
+            request,
+            result_type=CrawlReport,
+            start_to_close_timeout=timedelta(seconds=120),
             retry_policy=ADMIN_RETRY,
         )
+        self._note_payload(report)
         return report
 
-    async def _start_shard(
-        self, spec: CrawlSpec, index: int
-    ) -> ChildWorkflowHandle[DomainShardWorkflow, ShardResult]:
-        self._sent_seq[index] = 0
-        return await workflow.start_child_workflow(
-            DomainShardWorkflow.run,
-            ShardInput(crawl_id=self._crawl_id, shard=index, shard_count=spec.shards, spec=spec),
-            id=f"{self._crawl_id}/shard-{index}",
-            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+    # -- continue-as-new -------------------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        assert self._spec is not None
+        info = workflow.info()
+        grown = info.get_current_history_length() - self._events_at_start
+        limit = self._spec.history_events_per_run
+        return grown >= limit or (info.is_continue_as_new_suggested() and grown >= limit // 4)
+
+    async def _continue_as_new(self, spec_input: dict[str, Any]) -> None:
+        """Send what waits to be sent, then hand the (small) state to the next run. Nothing
+        awaits between reading the state and continuing, so no signal falls in between."""
+        for _ in range(3):
+            if not (self._pending_urls or self._pending_credits or self._pause_changed):
+                break
+            await self._coordinate(seeds=False)
+        checkpoint = CrawlCheckpoint(
+            generation=self._generation + 1,
+            started_at=self._started_at or workflow.now(),
+            reports=list(
+                pack_records(r.model_dump(mode="json") for _, r in sorted(self._reports.items()))
+            ),
+            sent_seq=self._sent_seq,
+            granted_at_seq=self._granted_at_seq,
+            pending_urls=self._pending_urls,
+            pending_credits=self._pending_credits,
+            credits_left=self._credits_left,
+            paused=self._paused,
+            pause_changed=self._pause_changed,
+            largest_payload_bytes=self._largest_payload,
         )
+        self._note_payload(checkpoint)
+        workflow.continue_as_new(args=[spec_input, checkpoint])
+
+    def _restore(self, checkpoint: CrawlCheckpoint) -> None:
+        self._generation = checkpoint.generation
+        self._started_at = checkpoint.started_at
+        for segment in checkpoint.reports:
+            for record in unpack_records(segment):
+                report = ShardReport.model_validate(record)
+                self._reports[report.shard] = report
+        self._sent_seq = dict(checkpoint.sent_seq)
+        self._granted_at_seq = dict(checkpoint.granted_at_seq)
+        self._pending_urls = {k: list(v) for k, v in checkpoint.pending_urls.items()}
+        self._pending_credits = dict(checkpoint.pending_credits)
+        self._credits_left = checkpoint.credits_left
+        self._paused = checkpoint.paused
+        self._pause_changed = checkpoint.pause_changed
+        self._largest_payload = max(self._largest_payload, checkpoint.largest_payload_bytes)
 
     # -- signals and queries ---------------------------------------------------------------------
 
     @workflow.signal
     def shard_report(self, report: ShardReport) -> None:
         assert self._spec is not None
-        self._reports[report.shard] = report
+        self._note_payload(report)
+        # Forwards are routed now; only the counters are kept (they go to the next run).
+        self._reports[report.shard] = report.model_copy(update={"forwards": []})
         self._credits_left += report.returned_credits
         for task in report.forwards:
             owner = urls.shard_of(urls.origin(task.url), self._spec.shards)
             self._pending_urls.setdefault(owner, []).append(task)
+        self._dirty = True
+
+    @workflow.signal
+    def shard_finished(self, result: ShardResult) -> None:
+        self._note_payload(result)
+        self._results[result.shard] = result
+        self._reports.setdefault(
+            result.shard, ShardReport(shard=result.shard, processed_seq=0, idle=True)
+        ).totals = result.totals
+        self._dirty = True
+
+    @workflow.signal
+    def shard_failed(self, failure: ShardFailure) -> None:
+        if self._failure is None:
+            self._failure = failure
         self._dirty = True
 
     @workflow.signal
@@ -202,27 +328,28 @@ class CrawlWorkflow:
             totals=totals,
             shards=shards,
             history_length=workflow.info().get_current_history_length(),
+            continued_as_new=self._generation,
+            largest_payload_bytes=self._largest_payload,
         )
 
-    @staticmethod
-    def _fail_on_ended_shard(
-        shards: list[ChildWorkflowHandle[DomainShardWorkflow, ShardResult]],
-    ) -> None:
-        """A shard ends only when told to; one that ended otherwise failed, and so does the
-        crawl, instead of waiting for its reports forever."""
-        for shard in shards:
-            if shard.done():
-                cause = shard.exception() if not shard.cancelled() else None
-                root = cause
-                while root is not None and getattr(root, "cause", None) is not None:
-                    root = root.cause  # type: ignore[attr-defined]
-                kind = getattr(root, "type", None) or type(root).__name__
-                why = f"{kind}: {root}" if root is not None else "cancelled"
-                raise ApplicationError(
-                    f"shard {shard.id} ended before the crawl did: {why}",
-                    type="ShardFailed",
-                    non_retryable=True,
-                ) from cause
+    async def _fail_on_failed_shard(self) -> None:
+        """A shard that failed fails the crawl, instead of leaving it waiting for reports;
+        the other shards are cancelled, as the ABANDON policy would leave them running."""
+        failure = self._failure
+        if failure is None:
+            return
+        others = [
+            shard.cancel()
+            for index, shard in enumerate(self._shards)
+            if index != failure.shard and index not in self._results
+        ]
+        # A shard that closed meanwhile cannot be cancelled; that is fine.
+        await asyncio.gather(*others, return_exceptions=True)
+        raise ApplicationError(
+            f"shard {self._shard_id(failure.shard)} failed: {failure.message}",
+            type="ShardFailed",
+            non_retryable=True,
+        )
 
     @workflow.query
     def final_report(self) -> CrawlReport | None:
@@ -245,9 +372,8 @@ class CrawlWorkflow:
             self._credits_left -= grant
             self._pending_credits[index] = grant
 
-    async def _coordinate(
-        self, shards: list[ChildWorkflowHandle[DomainShardWorkflow, ShardResult]], *, seeds: bool
-    ) -> None:
+    async def _coordinate(self, *, seeds: bool) -> None:
+        shards = self._shards
         self._dirty = False
         if self._pause_changed:
             self._pause_changed = False
@@ -261,11 +387,20 @@ class CrawlWorkflow:
             credits = self._pending_credits.pop(index, 0)
             if not tasks and not credits:
                 continue
-            self._sent_seq[index] += 1
-            if credits:
-                self._granted_at_seq[index] = self._sent_seq[index]
-            message = Enqueue(seq=self._sent_seq[index], urls=tasks, credits=credits, seeds=seeds)
-            sends.append(shards[index].signal(DomainShardWorkflow.enqueue, message))
+            # Several messages if many URLs wait; the shard applies them in seq order.
+            for start in range(0, max(len(tasks), 1), MAX_ENQUEUE_URLS):
+                self._sent_seq[index] += 1
+                if credits:
+                    self._granted_at_seq[index] = self._sent_seq[index]
+                message = Enqueue(
+                    seq=self._sent_seq[index],
+                    urls=tasks[start : start + MAX_ENQUEUE_URLS],
+                    credits=credits,
+                    seeds=seeds,
+                )
+                credits = 0
+                self._note_payload(message)
+                sends.append(shards[index].signal(DomainShardWorkflow.enqueue, message))
         await asyncio.gather(*sends)
 
     def _done(self) -> bool:

@@ -3,20 +3,31 @@
 The shard takes URLs and page credits from its parent (``enqueue``), cuts per-origin batches
 within each host's budget, runs ``crawl_batch`` activities, dedups what comes back and sends
 links owned by other shards, its idleness and its counters to the parent (``shard_report``).
+
+Before its history grows large it continues as new: it stops dispatching, lets its batches
+land, writes its seen-set, frontier, per-host counters and robots results to the store as
+segments (a claim-check: history holds only their keys), and hands the keys, its small
+counters and any message that arrived meanwhile to its next run. When told to finish, it
+stores its per-host counters the same way and signals its result to the parent, which may
+itself be a later run than the one that started the shard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from shardcrawl import urls
+    from pydantic import BaseModel
+
+    from shardcrawl import layout, urls
     from shardcrawl.contracts import (
         BATCH_FAILED,
         ROBOTS_FETCH_FAILED,
@@ -25,16 +36,31 @@ with workflow.unsafe.imports_passed_through():
         Enqueue,
         FetchOptions,
         FetchOutcome,
+        HostStats,
         RobotsRequest,
         RobotsResult,
+        SegmentData,
+        SegmentDelete,
+        SegmentRead,
+        SegmentWrite,
+        ShardCheckpoint,
+        ShardFailure,
         ShardInput,
         ShardReport,
         ShardResult,
         ShardTotals,
         UrlTask,
+        payload_bytes,
     )
     from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.politeness import Lease, Politeness
+    from shardcrawl.segments import (
+        INLINE_PAYLOAD_BYTES,
+        pack_fingerprints,
+        pack_records,
+        unpack_batch_result,
+        unpack_records,
+    )
     from shardcrawl.shard_stats import ShardStats
 
 __all__ = ["DomainShardWorkflow"]
@@ -54,6 +80,14 @@ CANCEL_GRACE = timedelta(seconds=30)
 # Foreign URLs this shard remembers having forwarded, so a link seen on many pages crosses to
 # its owner once, not once per page. Only an optimisation: the owner still dedups everything.
 FORWARDED_MEMORY = 200_000
+SEGMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+SEGMENT_TIMEOUT = timedelta(seconds=60)
+# Forwarded URLs per report, and URL text per batch: each message stays one small payload.
+MAX_FORWARDS_PER_REPORT = 1000
+MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
+CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 
 
 def _batch_timeout(request: BatchRequest) -> timedelta:
@@ -64,7 +98,10 @@ def _batch_timeout(request: BatchRequest) -> timedelta:
 
 @workflow.defn(name="DomainShardWorkflow")
 class DomainShardWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, shard: ShardInput) -> None:
+        """Runs before any signal handler, so a signal that arrives with a new run's first
+        task already sees the checkpoint's counters and flags (and wins over them)."""
         self._inbox: dict[int, Enqueue] = {}
         self._processed_seq = 0
         self._credits = 0
@@ -81,10 +118,24 @@ class DomainShardWorkflow:
         self._batch_seq = 0
         self._last_report: tuple[object, ...] | None = None
         self._fatal: BaseException | None = None
+        self._draining = False
+        self._generation = 0
+        self._events_at_start = 0
+        self._largest_payload = 0
+        self._input = shard
+        self._spec = shard.spec
+        self._politeness = Politeness(
+            max_concurrency=shard.spec.concurrency_per_host,
+            delay_seconds=shard.spec.delay_seconds,
+        )
+        self._note_payload(shard)
+        if shard.checkpoint is not None:
+            self._restore_counters(shard.checkpoint)
 
     @workflow.signal
     def enqueue(self, message: Enqueue) -> None:
         """Idempotent: a message is applied once, in ``seq`` order."""
+        self._note_payload(message)
         if message.seq > self._processed_seq:
             self._inbox[message.seq] = message
             self._dirty = True
@@ -106,14 +157,8 @@ class DomainShardWorkflow:
 
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
-        self._input = shard
-        self._spec = shard.spec
         self._fetch = FetchOptions.from_spec(shard.spec)
         self._domains = shard.spec.effective_allowed_domains()
-        self._politeness = Politeness(
-            max_concurrency=shard.spec.concurrency_per_host,
-            delay_seconds=shard.spec.delay_seconds,
-        )
         parent = workflow.info().parent
         if parent is None:
             raise ApplicationError(
@@ -121,8 +166,24 @@ class DomainShardWorkflow:
                 type="NotAChild",
                 non_retryable=True,
             )
+        # By workflow id alone: the parent may have continued as new since it started us.
         self._parent = workflow.get_external_workflow_handle(parent.workflow_id)
+        try:
+            if shard.checkpoint is not None:
+                await self._restore_segments(shard.checkpoint)
+            self._events_at_start = workflow.info().get_current_history_length()
+            result = await self._crawl()
+        except CANCELLED:
+            raise
+        except Exception as exc:
+            # A parent run that did not start this shard cannot see it fail: tell it.
+            failure = ShardFailure(shard=shard.shard, message=f"{type(exc).__name__}: {exc}")
+            await self._parent.signal("shard_failed", failure)
+            raise
+        await self._parent.signal("shard_finished", result)
+        return result
 
+    async def _crawl(self) -> ShardResult:
         while True:
             self._dirty = False
             if self._fatal is not None:
@@ -132,15 +193,22 @@ class DomainShardWorkflow:
             await self._report()
             if self._finish:
                 break
+            if self._should_continue_as_new():
+                self._draining = True
+                if not self._batches:
+                    await self._continue_as_new()
+                    continue
             # A timeout means a resting host may take a lease now.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         await self._land_in_flight()
-
+        hosts = await self._save_segments(
+            "final", "hosts", self._host_records(), generation=self._generation + 1
+        )
         return ShardResult(
-            shard=shard.shard,
+            shard=self._input.shard,
             totals=self._totals(),
-            hosts=self._stats.hosts,
+            hosts_segments=hosts,
             unfetched=self._frontier.queued(),
         )
 
@@ -189,7 +257,7 @@ class DomainShardWorkflow:
     # -- outgoing batches ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        if self._paused or self._finish:
+        if self._paused or self._finish or self._draining:
             return
         now = workflow.now().timestamp()
         for origin in self._frontier.origins():
@@ -213,7 +281,11 @@ class DomainShardWorkflow:
                 )
                 if lease is None:
                     break
-                tasks = self._frontier.pop(origin, min(self._spec.batch_size, self._credits))
+                tasks = self._frontier.pop(
+                    origin,
+                    min(self._spec.batch_size, self._credits),
+                    max_url_bytes=MAX_BATCH_URL_BYTES,
+                )
                 self._credits -= len(tasks)
                 self._start(self._run_batch(origin, lease, tasks))
 
@@ -228,6 +300,10 @@ class DomainShardWorkflow:
         if not task.cancelled() and task.exception() is not None and self._fatal is None:
             self._fatal = task.exception()
         self._dirty = True
+
+    def _note_payload(self, message: BaseModel) -> None:
+        """Keep the largest message this shard sent or received, as history holds them."""
+        self._largest_payload = max(self._largest_payload, payload_bytes(message))
 
     async def _fetch_robots(self, origin: str) -> None:
         request = RobotsRequest(
@@ -269,6 +345,7 @@ class DomainShardWorkflow:
             robots_disallow_all=robots.disallow_all,
             fetch=self._fetch,
         )
+        self._note_payload(request)
         try:
             result = await workflow.execute_activity(
                 "crawl_batch",
@@ -294,6 +371,12 @@ class DomainShardWorkflow:
             )
         finally:
             self._politeness.release(lease, now=workflow.now().timestamp())
+        self._note_payload(result)
+        if result.segments:
+            outcomes, links = unpack_batch_result(
+                [await self._load_segment(key) for key in result.segments]
+            )
+            result = result.model_copy(update={"outcomes": outcomes, "links": links})
         self._absorb(origin, tasks, result)
 
     def _absorb(self, origin: str, tasks: list[UrlTask], result: BatchResult) -> None:
@@ -323,6 +406,10 @@ class DomainShardWorkflow:
         totals.in_flight_batches = len(self._batches)
         totals.queued = self._frontier.queued()
         totals.seen = self._frontier.seen_count()
+        totals.seen_set_bytes = self._frontier.seen_memory_bytes()
+        totals.history_length = workflow.info().get_current_history_length()
+        totals.largest_payload_bytes = self._largest_payload
+        totals.continued_as_new = self._generation
         return totals
 
     async def _report(self) -> None:
@@ -342,16 +429,23 @@ class DomainShardWorkflow:
             return
         self._last_report = key
         forwards, self._outbox = self._outbox, []
-        report = ShardReport(
-            shard=self._input.shard,
-            processed_seq=self._processed_seq,
-            idle=idle,
-            wants_credits=wants,
-            returned_credits=returned,
-            forwards=forwards,
-            totals=self._totals(),
-        )
-        await self._parent.signal("shard_report", report)
+        # Forwards go in chunks, each a small payload; only the last may say the shard is idle.
+        while True:
+            chunk, forwards = forwards[:MAX_FORWARDS_PER_REPORT], forwards[MAX_FORWARDS_PER_REPORT:]
+            report = ShardReport(
+                shard=self._input.shard,
+                processed_seq=self._processed_seq,
+                idle=idle and not forwards,
+                wants_credits=wants,
+                returned_credits=returned,
+                forwards=chunk,
+                totals=self._totals(),
+            )
+            returned = 0
+            self._note_payload(report)
+            await self._parent.signal("shard_report", report)
+            if not forwards:
+                return
 
     def _next_wake(self) -> timedelta | None:
         """When a resting host may take a lease again, if that is what the shard waits for."""
@@ -363,3 +457,132 @@ class DomainShardWorkflow:
         ]
         future = [w for w in waits if w > 0]
         return timedelta(seconds=min(future)) if future else None
+
+    # -- continue-as-new with claim-checked state ------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        """Counted from after the state was loaded, so a run with a large state to load still
+        does work before it continues again."""
+        info = workflow.info()
+        grown = info.get_current_history_length() - self._events_at_start
+        limit = self._spec.history_events_per_run
+        return grown >= limit or (info.is_continue_as_new_suggested() and grown >= limit // 4)
+
+    async def _continue_as_new(self) -> None:
+        """Store the state and continue as new; returns only if told to finish meanwhile."""
+        generation = self._generation + 1
+        self._apply_inbox()
+        checkpoint = ShardCheckpoint(
+            generation=generation,
+            processed_seq=self._processed_seq,
+            credits=self._credits,
+            paused=self._paused,
+            batch_seq=self._batch_seq,
+            totals=self._stats.totals.model_copy(
+                update={"largest_payload_bytes": self._largest_payload}
+            ),
+            seen_segments=await self._save_segments(
+                "state", "seen", pack_fingerprints(self._frontier.seen_bytes()), generation
+            ),
+            frontier_segments=await self._save_segments(
+                "state", "frontier", pack_records(self._frontier.export()), generation
+            ),
+            hosts_segments=await self._save_segments(
+                "state", "hosts", self._host_records(), generation
+            ),
+            robots_segments=await self._save_segments(
+                "state",
+                "robots",
+                pack_records([o, r.model_dump(mode="json")] for o, r in self._robots.items() if r),
+                generation,
+            ),
+            resting=self._politeness.resting(workflow.now().timestamp()),
+        )
+        if self._finish:
+            return
+        # Nothing awaits from here on: every message that arrived while saving is either
+        # applied (none: applying happens in the loop) or carried over below.
+        checkpoint.paused = self._paused
+        checkpoint.pending = [
+            self._inbox[seq] for seq in sorted(self._inbox) if seq > self._processed_seq
+        ]
+        next_input = self._input.model_copy(update={"checkpoint": checkpoint})
+        self._note_payload(next_input)
+        workflow.continue_as_new(next_input)
+
+    def _host_records(self) -> Iterable[bytes]:
+        return pack_records(
+            [name, stats.model_dump(mode="json")] for name, stats in self._stats.hosts.items()
+        )
+
+    async def _save_segments(
+        self, stage: str, kind: str, segments: Iterable[bytes], generation: int
+    ) -> list[str]:
+        """One save activity per segment, each awaited before the next is packed."""
+        keys = []
+        for part, data in enumerate(segments):
+            key = layout.shard_state_key(
+                self._input.crawl_id, self._input.shard, generation, f"{stage}-{kind}", part
+            )
+            request = SegmentWrite(output=self._spec.output, key=key, data=data)
+            self._note_payload(request)
+            await workflow.execute_activity(
+                "save_segment",
+                request,
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=SEGMENT_RETRY,
+            )
+            keys.append(key)
+        return keys
+
+    async def _load_segment(self, key: str) -> bytes:
+        result = await workflow.execute_activity(
+            "load_segment",
+            SegmentRead(output=self._spec.output, key=key),
+            result_type=SegmentData,
+            start_to_close_timeout=SEGMENT_TIMEOUT,
+            retry_policy=SEGMENT_RETRY,
+        )
+        self._note_payload(result)
+        return result.data
+
+    def _restore_counters(self, checkpoint: ShardCheckpoint) -> None:
+        self._generation = checkpoint.generation
+        self._largest_payload = max(self._largest_payload, checkpoint.totals.largest_payload_bytes)
+        self._processed_seq = checkpoint.processed_seq
+        self._credits = checkpoint.credits
+        self._paused = checkpoint.paused
+        self._batch_seq = checkpoint.batch_seq
+        self._stats.restore(checkpoint.totals, {})
+        for host, until in checkpoint.resting.items():
+            self._politeness.rest(host, until)
+        for message in checkpoint.pending:
+            self.enqueue(message)
+
+    async def _restore_segments(self, checkpoint: ShardCheckpoint) -> None:
+        """The large state, from the store; signals meanwhile only fill the inbox."""
+        seen = [await self._load_segment(key) for key in checkpoint.seen_segments]
+        self._frontier.restore_seen(b"".join(seen))
+        del seen
+        for key in checkpoint.frontier_segments:
+            self._frontier.restore_queued(unpack_records(await self._load_segment(key)))
+        hosts: dict[str, HostStats] = {}
+        for key in checkpoint.hosts_segments:
+            for name, stats in unpack_records(await self._load_segment(key)):
+                hosts[name] = HostStats.model_validate(stats)
+        self._stats.restore(self._stats.totals, hosts)
+        for key in checkpoint.robots_segments:
+            for origin, robots in unpack_records(await self._load_segment(key)):
+                self._robots[origin] = RobotsResult.model_validate(robots)
+        # Loaded into history now, so the store's copy is no longer needed.
+        await workflow.execute_activity(
+            "delete_segments",
+            SegmentDelete(
+                output=self._spec.output,
+                prefix=layout.shard_state_prefix(
+                    self._input.crawl_id, self._input.shard, checkpoint.generation
+                ),
+            ),
+            start_to_close_timeout=SEGMENT_TIMEOUT,
+            retry_policy=SEGMENT_RETRY,
+        )

@@ -2,8 +2,9 @@
 meant to be compatible, and commit the JSON. ``python -m tests.replay.record_histories``.
 
 It starts its own dev server, site and worker, runs one small crawl across two hosts and two
-shards (with a robots.txt, redirects of the link graph and a pause/resume), and writes the
-crawl's and every shard's history to tests/replay/histories/.
+shards (with a robots.txt, redirects of the link graph, a pause/resume and continue-as-new
+every ~100 events), and writes every run of the crawl and of each shard to
+tests/replay/histories/ as WORKFLOW_ID.RUN_NUMBER.json (``/`` in ids written ``__``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shardcrawl.contracts import CrawlReport
 from shardcrawl.devserver import DevServer
+from shardcrawl.history_audit import audit_crawl
 from shardcrawl.fleet import worker_command
 from shardcrawl.sites.graph import SiteConfig
 from shardcrawl.sites.process import SiteProcess, free_port
@@ -35,10 +37,11 @@ async def record(address: str, site: SiteProcess, out: Path) -> None:
         "allowed_domains": ["127.0.0.2", "127.0.0.3"],
         "max_depth": 3,
         "shards": 2,
-        "batch_size": 5,
+        "batch_size": 3,
         "concurrency_per_host": 2,
         "output": str(out),
         "allow_private_networks": True,
+        "history_events_per_run": 100,
     }
     handle = await client.start_workflow(
         "CrawlWorkflow", spec, id="crawl-replay", task_queue=TASK_QUEUE, result_type=CrawlReport
@@ -49,17 +52,22 @@ async def record(address: str, site: SiteProcess, out: Path) -> None:
     await handle.signal("resume")
     await handle.result()
     HISTORIES.mkdir(exist_ok=True)
-    for workflow_id in ["crawl-replay", "crawl-replay/shard-0", "crawl-replay/shard-1"]:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        name = workflow_id.replace("/", "__") + ".json"
+    for old in HISTORIES.glob("*.json"):
+        old.unlink()
+    numbers: dict[str, int] = {}
+    for run in await audit_crawl(client, "crawl-replay"):
+        number = numbers[run.workflow_id] = numbers.get(run.workflow_id, -1) + 1
+        handle = client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
+        history = await handle.fetch_history()
+        name = f"{run.workflow_id.replace('/', '__')}.{number}.json"
         (HISTORIES / name).write_text(history.to_json())
-        print("wrote", HISTORIES / name)
+        print("wrote", HISTORIES / name, len(history.events), "events")
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port("127.0.0.2")
-        config = SiteConfig(hosts=(f"127.0.0.2:{port}", f"127.0.0.3:{port}"), pages_per_host=12)
+        config = SiteConfig(hosts=(f"127.0.0.2:{port}", f"127.0.0.3:{port}"), pages_per_host=30)
         with DevServer(headless=True) as server, SiteProcess(config, Path(tmp) / "log") as site:
             env = dict(
                 os.environ, TEMPORAL_ADDRESS=server.address, SHARDCRAWL_TASK_QUEUE=TASK_QUEUE
