@@ -56,7 +56,6 @@ from _harness import (  # noqa: E402
     wait_for_pollers,
     warm_up_site,
 )
-from google.protobuf.message import Message  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
@@ -67,6 +66,7 @@ from shardcrawl.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.contracts import CrawlSpec  # noqa: E402
 from shardcrawl.devserver import DevServer  # noqa: E402
 from shardcrawl.fleet import stop_processes  # noqa: E402
+from shardcrawl.history_audit import largest_payload  # noqa: E402
 from shardcrawl.sites import graph  # noqa: E402
 from shardcrawl.sites.graph import (  # noqa: E402
     SiteConfig,
@@ -77,7 +77,6 @@ from shardcrawl.sites.graph import (  # noqa: E402
 from shardcrawl.sites.process import SiteProcess  # noqa: E402
 
 MAX_DEPTH = 1_000_000
-PAYLOAD = "temporal.api.common.v1.Payload"
 
 
 def url_hash(url: str) -> int:
@@ -215,29 +214,6 @@ def check_access_log(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- histories
 
 
-def _largest_payload(msg: Message) -> int:
-    """ByteSize of the largest temporal.api.common.v1.Payload anywhere inside ``msg``."""
-    best = 0
-    for fd, value in msg.ListFields():
-        if fd.type != fd.TYPE_MESSAGE:
-            continue
-        entry = fd.message_type
-        assert entry is not None
-        if entry.GetOptions().map_entry:
-            if entry.fields_by_name["value"].type != fd.TYPE_MESSAGE:
-                continue
-            children = list(value.values())
-        elif fd.is_repeated:
-            children = list(value)
-        else:
-            children = [value]
-        for child in children:
-            if child.DESCRIPTOR.full_name == PAYLOAD:
-                best = max(best, child.ByteSize())
-            best = max(best, _largest_payload(child))
-    return best
-
-
 async def _first_event_attrs(handle: WorkflowHandle[Any, Any]) -> Any:
     async for event in handle.fetch_history_events(page_size=1):
         return event.workflow_execution_started_event_attributes
@@ -303,7 +279,7 @@ async def analyze_histories(client: Client, crawl_id: str, shards: int) -> dict[
             history_bytes += size
             if size > max_event:
                 max_event, event_type = size, name
-            payload = _largest_payload(event)
+            payload = largest_payload(event)
             if payload > max_payload:
                 max_payload, payload_type = payload, name
         per_run.append(

@@ -7,10 +7,11 @@ histories and payloads are.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 __all__ = ["RunAudit", "audit_crawl", "largest_payload"]
 
@@ -48,8 +49,17 @@ def largest_payload(message: Message) -> int:
 async def audit_crawl(client: Client, crawl_id: str) -> list[RunAudit]:
     """Every run of ``crawl_id`` and of its shards (``crawl_id/shard-N``), oldest first."""
     query = f"WorkflowId = '{crawl_id}' OR WorkflowId STARTS_WITH '{crawl_id}/'"
+    # The visibility store may lag behind a run that just closed: list until two agree.
+    listed: list[WorkflowExecution] = []
+    for _ in range(20):
+        again = [e async for e in client.list_workflows(query)]
+        key = sorted((e.id, e.run_id, e.status) for e in again)
+        if again and key == sorted((e.id, e.run_id, e.status) for e in listed):
+            break
+        listed = again
+        await asyncio.sleep(0.5)
     runs: list[tuple[object, RunAudit]] = []
-    async for execution in client.list_workflows(query):
+    for execution in listed:
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         events = 0
         largest, where = 0, ""

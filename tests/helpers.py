@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,3 +38,17 @@ def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
 
 def read_report(out_dir: Path, crawl_id: str) -> dict[str, Any]:
     return json.loads((out_dir / crawl_id / "report.json").read_text(encoding="utf-8"))
+
+
+async def shardcrawl(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, in a subprocess."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shardcrawl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

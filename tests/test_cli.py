@@ -16,20 +16,7 @@ from temporalio.service import RPCError
 
 from shardcrawl.client import CrawlHandle
 from shardcrawl.sites.graph import reachable_pages
-from tests.helpers import read_items, read_report
-
-
-async def shardcrawl(
-    *args: str, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shardcrawl", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.helpers import read_items, read_report, shardcrawl
 
 
 @pytest.mark.parametrize(

@@ -11,17 +11,17 @@ from temporalio.client import WorkflowExecutionStatus
 
 from shardcrawl import urls
 from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlSpec
+from shardcrawl.contracts import CrawlProgress, CrawlSpec
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import reachable_pages
-from tests.helpers import read_items, read_report
+from tests.helpers import read_items, read_report, shardcrawl
 
 EVENTS_PER_RUN = 100
 PAYLOAD_CEILING = 256 * 1024
 
 
 async def test_crawl_continues_as_new_without_losing_or_repeating_work(
-    client, workers, task_queue, site_factory, tmp_path
+    client, workers, task_queue, site_factory, tmp_path, cli_env
 ):
     site = site_factory(pages_per_host=70, extras=False)
     out = tmp_path / "out"
@@ -44,6 +44,10 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
         await asyncio.sleep(0.2)
     await handle.pause()
     await asyncio.sleep(1.5)
+    table = await shardcrawl("status", handle.crawl_id, env=cli_env())
+    assert table.returncode == 0, table.stderr
+    for row in ("history events, crawl run", "largest payload", "continue-as-new"):
+        assert row in table.stdout, table.stdout
     await handle.resume()
     report = await asyncio.wait_for(handle.wait(), timeout=300)
     await asyncio.sleep(0.5)  # the site flushes its log every 0.1 s
@@ -75,8 +79,15 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
     # A run continues once it passes the limit, after its in-flight batches land.
     assert max(r.events for r in runs) < 4 * EVENTS_PER_RUN
 
-    progress = await handle.status()
+    shown = await shardcrawl("status", handle.crawl_id, "--json", env=cli_env())
+    progress = CrawlProgress.model_validate_json(shown.stdout)
     assert progress.continued_as_new == by_workflow[handle.crawl_id] - 1
+    crawl_runs = [r for r in runs if r.workflow_id == handle.crawl_id]
+    assert progress.history_length == crawl_runs[-1].events
+    # The workflows measure their payloads as JSON; the audit, as protobuf with metadata.
+    audited = max(r.largest_payload_bytes for r in runs)
+    shown_largest = max(progress.largest_payload_bytes, progress.totals.largest_payload_bytes)
+    assert 0.8 * audited <= shown_largest <= audited
     assert progress.totals.continued_as_new == sum(by_workflow.values()) - by_workflow[
         handle.crawl_id
     ] - (len(by_workflow) - 1)

@@ -21,8 +21,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shardcrawl.contracts import CrawlReport
 from shardcrawl.devserver import DevServer
-from shardcrawl.history_audit import audit_crawl
 from shardcrawl.fleet import worker_command
+from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import SiteConfig
 from shardcrawl.sites.process import SiteProcess, free_port
 
