@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from shardcrawl import urls
@@ -20,12 +19,10 @@ from shardcrawl.fingerprints import FingerprintSet
 __all__ = ["Frontier", "RecentSet"]
 
 
-@dataclass(order=True)
-class _Entry:
-    depth: int
-    neg_priority: int
-    seq: int
-    fp: int = field(compare=False)
+# Heap entries are (depth, -priority, seq, fingerprint); a queued URL is (url, depth, priority,
+# redirects). Plain tuples, not objects: a large frontier holds hundreds of thousands.
+_Entry = tuple[int, int, int, int]
+_Queued = tuple[str, int, int, int]
 
 
 class Frontier:
@@ -34,7 +31,7 @@ class Frontier:
     def __init__(self) -> None:
         self._queues: dict[str, list[_Entry]] = {}
         self._counts: dict[str, int] = {}
-        self._pending: dict[int, UrlTask] = {}
+        self._pending: dict[int, _Queued] = {}
         self._seen = FingerprintSet()
         self._seq = 0
 
@@ -43,22 +40,18 @@ class Frontier:
         fp = urls.fingerprint(task.url)
         if not self._seen.add(fp):
             queued = self._pending.get(fp)
-            if queued is not None and task.depth < queued.depth:
-                self._pending[fp] = task
+            if queued is not None and task.depth < queued[1]:
+                self._pending[fp] = _queued(task)
                 self._push(task, fp)
             return False
         self._queue(task, fp)
         return True
 
     def _queue(self, task: UrlTask, fp: int) -> None:
-        self._pending[fp] = task
+        self._pending[fp] = _queued(task)
         self._push(task, fp)
         origin = urls.origin(task.url)
         self._counts[origin] = self._counts.get(origin, 0) + 1
-
-    def mark_seen(self, url: str) -> None:
-        """Record a URL as taken without queueing it (e.g. a redirect's final URL)."""
-        self._seen.add(urls.fingerprint(url))
 
     def pop(self, origin: str, count: int, max_url_bytes: int | None = None) -> list[UrlTask]:
         """Up to ``count`` URLs of one origin, shallowest first, and (if given) no more than
@@ -67,16 +60,18 @@ class Frontier:
         out: list[UrlTask] = []
         size = 0
         while heap and len(out) < count:
-            task = self._pending.get(heap[0].fp)
-            if task is None or task.depth != heap[0].depth:
+            depth, _, _, fp = heap[0]
+            queued = self._pending.get(fp)
+            if queued is None or queued[1] != depth:
                 heapq.heappop(heap)
                 continue
-            size += len(task.url)
+            size += len(queued[0])
             if out and max_url_bytes is not None and size > max_url_bytes:
                 break
-            entry = heapq.heappop(heap)
-            del self._pending[entry.fp]
-            out.append(task)
+            heapq.heappop(heap)
+            del self._pending[fp]
+            url, depth, priority, redirects = queued
+            out.append(UrlTask(url=url, depth=depth, priority=priority, redirects=redirects))
         if out:
             self._counts[origin] -= len(out)
         if not self._live(origin):
@@ -108,10 +103,10 @@ class Frontier:
         """What is queued, in pop order per origin, as compact records for a checkpoint."""
         records = []
         for heap in self._queues.values():
-            for entry in sorted(heap):
-                task = self._pending.get(entry.fp)
-                if task is not None and task.depth == entry.depth:
-                    records.append([task.url, task.depth, task.priority, task.redirects])
+            for depth, _, _, fp in sorted(heap):
+                queued = self._pending.get(fp)
+                if queued is not None and queued[1] == depth:
+                    records.append(list(queued))
         return records
 
     def restore_seen(self, data: bytes) -> None:
@@ -124,30 +119,25 @@ class Frontier:
             task = UrlTask(url=url, depth=depth, priority=priority, redirects=redirects)
             self._queue(task, urls.fingerprint(url))
 
-    def drain(self) -> list[UrlTask]:
-        """Everything still queued, for reports when the crawl stops early."""
-        tasks = list(self._pending.values())
-        self._pending.clear()
-        self._queues.clear()
-        self._counts.clear()
-        return tasks
-
     def _push(self, task: UrlTask, fp: int) -> None:
         self._seq += 1
         origin = urls.origin(task.url)
-        heapq.heappush(
-            self._queues.setdefault(origin, []), _Entry(task.depth, -task.priority, self._seq, fp)
-        )
+        entry = (task.depth, -task.priority, self._seq, fp)
+        heapq.heappush(self._queues.setdefault(origin, []), entry)
 
     def _is_current(self, entry: _Entry) -> bool:
-        task = self._pending.get(entry.fp)
-        return task is not None and task.depth == entry.depth
+        queued = self._pending.get(entry[3])
+        return queued is not None and queued[1] == entry[0]
 
     def _live(self, origin: str) -> bool:
         heap = self._queues.get(origin)
         while heap and not self._is_current(heap[0]):
             heapq.heappop(heap)
         return bool(heap)
+
+
+def _queued(task: UrlTask) -> _Queued:
+    return (task.url, task.depth, task.priority, task.redirects)
 
 
 class RecentSet:

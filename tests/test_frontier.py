@@ -107,7 +107,7 @@ def test_reoffer_at_smaller_depth_counts_once_in_queue() -> None:
     f.offer(task(f"{A}/x", depth=1))
     assert f.queued() == 1
     assert f.queued_at(A) == 1
-    assert len(f.drain()) == 1
+    assert len(f.pop(A, 10)) == 1
 
 
 def test_pop_returns_only_the_given_origin() -> None:
@@ -174,43 +174,14 @@ def test_queued_and_queued_at_count_pending_urls() -> None:
     assert f.queued_at(A) == 1
 
 
-def test_seen_count_includes_popped_and_marked_urls() -> None:
+def test_seen_count_includes_popped_urls() -> None:
     f = Frontier()
     f.offer(task(f"{A}/1"))
     f.offer(task(f"{A}/2"))
     f.offer(task(f"{A}/1"))
     f.pop(A, 10)
-    f.mark_seen(f"{B}/redirected")
-    assert f.seen_count() == 3
+    assert f.seen_count() == 2
     assert f.queued() == 0
-
-
-def test_mark_seen_prevents_later_offer() -> None:
-    f = Frontier()
-    f.mark_seen(f"{A}/final")
-    assert not f.offer(task(f"{A}/final"))
-    assert f.queued() == 0
-    assert f.pop(A, 10) == []
-
-
-def test_drain_returns_everything_queued_and_empties() -> None:
-    f = Frontier()
-    f.offer(task(f"{A}/1"))
-    f.offer(task(f"{B}/1", depth=2))
-    f.offer(task(f"{B}/1", depth=1))
-    drained = f.drain()
-    assert sorted((t.url, t.depth) for t in drained) == [(f"{A}/1", 0), (f"{B}/1", 1)]
-    assert f.queued() == 0
-    assert f.origins() == []
-    assert f.pop(A, 10) == []
-    assert f.pop(B, 10) == []
-
-
-def test_drain_keeps_seen_set() -> None:
-    f = Frontier()
-    f.offer(task(f"{A}/1"))
-    f.drain()
-    assert not f.offer(task(f"{A}/1"))
 
 
 def test_randomized_offers_pop_each_url_once_in_depth_order() -> None:
