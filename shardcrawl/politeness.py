@@ -11,7 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Lease", "Politeness"]
+__all__ = ["MAX_BATCHES_PER_HOST", "Lease", "Politeness"]
+
+MAX_BATCHES_PER_HOST = 2
+"""A host with much work splits its budget in two batches (two workers can share it), not
+more: a batch of one slot fetches its URLs one after another, and a worker running dozens of
+such crawlers spends its CPU on Scrapy's per-crawler overhead (measured at 1M pages: 165
+pages/s with up to 8 one-slot batches per host, against 420 with fewer, wider batches)."""
 
 
 @dataclass(frozen=True)
@@ -19,11 +25,14 @@ class Lease:
     host: str
     slots: int
     delay_seconds: float
+    rest_seconds: float = 0.0
+    retry: bool = False
 
 
 @dataclass
 class _Budget:
     in_use: int = 0
+    retry_in_use: int = 0
     not_before: float = 0.0
 
 
@@ -39,27 +48,52 @@ class Politeness:
         self.delay_seconds = delay_seconds
         self._hosts: dict[str, _Budget] = {}
 
-    def lease(self, host: str, *, queued: int, batch_size: int, now: float) -> Lease | None:
+    def lease(
+        self,
+        host: str,
+        *,
+        queued: int,
+        batch_size: int,
+        now: float,
+        max_concurrency: int | None = None,
+        delay_seconds: float | None = None,
+        retry_slots: int | None = None,
+    ) -> Lease | None:
         """Slots for one more batch of ``host``, or None while the host is full or resting.
 
         A host with one batch of work gets every free slot; a host with more splits its budget
-        so several batches (on several workers) share it.
+        in two, so two batches (on two workers) share it. ``max_concurrency`` and
+        ``delay_seconds`` override the crawl's for this host (adaptive pressure); a lease with
+        ``retry_slots`` is for retries, which together hold at most that many slots.
         """
+        limit = max_concurrency or self.max_concurrency
+        delay = self.delay_seconds if delay_seconds is None else delay_seconds
         budget = self._hosts.setdefault(host, _Budget())
-        free = self.max_concurrency - budget.in_use
+        free = limit - budget.in_use
+        if retry_slots is not None:
+            free = min(free, retry_slots - budget.retry_in_use)
         if free <= 0 or now < budget.not_before or queued <= 0:
             return None
-        batches_wanted = min(self.max_concurrency, math.ceil(queued / batch_size))
-        slots = min(free, max(1, self.max_concurrency // batches_wanted))
+        batches_wanted = min(limit, math.ceil(queued / batch_size), MAX_BATCHES_PER_HOST)
+        slots = min(free, max(1, limit // batches_wanted))
         budget.in_use += slots
-        delay = self.delay_seconds * self.max_concurrency / slots
-        return Lease(host=host, slots=slots, delay_seconds=delay)
+        if retry_slots is not None:
+            budget.retry_in_use += slots
+        return Lease(
+            host=host,
+            slots=slots,
+            delay_seconds=delay * limit / slots,
+            rest_seconds=delay,
+            retry=retry_slots is not None,
+        )
 
     def release(self, lease: Lease, *, now: float) -> None:
         budget = self._hosts[lease.host]
         budget.in_use -= lease.slots
-        if self.delay_seconds > 0:
-            budget.not_before = max(budget.not_before, now + self.delay_seconds)
+        if lease.retry:
+            budget.retry_in_use -= lease.slots
+        if lease.rest_seconds > 0:
+            budget.not_before = max(budget.not_before, now + lease.rest_seconds)
 
     def in_use(self, host: str) -> int:
         budget = self._hosts.get(host)

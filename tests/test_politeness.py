@@ -25,14 +25,13 @@ def test_exactly_one_batch_of_work_gets_every_slot() -> None:
     assert lease.slots == 8
 
 
-def test_several_batches_of_work_split_the_budget() -> None:
-    p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    first = p.lease(HOST, queued=200, batch_size=50, now=0.0)
-    assert first is not None
-    assert first.slots == 1
-    second = p.lease(HOST, queued=150, batch_size=50, now=0.0)
-    assert second is not None
-    assert second.slots == 1
+def test_several_batches_of_work_split_the_budget_in_two_at_most() -> None:
+    p = Politeness(max_concurrency=8, delay_seconds=0.0)
+    first = p.lease(HOST, queued=2000, batch_size=50, now=0.0)
+    second = p.lease(HOST, queued=1950, batch_size=50, now=0.0)
+    assert first is not None and second is not None
+    assert (first.slots, second.slots) == (4, 4)
+    assert p.lease(HOST, queued=1900, batch_size=50, now=0.0) is None
 
 
 def test_two_batches_of_work_get_half_each() -> None:
@@ -74,13 +73,13 @@ def test_no_queued_work_gets_no_lease() -> None:
 
 @pytest.mark.parametrize(
     ("max_concurrency", "delay", "slots", "expected"),
-    [(4, 1.0, 4, 1.0), (4, 1.0, 2, 2.0), (4, 1.0, 1, 4.0), (6, 0.5, 3, 1.0), (4, 0.0, 1, 0.0)],
+    [(4, 1.0, 4, 1.0), (4, 1.0, 2, 2.0), (3, 1.0, 1, 3.0), (6, 0.5, 3, 1.0), (4, 0.0, 2, 0.0)],
 )
 def test_delay_scales_with_share_of_the_budget(
     max_concurrency: int, delay: float, slots: int, expected: float
 ) -> None:
     p = Politeness(max_concurrency=max_concurrency, delay_seconds=delay)
-    batches = max_concurrency // slots
+    batches = -(-max_concurrency // slots)
     lease = p.lease(HOST, queued=batches * 10, batch_size=10, now=0.0)
     assert lease is not None
     assert lease.slots == slots
