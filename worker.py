@@ -26,7 +26,7 @@ from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl.config import Config
 from shardcrawl.errors import ShardcrawlError
-from shardcrawl.temporal_client import connect
+from shardcrawl.temporal_client import connect, metrics_runtime
 from workflows.crawl import CrawlWorkflow
 from workflows.shard import DomainShardWorkflow
 
@@ -74,17 +74,19 @@ def build_worker(client: Client, config: Config) -> Worker:
 
 
 async def run_worker(config: Config) -> None:
-    client = await connect(config, wait_seconds=config.connect_wait_seconds)
+    runtime = metrics_runtime(config.metrics_address) if config.metrics_address else None
+    client = await connect(config, wait_seconds=config.connect_wait_seconds, runtime=runtime)
     worker = build_worker(client, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info(
-        "worker on %s, namespace %s, task queue %s",
+        "worker on %s, namespace %s, task queue %s, metrics %s",
         config.temporal_address,
         config.temporal_namespace,
         config.task_queue,
+        f"http://{config.metrics_address}/metrics" if config.metrics_address else "off",
     )
     async with worker:
         await stop.wait()

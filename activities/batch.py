@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from activities.metrics import record_batch
 from activities.netguard import AddressGuard
 from activities.robots import RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
@@ -27,6 +29,7 @@ from shardcrawl.contracts import (
     UrlTask,
     payload_bytes,
 )
+from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
@@ -61,21 +64,26 @@ _canonical = functools.lru_cache(maxsize=1 << 16)(urls.canonicalize)
 
 
 def _links(pages: list[PageCapture]) -> list[Link]:
-    """Canonical, crawlable links of the batch, each once, at its smallest depth."""
+    """Canonical, crawlable links of the batch, each once, at its smallest depth, with how
+    many times the pages link it (so the shard counts every duplicate)."""
     raw_depth: dict[str, int] = {}
+    raw_count: dict[str, int] = {}
     for page in pages:
         depth = page.depth + 1
         for raw in page.links:
             raw_depth[raw] = min(depth, raw_depth.get(raw, depth))
+            raw_count[raw] = raw_count.get(raw, 0) + 1
     best: dict[str, int] = {}
+    count: dict[str, int] = {}
     for raw, depth in raw_depth.items():
         canonical = _canonical(raw)
         if canonical is not None:
             best[canonical] = min(depth, best.get(canonical, depth))
-    return [Link(url=u, depth=d) for u, d in best.items()]
+            count[canonical] = count.get(canonical, 0) + raw_count[raw]
+    return [Link(url=u, depth=d, count=count[u]) for u, d in best.items()]
 
 
-def _outcome(page: PageCapture) -> FetchOutcome:
+def _outcome(page: PageCapture, attempt: int) -> FetchOutcome:
     redirect = urls.canonicalize(page.location) if page.location else None
     return FetchOutcome(
         url=page.url,
@@ -83,6 +91,9 @@ def _outcome(page: PageCapture) -> FetchOutcome:
         error=page.error if page.status is None else None,
         redirect_to=redirect,
         content_type=page.content_type,
+        attempt=attempt,
+        blocked=page.blocked,
+        retry_after_seconds=page.retry_after,
     )
 
 
@@ -102,6 +113,7 @@ class BatchActivities:
 
     @activity.defn(name="crawl_batch")
     async def crawl_batch(self, request: BatchRequest) -> BatchResult:
+        started = time.monotonic()
         try:
             spidercls = self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:
@@ -120,7 +132,7 @@ class BatchActivities:
             else:
                 to_fetch.append(task)
 
-        capture = BatchCapture([(t.url, t.depth) for t in to_fetch])
+        capture = BatchCapture([(t.url, t.depth) for t in to_fetch], blocks=request.fetch.blocks)
         if to_fetch:
             settings = batch_settings(request, reactor=self._runtime.reactor())
             await self._runtime.crawl(
@@ -134,13 +146,19 @@ class BatchActivities:
             if page.status is None and page.error is None:
                 page.error = NOT_FETCHED
 
+        attempts = {t.url: t.attempt for t in request.urls}
+        outcomes = [
+            FetchOutcome(url=u, error=why, attempt=attempts[u]) for u, why in refused.items()
+        ]
+        outcomes += [_outcome(p, attempts[p.url]) for p in pages]
+        # A response the shard will try again leaves no record: the URL's last attempt writes
+        # it, so each URL is in the output once.
+        retried = {o.url for o in outcomes if will_retry(o, request.fetch.retry)}
         key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
-        records = [page_record(p) for p in pages if p.status is not None]
+        records = [page_record(p) for p in pages if p.status is not None and p.url not in retried]
         body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
         await self._stores.put(request.output, key, body.encode("utf-8"))
 
-        outcomes = [FetchOutcome(url=u, error=why) for u, why in refused.items()]
-        outcomes += [_outcome(p) for p in pages]
         result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
@@ -149,6 +167,7 @@ class BatchActivities:
             items_written=len(records),
             attempt=activity.info().attempt,
         )
+        record_batch(request, result, time.monotonic() - started)
         return await self._spill_if_large(request, result)
 
     async def _spill_if_large(self, request: BatchRequest, result: BatchResult) -> BatchResult:

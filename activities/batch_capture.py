@@ -21,6 +21,7 @@ from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
+    DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
     ResponseDataLossError,
@@ -30,10 +31,15 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
+from shardcrawl.blocks import block_reason, retry_after_seconds
+from shardcrawl.contracts import DEFERRED, BlockSpec
+
 __all__ = [
     "CAPTURE_ARG",
     "BatchCapture",
     "BatchCaptureMiddleware",
+    "BatchHoldMiddleware",
+    "HeldByRetryAfter",
     "PageCapture",
     "classify_failure",
 ]
@@ -41,13 +47,20 @@ __all__ = [
 CAPTURE_ARG = "shardcrawl_capture"
 _META_KEY = "shardcrawl_url"
 
+
+class HeldByRetryAfter(IgnoreRequest):
+    """A request not sent because its host answered with a Retry-After in this batch."""
+
+
 _FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
+    ((HeldByRetryAfter,), DEFERRED),
     ((CannotResolveHostError, txerror.DNSLookupError), "dns"),
     ((DownloadConnectionRefusedError, txerror.ConnectionRefusedError), "connection_refused"),
     ((DownloadTimeoutError, txerror.TimeoutError, txerror.TCPTimedOutError), "timeout"),
     ((DownloadCancelledError,), "oversize"),
     ((ResponseDataLossError, ResponseNeverReceived, txerror.ConnectionLost), "connection_lost"),
     ((txerror.ConnectError,), "connection_error"),
+    ((DownloadFailedError,), "download_failed"),
     ((IgnoreRequest,), "ignored"),
 ]
 
@@ -77,13 +90,23 @@ class PageCapture:
     items: list[dict[str, Any]] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     body: bytes | None = None
+    blocked: str | None = None
+    retry_after: float | None = None
 
 
 class BatchCapture:
     """The record of one batch crawl, keyed by the batch URL each response belongs to."""
 
-    def __init__(self, tasks: list[tuple[str, int]], *, keep_bodies: bool = False) -> None:
+    def __init__(
+        self,
+        tasks: list[tuple[str, int]],
+        *,
+        keep_bodies: bool = False,
+        blocks: BlockSpec | None = None,
+    ) -> None:
         self.keep_bodies = keep_bodies
+        self.blocks = blocks or BlockSpec()
+        self.hold_until = 0.0
         self.pages: dict[str, PageCapture] = {u: PageCapture(url=u, depth=d) for u, d in tasks}
 
     def requests(self, spider_callback: Any) -> list[Request]:
@@ -117,6 +140,8 @@ class BatchCapture:
         location = response.headers.get(b"Location")
         if 300 <= response.status < 400 and location:
             page.location = response.urljoin(location.decode("latin-1"))
+        page.blocked = block_reason(response.status, response.body, page.location, self.blocks)
+        page.retry_after = retry_after_seconds(response.headers.get(b"Retry-After"))
 
     def on_error(self, failure: Failure) -> None:
         page = self.page_of(getattr(failure, "request", None))
@@ -148,6 +173,50 @@ def _is_html(response: Response | None) -> bool:
     return b"html" in ctype
 
 
+def _capture_of(crawler: Crawler) -> BatchCapture:
+    capture = getattr(crawler.spider, CAPTURE_ARG, None)
+    if not isinstance(capture, BatchCapture):
+        raise RuntimeError(f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture")
+    return capture
+
+
+class BatchHoldMiddleware:
+    """A downloader middleware: once the host sent a Retry-After (with a 429, a 5xx or a
+    block), the batch's remaining requests are not sent; they go back to the shard as
+    ``deferred``, and the shard holds the host until the Retry-After ends."""
+
+    def __init__(self, capture: BatchCapture, crawler: Crawler) -> None:
+        self.capture = capture
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> BatchHoldMiddleware:
+        mw = cls(_capture_of(crawler), crawler)
+        # response_downloaded fires before the downloader takes the next queued request.
+        crawler.signals.connect(mw.on_downloaded, signal=signals.response_downloaded)
+        return mw
+
+    def process_request(self, request: Request, spider: Any = None) -> None:
+        if self.capture.hold_until > time.time():
+            raise HeldByRetryAfter(f"held by Retry-After until {self.capture.hold_until:.3f}")
+
+    def on_downloaded(self, response: Response, request: Request, spider: Any = None) -> None:
+        wait = retry_after_seconds(response.headers.get(b"Retry-After"))
+        if wait is None or not (
+            response.status == 429
+            or response.status >= 500
+            or block_reason(response.status, response.body, None, self.capture.blocks)
+        ):
+            return
+        self.capture.hold_until = max(self.capture.hold_until, time.time() + wait)
+        # Requests already queued in the downloader passed process_request: fail them too.
+        downloader = self.crawler.engine.downloader if self.crawler.engine else None
+        slot = downloader.slots.get(request.meta.get("download_slot", "")) if downloader else None
+        while slot is not None and slot.queue:
+            _, queued = slot.queue.popleft()
+            queued.errback(Failure(HeldByRetryAfter("held by Retry-After")))
+
+
 class BatchCaptureMiddleware:
     """Replaces the spider's start with the batch and turns yielded requests into links."""
 
@@ -157,11 +226,7 @@ class BatchCaptureMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BatchCaptureMiddleware:
-        capture = getattr(crawler.spider, CAPTURE_ARG, None)
-        if not isinstance(capture, BatchCapture):
-            raise RuntimeError(
-                f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture"
-            )
+        capture = _capture_of(crawler)
         mw = cls(capture, crawler)
         crawler.signals.connect(capture.on_response, signal=signals.response_received)
         crawler.signals.connect(capture.on_item, signal=signals.item_scraped)

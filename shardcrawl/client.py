@@ -12,11 +12,14 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
-from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec, ShardTotals
+from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec, HostStats, ShardTotals
 from shardcrawl.report import sum_totals
 from shardcrawl.temporal_client import connect
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
+
+STATUS_HOSTS = 10
+"""Busiest hosts per shard in a live status (parked and abandoned hosts always show)."""
 
 
 def new_crawl_id() -> str:
@@ -41,24 +44,30 @@ class CrawlHandle:
         if progress.started_at is not None:
             age = (datetime.now(UTC) - progress.started_at).total_seconds()
             progress.elapsed_seconds = round(max(age, progress.elapsed_seconds), 3)
-        client = self._client
+        handles = [
+            self._client.get_workflow_handle(f"{self.crawl_id}/shard-{i}")
+            for i in range(progress.shard_count)
+        ]
+        host_type = cast(type, dict[str, HostStats])
         try:
             shards = await asyncio.gather(
-                *(
-                    client.get_workflow_handle(f"{self.crawl_id}/shard-{i}").query(
-                        "totals", result_type=ShardTotals
-                    )
-                    for i in range(progress.shard_count)
-                )
+                *(h.query("totals", result_type=ShardTotals) for h in handles)
+            )
+            per_shard = await asyncio.gather(
+                *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress
+        hosts: dict[str, HostStats] = {}
+        for part in per_shard:
+            hosts.update(part)
         totals = sum_totals(list(shards))
         elapsed = progress.elapsed_seconds
         return progress.model_copy(
             update={
                 "shards": list(shards),
                 "totals": totals,
+                "hosts": dict(sorted(hosts.items())),
                 "pages_per_second": round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
             }
         )

@@ -44,6 +44,11 @@ class Config(BaseSettings):
         default=120.0, ge=0.0, description="how long a starting worker waits for Temporal"
     )
     log_level: str = Field(default="INFO")
+    metrics_address: str | None = Field(
+        default=None,
+        pattern=r"^[^:\s]+:\d{1,5}$",
+        description="HOST:PORT where a worker serves Prometheus metrics; unset means none",
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Config:

@@ -20,6 +20,8 @@ from shardcrawl import urls
 
 __all__ = [
     "BATCH_FAILED",
+    "DEFERRED",
+    "HOST_ABANDONED",
     "FORBIDDEN_ADDRESS",
     "NOT_FETCHED",
     "ROBOTS_DISALLOWED",
@@ -60,6 +62,10 @@ DEFAULT_USER_AGENT = "shardcrawl/0.1 (+https://github.com/shardcrawl/shardcrawl)
 ROBOTS_DISALLOWED = "robots_disallowed"
 FORBIDDEN_ADDRESS = "forbidden_address"
 NOT_FETCHED = "not_fetched"
+DEFERRED = "deferred"
+"""Never sent: its batch stopped at a Retry-After. Retried without counting an attempt."""
+HOST_ABANDONED = "host_abandoned"
+"""Never sent: its host was parked too often (see host_pressure)."""
 BATCH_FAILED = "batch_failed"
 ROBOTS_FETCH_FAILED = "robots_fetch_failed"
 
@@ -71,6 +77,54 @@ class _Model(BaseModel):
 def payload_bytes(value: BaseModel) -> int:
     """The size of a model as the pydantic data converter puts it in history (JSON bytes)."""
     return len(to_json(value))
+
+
+class RetrySpec(_Model):
+    """URL-level retries, decided by the shard (Scrapy's RetryMiddleware is off)."""
+
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="requests per URL, first included"
+    )
+    backoff_base_seconds: float = Field(
+        default=1.0, ge=0.0, le=3600.0, description="wait before the 2nd attempt; doubles after"
+    )
+    backoff_max_seconds: float = Field(default=300.0, ge=0.0, le=86_400.0)
+    budget_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="most share of a host's concurrency that retries may hold (at least 1)",
+    )
+
+
+class BlockSpec(_Model):
+    """What counts as a block, and when a blocking host is parked."""
+
+    statuses: list[int] = Field(default_factory=lambda: [403, 429])
+    body_markers: list[str] = Field(
+        default_factory=lambda: ["captcha", "access denied", "are you a robot", "unusual traffic"],
+        description="case-insensitive text in the first 32 KB of a response body",
+    )
+    challenge_paths: list[str] = Field(
+        default_factory=lambda: ["/cdn-cgi/challenge-platform", "/captcha", "/challenge"],
+        description="a redirect to a path starting with one of these is a block",
+    )
+    park_block_rate: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="block rate over the window that parks a host"
+    )
+    park_window: int = Field(default=20, ge=1, le=1000, description="a host's last N responses")
+    park_min_responses: int = Field(default=5, ge=1, le=1000)
+    park_seconds: float = Field(
+        default=60.0, ge=0.0, le=86_400.0, description="first cool-down; doubles on each park"
+    )
+    give_up_after_parks: int = Field(
+        default=3, ge=1, le=100, description="parks in a row after which the host's URLs fail"
+    )
+
+    @field_validator("body_markers")
+    @classmethod
+    def _lower(cls, markers: list[str]) -> list[str]:
+        return [m.lower() for m in markers if m]
 
 
 class CrawlSpec(_Model):
@@ -104,6 +158,8 @@ class CrawlSpec(_Model):
     download_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     user_agent: str = Field(default=DEFAULT_USER_AGENT, min_length=1)
     obey_robots_txt: bool = True
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    blocks: BlockSpec = Field(default_factory=BlockSpec)
     history_events_per_run: int = Field(
         default=10_000,
         ge=100,
@@ -176,6 +232,8 @@ class FetchOptions(_Model):
     max_response_bytes: int = 10 * 1024 * 1024
     download_timeout_seconds: float = 30.0
     allow_private_networks: bool = False
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    blocks: BlockSpec = Field(default_factory=BlockSpec)
 
     @classmethod
     def from_spec(cls, spec: CrawlSpec) -> FetchOptions:
@@ -184,6 +242,8 @@ class FetchOptions(_Model):
             max_response_bytes=spec.max_response_bytes,
             download_timeout_seconds=spec.download_timeout_seconds,
             allow_private_networks=spec.allow_private_networks,
+            retry=spec.retry,
+            blocks=spec.blocks,
         )
 
 
@@ -194,6 +254,7 @@ class UrlTask(_Model):
     depth: int = 0
     priority: int = 0
     redirects: int = 0
+    attempt: int = Field(default=1, ge=1, description="which request of this URL this is")
 
 
 class PrepareRequest(_Model):
@@ -245,11 +306,17 @@ class FetchOutcome(_Model):
     error: str | None = Field(default=None, description="failure class when no usable response")
     redirect_to: str | None = None
     content_type: str | None = None
+    attempt: int = 1
+    blocked: str | None = Field(default=None, description="why the response is a block")
+    retry_after_seconds: float | None = Field(
+        default=None, description="the response's Retry-After, in seconds from when it came"
+    )
 
 
 class Link(_Model):
     url: str
     depth: int
+    count: int = Field(default=1, ge=1, description="times the batch's pages link it")
 
 
 class BatchResult(_Model):
@@ -266,16 +333,29 @@ class BatchResult(_Model):
 
 
 class HostStats(_Model):
+    """One host's counters. ``requests``, ``blocked`` and ``throttled`` count every attempt;
+    ``pages``, ``failures`` and the class and status counts count each URL once, at its end."""
+
     requests: int = 0
     pages: int = 0
     failures: int = 0
     blocked: int = 0
+    throttled: int = Field(default=0, description="429 responses")
+    retries: int = Field(default=0, description="attempts scheduled after a retryable outcome")
+    gave_up: int = Field(default=0, description="URLs whose last attempt was still retryable")
     failure_classes: dict[str, int] = Field(default_factory=dict)
     status_counts: dict[str, int] = Field(default_factory=dict)
+    block_reasons: dict[str, int] = Field(default_factory=dict)
     links_discovered: int = 0
     duplicates: int = 0
     robots_disallowed: int = 0
     batch_retries: int = 0
+    state: Literal["ok", "parked", "probing", "abandoned"] = "ok"
+    concurrency: int = Field(default=0, description="concurrency allowed now (adaptive)")
+    delay_seconds: float = Field(default=0.0, description="delay between requests now (adaptive)")
+    slowdowns: int = 0
+    recoveries: int = 0
+    parks: int = 0
 
 
 class ShardTotals(_Model):
@@ -297,6 +377,15 @@ class ShardTotals(_Model):
     queued: int = 0
     hosts: int = 0
     seen: int = 0
+    throttled: int = 0
+    retries: int = 0
+    gave_up: int = 0
+    retry_waiting: int = Field(default=0, description="URLs waiting for their next attempt")
+    parked_hosts: int = 0
+    abandoned_hosts: int = 0
+    retry_histogram: dict[str, int] = Field(
+        default_factory=dict, description="retries of a URL -> URLs with that many, at their end"
+    )
     # Not sums: the crawl shows the largest of its shards' (see report.MAX_FIELDS).
     history_length: int = Field(default=0, description="events in the current run's history")
     largest_payload_bytes: int = 0
@@ -338,6 +427,8 @@ class ShardCheckpoint(_Model):
     frontier_segments: list[str]
     hosts_segments: list[str]
     robots_segments: list[str]
+    retry_segments: list[str] = Field(default_factory=list)
+    pressure_segments: list[str] = Field(default_factory=list)
     resting: dict[str, float] = Field(
         default_factory=dict, description="host -> workflow time before which it may not lease"
     )
@@ -405,6 +496,9 @@ class CrawlProgress(_Model):
     credits_left: int = 0
     totals: ShardTotals = Field(default_factory=ShardTotals)
     shards: list[ShardTotals] = Field(default_factory=list)
+    hosts: dict[str, HostStats] = Field(
+        default_factory=dict, description="the busiest hosts and every parked one (live)"
+    )
     history_length: int = Field(default=0, description="events in the crawl workflow's run")
     continued_as_new: int = Field(default=0, description="the crawl workflow's earlier runs")
     largest_payload_bytes: int = Field(default=0, description="crawl workflow's largest payload")
@@ -429,9 +523,19 @@ class CrawlReport(_Model):
     duplicate_rate: float
     blocked: int
     block_rate: float
-    retries: int
+    retries: int = Field(description="URL attempts after the first (not batch retries)")
+    retry_rate: float = Field(default=0.0, description="retries / requests")
+    throttled: int = Field(default=0, description="429 responses")
+    gave_up: int = Field(default=0, description="URLs whose last attempt was still retryable")
     batch_retries: int
-    retry_concentration: float
+    retry_concentration: float = Field(description="share of URL retries on the top host")
+    retry_concentration_top_urls: float = Field(
+        default=0.0, description="share of URL retries on the most-retried 1% of URLs"
+    )
+    parked_hosts: list[str] = Field(default_factory=list)
+    abandoned_hosts: list[str] = Field(
+        default_factory=list, description="hosts given up on after parks in a row"
+    )
     robots_disallowed: int
     out_of_scope: int
     too_deep: int

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
-from shardcrawl.contracts import CrawlProgress, CrawlReport
+from shardcrawl.contracts import CrawlProgress, CrawlReport, HostStats
+from shardcrawl.report import top_urls_retry_share
 
-__all__ = ["progress_line", "progress_table", "report_table"]
+__all__ = ["host_table", "progress_line", "progress_table", "report_table"]
 
 
-def progress_table(progress: CrawlProgress) -> Table:
+def _rate(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
+def progress_table(progress: CrawlProgress) -> Group:
+    """The crawl's live state and health, and a table of its busiest and parked hosts."""
     t = progress.totals
     table = Table(title=f"{progress.crawl_id}  [{progress.state}]", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    retries_by_host = sorted((h.retries for h in progress.hosts.values()), reverse=True)
+    parked = [n for n, h in progress.hosts.items() if h.state in ("parked", "probing")]
     rows = [
         ("pages fetched", f"{t.pages} / max {progress.max_pages}"),
+        ("pages/s", f"{progress.pages_per_second:.1f}"),
         ("requests", str(t.requests)),
         ("failures", str(t.failures)),
-        ("blocked (403/429)", str(t.blocked)),
+        ("duplicate rate", f"{_rate(t.duplicates, t.links_discovered)} of {t.links_discovered}"),
+        ("block rate", f"{_rate(t.blocked, t.requests)} ({t.blocked} blocked, {t.throttled} 429)"),
+        ("retry rate", f"{_rate(t.retries, t.requests)} ({t.retries} retries)"),
+        (
+            "retries on the top host",
+            _rate(retries_by_host[0], t.retries) if retries_by_host else "-",
+        ),
+        (
+            "retries on the top 1% URLs",
+            f"{top_urls_retry_share(t.retry_histogram, t.pages + t.failures):.1%}",
+        ),
+        ("retries waiting", str(t.retry_waiting)),
+        ("parked hosts", ", ".join(parked) or str(t.parked_hosts)),
+        ("abandoned hosts", str(t.abandoned_hosts)),
         ("robots.txt disallowed", str(t.robots_disallowed)),
-        ("links discovered", str(t.links_discovered)),
-        ("duplicates skipped", str(t.duplicates)),
         ("queued", str(t.queued)),
         ("batches in flight", str(t.in_flight_batches)),
         ("batches done (retried)", f"{t.batches} ({t.batch_retries})"),
         ("hosts", str(t.hosts)),
-        ("pages/s", f"{progress.pages_per_second:.1f}"),
         ("elapsed", f"{progress.elapsed_seconds:.1f} s"),
         ("seen-set memory", f"{t.seen_set_bytes / 1e6:.1f} MB ({t.seen} URLs)"),
         ("history events, crawl run", str(progress.history_length)),
@@ -36,6 +56,25 @@ def progress_table(progress: CrawlProgress) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
+    return Group(table, host_table(progress.hosts))
+
+
+def host_table(hosts: dict[str, HostStats], *, title: str = "hosts") -> Table:
+    table = Table(title=title)
+    for column in ("host", "requests", "pages", "failures", "block rate", "retries", "state"):
+        table.add_column(column, justify="left" if column in ("host", "state") else "right")
+    table.add_column("now", justify="right")
+    for name, h in sorted(hosts.items(), key=lambda kv: (-kv[1].requests, kv[0])):
+        table.add_row(
+            name,
+            str(h.requests),
+            str(h.pages),
+            str(h.failures),
+            _rate(h.blocked, h.requests),
+            str(h.retries),
+            f"{h.state} ({h.parks} parks)" if h.parks else h.state,
+            f"{h.concurrency} x {h.delay_seconds:g} s" if h.concurrency else "-",
+        )
     return table
 
 
@@ -48,7 +87,7 @@ def progress_line(progress: CrawlProgress) -> str:
     )
 
 
-def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Table:
+def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
     table = Table(title=f"{report.crawl_id}: {report.status}", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -60,8 +99,16 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Table:
         ("failures", f"{report.failures} ({failures})"),
         ("duplicates skipped", f"{report.duplicates_skipped} of {report.links_discovered} links"),
         ("duplicate rate", f"{report.duplicate_rate:.1%}"),
-        ("block rate", f"{report.block_rate:.1%}"),
+        ("block rate", f"{report.block_rate:.1%} ({report.blocked} blocked)"),
         ("retries (URL / batch)", f"{report.retries} / {report.batch_retries}"),
+        ("retry rate", f"{report.retry_rate:.1%}"),
+        ("retries on the top host", f"{report.retry_concentration:.1%}"),
+        ("retries on the top 1% URLs", f"{report.retry_concentration_top_urls:.1%}"),
+        ("given up (still retryable)", str(report.gave_up)),
+        (
+            "parked / abandoned hosts",
+            f"{', '.join(report.parked_hosts) or '-'} / {', '.join(report.abandoned_hosts) or '-'}",
+        ),
         ("robots.txt disallowed", str(report.robots_disallowed)),
         ("out of scope / too deep", f"{report.out_of_scope} / {report.too_deep}"),
         ("left unfetched", str(report.unfetched)),
@@ -70,12 +117,7 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    for host, stats in list(report.hosts.items())[:max_hosts]:
-        table.add_row(
-            f"  {host}",
-            f"{stats.pages} pages, {stats.failures} failures, {stats.duplicates} dup links",
-        )
+    busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))
     more = len(report.hosts) - min(len(report.hosts), max_hosts) + report.hosts_omitted
-    if more:
-        table.add_row("  ...", f"{more} more hosts in report.json")
-    return table
+    title = f"hosts ({more} more in report.json)" if more else "hosts"
+    return Group(table, host_table(dict(busiest[:max_hosts]), title=title))

@@ -68,6 +68,10 @@ class LocalFleet:
         )
         for index in range(self.workers):
             log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
+            if self.config.metrics_address:
+                # One machine, so one port each: HOST:PORT, HOST:PORT+1, ...
+                host, _, port = self.config.metrics_address.rpartition(":")
+                env["SHARDCRAWL_METRICS_ADDRESS"] = f"{host}:{int(port) + index}"
             self.processes.append(
                 subprocess.Popen(worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -14,6 +15,7 @@ __all__ = [
     "ShardPart",
     "build_report",
     "sum_totals",
+    "top_urls_retry_share",
     "trim_hosts",
 ]
 
@@ -38,7 +40,10 @@ def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
     for part in parts:
         for name in ShardTotals.model_fields:
             mine, theirs = getattr(total, name), getattr(part, name)
-            setattr(total, name, max(mine, theirs) if name in MAX_FIELDS else mine + theirs)
+            if isinstance(mine, dict):
+                _merge_counts(mine, theirs)
+            else:
+                setattr(total, name, max(mine, theirs) if name in MAX_FIELDS else mine + theirs)
     return total
 
 
@@ -51,15 +56,41 @@ def _merge_counts(into: dict[str, int], more: dict[str, int]) -> None:
         into[key] = into.get(key, 0) + value
 
 
+# A host's current state, not counters: the later shard's wins when two are merged.
+_HOST_STATE_FIELDS = frozenset({"state", "concurrency", "delay_seconds"})
+
+
 def _merge_hosts(a: HostStats, b: HostStats) -> HostStats:
     """One host's stats from two shards (a host moves only if the shard count changes)."""
     merged = a.model_copy(deep=True)
     for name, value in b:
         if isinstance(value, dict):
             _merge_counts(getattr(merged, name), value)
+        elif name in _HOST_STATE_FIELDS:
+            setattr(merged, name, value)
         else:
             setattr(merged, name, getattr(merged, name) + value)
     return merged
+
+
+def top_urls_retry_share(histogram: dict[str, int], urls_ended: int, share: float = 0.01) -> float:
+    """Of all URL retries, the share that fell on the most-retried ``share`` of the URLs.
+
+    ``histogram`` maps a retry count to how many URLs ended with that many retries; URLs
+    with none are not in it but count in ``urls_ended``.
+    """
+    total = sum(int(k) * v for k, v in histogram.items())
+    if total == 0:
+        return 0.0
+    left = max(1, math.ceil(urls_ended * share))
+    top = 0
+    for retries, count in sorted(((int(k), v) for k, v in histogram.items()), reverse=True):
+        take = min(left, count)
+        top += retries * take
+        left -= take
+        if left == 0:
+            break
+    return _ratio(top, total)
 
 
 def build_report(
@@ -81,7 +112,7 @@ def build_report(
             _merge_counts(failure_classes, stats.failure_classes)
             _merge_counts(status_counts, stats.status_counts)
     elapsed = max((finished_at - started_at).total_seconds(), 1e-9)
-    retries_by_host = [h.batch_retries for h in hosts.values()]
+    retries_by_host = [h.retries for h in hosts.values()]
     return CrawlReport(
         crawl_id=crawl_id,
         status=status,
@@ -99,9 +130,17 @@ def build_report(
         duplicate_rate=_ratio(totals.duplicates, totals.links_discovered),
         blocked=totals.blocked,
         block_rate=_ratio(totals.blocked, totals.requests),
-        retries=0,
+        retries=totals.retries,
+        retry_rate=_ratio(totals.retries, totals.requests),
+        throttled=totals.throttled,
+        gave_up=totals.gave_up,
         batch_retries=totals.batch_retries,
         retry_concentration=_ratio(max(retries_by_host, default=0), sum(retries_by_host)),
+        retry_concentration_top_urls=top_urls_retry_share(
+            totals.retry_histogram, totals.pages + totals.failures
+        ),
+        parked_hosts=sorted(n for n, h in hosts.items() if h.state in ("parked", "probing")),
+        abandoned_hosts=sorted(n for n, h in hosts.items() if h.state == "abandoned"),
         robots_disallowed=totals.robots_disallowed,
         out_of_scope=totals.out_of_scope,
         too_deep=totals.too_deep,

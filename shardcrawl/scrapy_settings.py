@@ -11,9 +11,10 @@ from typing import Any
 
 from shardcrawl.contracts import BatchRequest, FetchOptions
 
-__all__ = ["CAPTURE_MIDDLEWARE", "batch_settings", "fetch_settings"]
+__all__ = ["CAPTURE_MIDDLEWARE", "HOLD_MIDDLEWARE", "batch_settings", "fetch_settings"]
 
 CAPTURE_MIDDLEWARE = "activities.batch_capture.BatchCaptureMiddleware"
+HOLD_MIDDLEWARE = "activities.batch_capture.BatchHoldMiddleware"
 
 
 def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
             "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
         },
         "DOWNLOADER_MIDDLEWARES": {
+            # First, so a request held by a Retry-After is never sent.
+            HOLD_MIDDLEWARE: 1,
             "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
         },
         "EXTENSIONS": {

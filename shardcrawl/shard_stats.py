@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from shardcrawl import urls
 from shardcrawl.contracts import (
+    DEFERRED,
     FORBIDDEN_ADDRESS,
+    HOST_ABANDONED,
     NOT_FETCHED,
     ROBOTS_DISALLOWED,
     FetchOutcome,
     HostStats,
     ShardTotals,
 )
+from shardcrawl.host_pressure import HostState
+from shardcrawl.retry_policy import is_retryable
 
-__all__ = ["BLOCK_STATUSES", "ShardStats"]
+__all__ = ["NOT_A_REQUEST", "ShardStats"]
 
-BLOCK_STATUSES = frozenset({403, 429})
-_NOT_A_REQUEST = frozenset({ROBOTS_DISALLOWED, FORBIDDEN_ADDRESS, NOT_FETCHED})
+NOT_A_REQUEST = frozenset(
+    {ROBOTS_DISALLOWED, FORBIDDEN_ADDRESS, NOT_FETCHED, DEFERRED, HOST_ABANDONED}
+)
 
 
 class ShardStats:
@@ -47,29 +52,57 @@ class ShardStats:
         self._fetched_hosts.add(urls.hostname(url))
         self.totals.hosts = len(self._fetched_hosts)
 
-    def record_outcome(self, outcome: FetchOutcome) -> None:
+    def record_outcome(self, outcome: FetchOutcome, *, final: bool = True) -> None:
+        """Count one attempt (a retry if ``attempt`` > 1); a ``final`` one also ends its URL
+        (pages, failures, classes, and the histogram of retries per URL)."""
         host = self.host(outcome.url)
         self._fetched_from(outcome.url)
         if outcome.error == ROBOTS_DISALLOWED:
             host.robots_disallowed += 1
             self.totals.robots_disallowed += 1
             return
-        if outcome.error is None or outcome.error not in _NOT_A_REQUEST:
+        if outcome.error is None or outcome.error not in NOT_A_REQUEST:
             host.requests += 1
             self.totals.requests += 1
+        if outcome.blocked:
+            host.blocked += 1
+            self.totals.blocked += 1
+            reason = outcome.blocked
+            host.block_reasons[reason] = host.block_reasons.get(reason, 0) + 1
+        if outcome.status == 429:
+            host.throttled += 1
+            self.totals.throttled += 1
+        if outcome.attempt > 1 and outcome.error not in NOT_A_REQUEST:
+            host.retries += 1
+            self.totals.retries += 1
+        if not final:
+            return
+        if outcome.attempt > 1:
+            key = str(outcome.attempt - 1)
+            self.totals.retry_histogram[key] = self.totals.retry_histogram.get(key, 0) + 1
+        if is_retryable(outcome):
+            host.gave_up += 1
+            self.totals.gave_up += 1
         if outcome.status is not None:
             host.pages += 1
             self.totals.pages += 1
             code = str(outcome.status)
             host.status_counts[code] = host.status_counts.get(code, 0) + 1
-            if outcome.status in BLOCK_STATUSES:
-                host.blocked += 1
-                self.totals.blocked += 1
             return
         error = outcome.error or "unknown"
         host.failures += 1
         self.totals.failures += 1
         host.failure_classes[error] = host.failure_classes.get(error, 0) + 1
+
+    def record_pressure(self, name: str, state: HostState) -> None:
+        """Show the host's adaptive limits and breaker state with its counters."""
+        host = self.hosts.get(name) or self.hosts.setdefault(name, HostStats())
+        host.state = state.state
+        host.concurrency = state.concurrency
+        host.delay_seconds = round(state.delay_seconds, 3)
+        host.slowdowns = state.slowdowns
+        host.recoveries = state.recoveries
+        host.parks = state.parks
 
     def record_link(self, url: str, *, duplicate: bool) -> None:
         host = self.host(url)

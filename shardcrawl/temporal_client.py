@@ -8,17 +8,26 @@ import time
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
 from shardcrawl.errors import TemporalUnavailableError
 
-__all__ = ["connect"]
+__all__ = ["connect", "metrics_runtime"]
 
 log = logging.getLogger(__name__)
 
 
-async def connect(config: Config, *, wait_seconds: float = 0.0) -> Client:
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime serving Prometheus metrics on ``address``: the SDK's own and the
+    ones shardcrawl's workflows and activities record through their metric meters."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(
+    config: Config, *, wait_seconds: float = 0.0, runtime: Runtime | None = None
+) -> Client:
     """A client for the configured address and namespace, or a clear error if none answers.
 
     With ``wait_seconds``, a server that is not up yet (restarting, or started alongside the
@@ -32,6 +41,7 @@ async def connect(config: Config, *, wait_seconds: float = 0.0) -> Client:
                 config.temporal_address,
                 namespace=config.temporal_namespace,
                 data_converter=pydantic_data_converter,
+                runtime=runtime,
             )
         except (RPCError, RuntimeError, OSError) as exc:
             if time.monotonic() + delay > deadline:

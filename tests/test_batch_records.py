@@ -207,7 +207,7 @@ def test_links_of_pages_without_links_is_empty() -> None:
 
 
 def test_outcome_of_fetched_page() -> None:
-    outcome = _outcome(capture(status=200))
+    outcome = _outcome(capture(status=200), 1)
     assert (outcome.url, outcome.status, outcome.error, outcome.content_type) == (
         "https://example.com/a",
         200,
@@ -218,15 +218,15 @@ def test_outcome_of_fetched_page() -> None:
 
 
 def test_outcome_of_failed_page_carries_error() -> None:
-    outcome = _outcome(capture(status=None, error="timeout", content_type=None))
+    outcome = _outcome(capture(status=None, error="timeout", content_type=None), 1)
     assert outcome.status is None
     assert outcome.error == "timeout"
 
 
 def test_outcome_redirect_target_is_canonical() -> None:
-    outcome = _outcome(capture(status=302, location="HTTPS://Example.com:443/next?b=1&a=2#top"))
+    outcome = _outcome(capture(status=302, location="HTTPS://Example.com:443/next?b=1&a=2#top"), 1)
     assert outcome.redirect_to == "https://example.com/next?a=2&b=1"
 
 
 def test_outcome_drops_uncrawlable_redirect_target() -> None:
-    assert _outcome(capture(status=302, location="ftp://example.com/file")).redirect_to is None
+    assert _outcome(capture(status=302, location="ftp://example.com/file"), 1).redirect_to is None

@@ -417,3 +417,12 @@ def test_dockerfile_copies_existing_paths_covering_the_package(pyproject: dict[s
     needed |= {package.split(".")[0] for package in setuptools.get("packages", [])}
     needed |= {module + ".py" for module in setuptools.get("py-modules", [])}
     assert needed <= copied, f"`pip install .` needs these copied too: {sorted(needed - copied)}"
+
+
+def test_worker_metrics_listen_on_its_exposed_port(
+    services: dict[str, dict[str, Any]], worker_config: Config
+) -> None:
+    assert worker_config.metrics_address, "workers in the cluster serve Prometheus metrics"
+    host, port = _host_port(worker_config.metrics_address)
+    assert host == "0.0.0.0", "metrics on loopback are unreachable from other containers"
+    assert port in _container_ports(services["worker"])

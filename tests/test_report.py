@@ -6,8 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shardcrawl.contracts import CrawlReport, FetchOutcome, HostStats, ShardTotals
-from shardcrawl.report import MAX_FIELDS, ShardPart, build_report, sum_totals, trim_hosts
+from shardcrawl.blocks import block_reason
+from shardcrawl.contracts import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
+from shardcrawl.report import (
+    MAX_FIELDS,
+    ShardPart,
+    build_report,
+    sum_totals,
+    top_urls_retry_share,
+    trim_hosts,
+)
 from shardcrawl.shard_stats import ShardStats
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -19,7 +27,10 @@ C = "http://c.example:8080"
 
 
 def page(url: str, status: int) -> FetchOutcome:
-    return FetchOutcome(url=url, status=status)
+    """As the batch activity reports it, with the default block rules."""
+    return FetchOutcome(
+        url=url, status=status, blocked=block_reason(status, b"", None, BlockSpec())
+    )
 
 
 def failed(url: str, error: str) -> FetchOutcome:
@@ -216,9 +227,49 @@ def test_report_per_host_stats(crawl_report: CrawlReport) -> None:
     assert crawl_report.hosts["c.example"].status_counts == {"200": 1}
 
 
-def test_report_batch_retries_and_concentration(crawl_report: CrawlReport) -> None:
+def test_report_batch_retries_are_not_url_retries(crawl_report: CrawlReport) -> None:
     assert crawl_report.batch_retries == 3
-    assert crawl_report.retry_concentration == pytest.approx(2 / 3, abs=1e-6)
+    assert crawl_report.retries == 0
+    assert crawl_report.retry_concentration == 0.0
+
+
+def retried(url: str, status: int, attempt: int, *, final: bool, stats: ShardStats) -> None:
+    outcome = page(url, status).model_copy(update={"attempt": attempt})
+    stats.record_outcome(outcome, final=final)
+
+
+def test_report_counts_url_retries_rate_and_concentration() -> None:
+    stats = ShardStats()
+    # a.example/1: 503, 503, 200 (two retries); b.example/1: 503 then 200; c.example/1: 200.
+    retried(f"{A}/1", 503, 1, final=False, stats=stats)
+    retried(f"{A}/1", 503, 2, final=False, stats=stats)
+    retried(f"{A}/1", 200, 3, final=True, stats=stats)
+    retried(f"{B}/1", 503, 1, final=False, stats=stats)
+    retried(f"{B}/1", 200, 2, final=True, stats=stats)
+    retried(f"{C}/1", 200, 1, final=True, stats=stats)
+    r = report([result(0, stats)])
+    assert (r.requests, r.pages_fetched, r.retries) == (6, 3, 3)
+    assert r.retry_rate == pytest.approx(3 / 6)
+    assert r.retry_concentration == pytest.approx(2 / 3, abs=1e-6)
+    # The top 1% of 3 URLs is one URL: a.example/1, with 2 of the 3 retries.
+    assert r.retry_concentration_top_urls == pytest.approx(2 / 3, abs=1e-6)
+    assert r.status_counts == {"200": 3}, "a retried attempt is not a URL's status"
+    assert r.hosts["a.example"].retries == 2 and r.hosts["b.example"].retries == 1
+
+
+def test_a_url_that_ends_retryable_counts_as_given_up() -> None:
+    stats = ShardStats()
+    retried(f"{A}/1", 503, 1, final=False, stats=stats)
+    retried(f"{A}/1", 503, 2, final=True, stats=stats)
+    r = report([result(0, stats)])
+    assert (r.gave_up, r.retries, r.pages_fetched) == (1, 1, 1)
+    assert r.status_counts == {"503": 1}
+
+
+def test_top_urls_retry_share_takes_the_most_retried_first() -> None:
+    # 200 URLs ended: 1 with 5 retries, 3 with 1; the top 1% is 2 URLs: 5 + 1 of 8.
+    assert top_urls_retry_share({"5": 1, "1": 3}, 200) == pytest.approx(6 / 8)
+    assert top_urls_retry_share({}, 10) == 0.0
 
 
 def test_report_pages_per_second_uses_elapsed_time(crawl_report: CrawlReport) -> None:
@@ -261,7 +312,6 @@ def test_report_merges_stats_of_a_host_seen_by_two_shards() -> None:
     assert a.batch_retries == 3
     # Per-host numbers add up to the crawl-wide ones.
     assert sum(h.requests for h in merged.hosts.values()) == merged.requests
-    assert merged.retry_concentration == pytest.approx(3 / 4)
 
 
 def test_report_retry_concentration_zero_without_retries() -> None:
@@ -276,7 +326,7 @@ def test_report_retry_concentration_zero_without_retries() -> None:
 def test_report_retry_concentration_spread_evenly() -> None:
     stats = ShardStats()
     for origin in (A, B, C, "https://d.example"):
-        stats.record_batch(attempt=2, origin=origin)
+        retried(f"{origin}/1", 200, 2, final=True, stats=stats)
     assert report([result(0, stats)]).retry_concentration == pytest.approx(0.25)
 
 
@@ -291,12 +341,15 @@ def test_report_of_nothing_has_zero_rates() -> None:
 
 
 def test_sum_totals_adds_every_counter_and_keeps_the_largest_run_size() -> None:
-    one = ShardTotals(**{name: 1 for name in ShardTotals.model_fields})
-    two = ShardTotals(**{name: 2 for name in ShardTotals.model_fields})
+    counters = [n for n, f in ShardTotals.model_fields.items() if f.annotation is int]
+    one = ShardTotals(**{name: 1 for name in counters}, retry_histogram={"1": 1})
+    two = ShardTotals(**{name: 2 for name in counters}, retry_histogram={"1": 2, "3": 1})
     total = sum_totals([one, two])
-    assert set(ShardTotals.model_fields) >= MAX_FIELDS
-    for name in ShardTotals.model_fields:
+    assert set(counters) >= MAX_FIELDS
+    assert set(counters) | {"retry_histogram"} == set(ShardTotals.model_fields)
+    for name in counters:
         assert getattr(total, name) == (2 if name in MAX_FIELDS else 3), name
+    assert total.retry_histogram == {"1": 3, "3": 1}
 
 
 def test_trim_hosts_keeps_the_busiest_and_counts_the_rest(crawl_report: CrawlReport) -> None:

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl import layout, urls
     from shardcrawl.contracts import (
         BATCH_FAILED,
+        DEFERRED,
+        HOST_ABANDONED,
         ROBOTS_FETCH_FAILED,
         BatchRequest,
         BatchResult,
@@ -53,7 +55,10 @@ with workflow.unsafe.imports_passed_through():
         payload_bytes,
     )
     from shardcrawl.frontier import Frontier, RecentSet
+    from shardcrawl.host_pressure import HostPressure
     from shardcrawl.politeness import Lease, Politeness
+    from shardcrawl.retry_policy import backoff_seconds, will_retry
+    from shardcrawl.retry_queue import RetryQueue
     from shardcrawl.segments import (
         INLINE_PAYLOAD_BYTES,
         pack_fingerprints,
@@ -86,6 +91,10 @@ SEGMENT_RETRY = RetryPolicy(
 SEGMENT_TIMEOUT = timedelta(seconds=60)
 # Forwarded URLs per report, and URL text per batch: each message stays one small payload.
 MAX_FORWARDS_PER_REPORT = 1000
+# Retry batches of all hosts together hold at most this share of the shard's batch slots, so
+# failing hosts cannot crowd out new work on healthy ones (each host's own retry budget is
+# the spec's retry.budget_share of its concurrency).
+MAX_RETRY_BATCHES = max(1, MAX_BATCHES_IN_FLIGHT // 5)
 MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 
@@ -110,6 +119,8 @@ class DomainShardWorkflow:
         self._paused = False
         self._dirty = False
         self._frontier = Frontier()
+        self._retries = RetryQueue()
+        self._retry_batches = 0
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         self._stats = ShardStats()
         self._outbox: list[UrlTask] = []
@@ -119,6 +130,9 @@ class DomainShardWorkflow:
         self._last_report: tuple[object, ...] | None = None
         self._fatal: BaseException | None = None
         self._draining = False
+        self._dispatched_at = 0.0
+        # Counter values already exported (by this run, or the runs before it).
+        self._exported: dict[str, int] = {}
         self._generation = 0
         self._events_at_start = 0
         self._largest_payload = 0
@@ -127,6 +141,12 @@ class DomainShardWorkflow:
         self._politeness = Politeness(
             max_concurrency=shard.spec.concurrency_per_host,
             delay_seconds=shard.spec.delay_seconds,
+        )
+        self._pressure = HostPressure(
+            max_concurrency=shard.spec.concurrency_per_host,
+            delay_seconds=shard.spec.delay_seconds,
+            blocks=shard.spec.blocks,
+            retry=shard.spec.retry,
         )
         self._note_payload(shard)
         if shard.checkpoint is not None:
@@ -154,6 +174,16 @@ class DomainShardWorkflow:
     @workflow.query
     def totals(self) -> ShardTotals:
         return self._totals()
+
+    @workflow.query
+    def hosts(self, limit: int) -> dict[str, HostStats]:
+        """The ``limit`` busiest hosts, and every parked or abandoned one, for live status."""
+        busiest = sorted(self._stats.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        return {
+            name: stats
+            for i, (name, stats) in enumerate(busiest)
+            if i < limit or stats.state != "ok"
+        }
 
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
@@ -190,6 +220,7 @@ class DomainShardWorkflow:
                 raise self._fatal
             self._apply_inbox()
             self._dispatch()
+            self._export_metrics()
             await self._report()
             if self._finish:
                 break
@@ -198,9 +229,12 @@ class DomainShardWorkflow:
                 if not self._batches:
                     await self._continue_as_new()
                     continue
-            # A timeout means a resting host may take a lease now.
+            wake = self._next_wake()
+            if wake == timedelta(0):
+                continue  # a wait ended while reporting: dispatch again first
+            # A timeout means a resting host may take a lease, or a retry may go, now.
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+                await workflow.wait_condition(lambda: self._dirty, timeout=wake)
         await self._land_in_flight()
         hosts = await self._save_segments(
             "final", "hosts", self._host_records(), generation=self._generation + 1
@@ -233,14 +267,17 @@ class DomainShardWorkflow:
             for task in message.urls:
                 self._accept(task, is_link=not message.seeds)
 
-    def _route(self, task: UrlTask) -> None:
-        """Scope and depth checks, then to the owner: this shard or, via the parent, another."""
+    def _route(self, task: UrlTask, count: int = 1) -> None:
+        """Scope and depth checks, then to the owner: this shard or, via the parent, another.
+        ``count`` is how often a batch linked the URL; all but the first are duplicates."""
         if not urls.in_allowed_domains(task.url, self._domains):
-            self._stats.totals.out_of_scope += 1
+            self._stats.totals.out_of_scope += count
             return
         if task.depth > self._spec.max_depth:
-            self._stats.totals.too_deep += 1
+            self._stats.totals.too_deep += count
             return
+        for _ in range(count - 1):
+            self._stats.record_link(task.url, duplicate=True)
         owner = urls.shard_of(urls.origin(task.url), self._input.shard_count)
         if owner == self._input.shard:
             self._accept(task, is_link=True)
@@ -260,7 +297,10 @@ class DomainShardWorkflow:
         if self._paused or self._finish or self._draining:
             return
         now = workflow.now().timestamp()
-        for origin in self._frontier.origins():
+        self._dispatched_at = now
+        fresh = self._frontier.origins()
+        waiting = [o for o in self._retries.origins() if o not in set(fresh)]
+        for origin in fresh + waiting:
             if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
                 return
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
@@ -271,23 +311,92 @@ class DomainShardWorkflow:
                 continue
             if self._spec.obey_robots_txt and self._robots[origin] is None:
                 continue
-            while self._credits > 0 and len(self._batches) < MAX_BATCHES_IN_FLIGHT:
-                queued = self._frontier.queued_at(origin)
-                lease = self._politeness.lease(
-                    urls.hostname(origin),
-                    queued=min(queued, self._credits),
-                    batch_size=self._spec.batch_size,
-                    now=now,
+            host = urls.hostname(origin)
+            state = self._pressure.state(host, now)
+            if state == "abandoned":
+                self._give_up(origin)
+            elif state == "probing":
+                self._probe(origin, host, now)
+            elif state == "ok":
+                self._dispatch_retries(origin, host, now)
+                self._dispatch_fresh(origin, host, now)
+
+    def _dispatch_retries(self, origin: str, host: str, now: float) -> None:
+        """Retries whose wait is over, within the host's retry budget and the shard's."""
+        concurrency, delay = self._pressure.limits(host)
+        while (
+            self._retry_batches < MAX_RETRY_BATCHES and len(self._batches) < MAX_BATCHES_IN_FLIGHT
+        ):
+            ready = self._retries.ready_count(origin, now)
+            if not ready:
+                return
+            lease = self._politeness.lease(
+                host,
+                queued=ready,
+                batch_size=self._spec.batch_size,
+                now=now,
+                max_concurrency=concurrency,
+                delay_seconds=delay,
+                retry_slots=self._pressure.retry_slots(host),
+            )
+            if lease is None:
+                return
+            self._start(
+                self._run_batch(
+                    origin, lease, self._retries.ready(origin, now, self._spec.batch_size)
                 )
-                if lease is None:
-                    break
-                tasks = self._frontier.pop(
-                    origin,
-                    min(self._spec.batch_size, self._credits),
-                    max_url_bytes=MAX_BATCH_URL_BYTES,
-                )
-                self._credits -= len(tasks)
-                self._start(self._run_batch(origin, lease, tasks))
+            )
+
+    def _dispatch_fresh(self, origin: str, host: str, now: float) -> None:
+        concurrency, delay = self._pressure.limits(host)
+        while self._credits > 0 and len(self._batches) < MAX_BATCHES_IN_FLIGHT:
+            queued = self._frontier.queued_at(origin)
+            lease = self._politeness.lease(
+                host,
+                queued=min(queued, self._credits),
+                batch_size=self._spec.batch_size,
+                now=now,
+                max_concurrency=concurrency,
+                delay_seconds=delay,
+            )
+            if lease is None:
+                return
+            tasks = self._frontier.pop(
+                origin,
+                min(self._spec.batch_size, self._credits),
+                max_url_bytes=MAX_BATCH_URL_BYTES,
+            )
+            self._credits -= len(tasks)
+            self._start(self._run_batch(origin, lease, tasks))
+
+    def _probe(self, origin: str, host: str, now: float) -> None:
+        """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
+        if self._politeness.in_use(host):
+            return
+        tasks = self._retries.ready(origin, now, 1)
+        if not tasks and self._credits > 0:
+            tasks = self._frontier.pop(origin, 1)
+            self._credits -= len(tasks)
+        if not tasks:
+            return
+        _, delay = self._pressure.limits(host)
+        lease = self._politeness.lease(
+            host, queued=1, batch_size=1, now=now, max_concurrency=1, delay_seconds=delay
+        )
+        if lease is None:
+            self._retries.push(tasks[0].model_copy(), now)
+            return
+        self._start(self._run_batch(origin, lease, tasks))
+
+    def _give_up(self, origin: str) -> None:
+        """A host given up on (parked too often): its waiting URLs end as failures."""
+        # A waiting retry's last attempt is the one before the attempt it waited for.
+        ended = [(t, t.attempt - 1) for t in self._retries.take_all(origin)]
+        ended += [(t, 1) for t in self._frontier.pop(origin, self._frontier.queued_at(origin))]
+        for task, last_attempt in ended:
+            self._stats.record_outcome(
+                FetchOutcome(url=task.url, error=HOST_ABANDONED, attempt=max(1, last_attempt))
+            )
 
     def _start(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -300,6 +409,26 @@ class DomainShardWorkflow:
         if not task.cancelled() and task.exception() is not None and self._fatal is None:
             self._fatal = task.exception()
         self._dirty = True
+
+    def _export_metrics(self) -> None:
+        """The shard's health on the workers' Prometheus endpoint (not emitted on replay)."""
+        meter = workflow.metric_meter().with_additional_attributes(
+            {"crawl_id": self._input.crawl_id, "shard": str(self._input.shard)}
+        )
+        totals = self._stats.totals
+        exported = self._exported
+        for name, value in (("links", totals.links_discovered), ("duplicates", totals.duplicates)):
+            if value > exported.get(name, 0):
+                meter.create_counter(f"shardcrawl_shard_{name}").add(value - exported.get(name, 0))
+                exported[name] = value
+        for name, value in (
+            ("queued", self._frontier.queued()),
+            ("retry_waiting", len(self._retries)),
+            ("batches_in_flight", len(self._batches)),
+            ("parked_hosts", len(self._pressure.parked())),
+            ("abandoned_hosts", len(self._pressure.abandoned())),
+        ):
+            meter.create_gauge(f"shardcrawl_shard_{name}").set(value)
 
     def _note_payload(self, message: BaseModel) -> None:
         """Keep the largest message this shard sent or received, as history holds them."""
@@ -330,6 +459,7 @@ class DomainShardWorkflow:
 
     async def _run_batch(self, origin: str, lease: Lease, tasks: list[UrlTask]) -> None:
         self._batch_seq += 1
+        self._retry_batches += lease.retry
         robots = self._robots.get(origin) or RobotsResult()
         request = BatchRequest(
             crawl_id=self._input.crawl_id,
@@ -363,7 +493,9 @@ class DomainShardWorkflow:
             workflow.logger.warning("batch %s lost: %s", request.batch_id, exc.cause)
             result = BatchResult(
                 batch_id=request.batch_id,
-                outcomes=[FetchOutcome(url=t.url, error=BATCH_FAILED) for t in tasks],
+                outcomes=[
+                    FetchOutcome(url=t.url, error=BATCH_FAILED, attempt=t.attempt) for t in tasks
+                ],
                 links=[],
                 items_key="",
                 items_written=0,
@@ -371,6 +503,7 @@ class DomainShardWorkflow:
             )
         finally:
             self._politeness.release(lease, now=workflow.now().timestamp())
+            self._retry_batches -= lease.retry
         self._note_payload(result)
         if result.segments:
             outcomes, links = unpack_batch_result(
@@ -381,14 +514,39 @@ class DomainShardWorkflow:
 
     def _absorb(self, origin: str, tasks: list[UrlTask], result: BatchResult) -> None:
         self._stats.record_batch(attempt=result.attempt, origin=origin)
+        now = workflow.now().timestamp()
+        host = urls.hostname(origin)
+        retry = self._spec.retry
         by_url = {t.url: t for t in tasks}
+        hold_until = 0.0
         for outcome in result.outcomes:
-            self._stats.record_outcome(outcome)
+            if outcome.retry_after_seconds is not None and (
+                outcome.blocked or outcome.status == 429 or (outcome.status or 0) >= 500
+            ):
+                hold_until = max(hold_until, now + outcome.retry_after_seconds)
+        for outcome in result.outcomes:
             source = by_url.get(outcome.url)
+            if source is not None and outcome.error == DEFERRED:
+                # Never sent: the batch stopped at a Retry-After. Same attempt, after the hold.
+                self._retries.push(source, max(hold_until, now))
+                continue
+            if source is not None and will_retry(outcome, retry):
+                self._stats.record_outcome(outcome, final=False)
+                wait = backoff_seconds(outcome.attempt, retry, workflow.random().random())
+                next_try = source.model_copy(update={"attempt": source.attempt + 1})
+                self._retries.push(next_try, max(now + wait, hold_until))
+                continue
+            self._stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
                 self._follow_redirect(source, outcome.redirect_to)
+        rest_until = self._pressure.observe(
+            host, result.outcomes, now=now, jitter=workflow.random().random()
+        )
+        if max(rest_until, hold_until) > now:
+            self._politeness.rest(host, max(rest_until, hold_until))
+        self._stats.record_pressure(host, self._pressure.host(host))
         for link in result.links:
-            self._route(UrlTask(url=link.url, depth=link.depth))
+            self._route(UrlTask(url=link.url, depth=link.depth), count=link.count)
 
     def _follow_redirect(self, source: UrlTask, target: str) -> None:
         if source.redirects >= self._spec.max_redirects:
@@ -399,7 +557,11 @@ class DomainShardWorkflow:
     # -- reporting -----------------------------------------------------------------------------
 
     def _idle(self) -> bool:
-        return not self._batches and (self._frontier.queued() == 0 or self._credits == 0)
+        return (
+            not self._batches
+            and not self._retries
+            and (self._frontier.queued() == 0 or self._credits == 0)
+        )
 
     def _totals(self) -> ShardTotals:
         totals = self._stats.totals.model_copy()
@@ -410,6 +572,9 @@ class DomainShardWorkflow:
         totals.history_length = workflow.info().get_current_history_length()
         totals.largest_payload_bytes = self._largest_payload
         totals.continued_as_new = self._generation
+        totals.retry_waiting = len(self._retries)
+        totals.parked_hosts = len(self._pressure.parked())
+        totals.abandoned_hosts = len(self._pressure.abandoned())
         return totals
 
     async def _report(self) -> None:
@@ -448,14 +613,23 @@ class DomainShardWorkflow:
                 return
 
     def _next_wake(self) -> timedelta | None:
-        """When a resting host may take a lease again, if that is what the shard waits for."""
-        if self._paused or self._credits <= 0:
+        """When a resting host may take a lease, a retry's wait ends or a park's cool-down
+        does, if that is what the shard waits for; zero if one of those came due since the
+        last dispatch (time passes while the shard reports)."""
+        if self._paused:
             return None
         now = workflow.now().timestamp()
-        waits = [
-            self._politeness.ready_at(urls.hostname(o)) - now for o in self._frontier.origins()
-        ]
-        future = [w for w in waits if w > 0]
+        origins = self._retries.origins()
+        if self._credits > 0:
+            origins += self._frontier.origins()
+        times = [self._politeness.ready_at(urls.hostname(o)) for o in origins]
+        times += self._pressure.wake_times()
+        next_retry = self._retries.next_ready_at()
+        if next_retry is not None:
+            times.append(next_retry)
+        if any(self._dispatched_at < t <= now for t in times):
+            return timedelta(0)  # came due after the last dispatch looked
+        future = [t - now for t in times if t > now]
         return timedelta(seconds=min(future)) if future else None
 
     # -- continue-as-new with claim-checked state ------------------------------------------------
@@ -489,6 +663,12 @@ class DomainShardWorkflow:
             ),
             hosts_segments=await self._save_segments(
                 "state", "hosts", self._host_records(), generation
+            ),
+            retry_segments=await self._save_segments(
+                "state", "retries", pack_records(self._retries.export()), generation
+            ),
+            pressure_segments=await self._save_segments(
+                "state", "pressure", pack_records(self._pressure.export()), generation
             ),
             robots_segments=await self._save_segments(
                 "state",
@@ -554,6 +734,10 @@ class DomainShardWorkflow:
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
         self._stats.restore(checkpoint.totals, {})
+        self._exported = {
+            "links": checkpoint.totals.links_discovered,
+            "duplicates": checkpoint.totals.duplicates,
+        }
         for host, until in checkpoint.resting.items():
             self._politeness.rest(host, until)
         for message in checkpoint.pending:
@@ -574,6 +758,10 @@ class DomainShardWorkflow:
         for key in checkpoint.robots_segments:
             for origin, robots in unpack_records(await self._load_segment(key)):
                 self._robots[origin] = RobotsResult.model_validate(robots)
+        for key in checkpoint.retry_segments:
+            self._retries.restore(unpack_records(await self._load_segment(key)))
+        for key in checkpoint.pressure_segments:
+            self._pressure.restore(unpack_records(await self._load_segment(key)))
         # Loaded into history now, so the store's copy is no longer needed.
         await workflow.execute_activity(
             "delete_segments",

@@ -1,0 +1,53 @@
+"""What a response says about the host's mood: is it a block, and when may we come back.
+
+Pure, so that tests and the shard can apply the same rules the batch activity does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from shardcrawl.contracts import BlockSpec
+
+__all__ = ["MARKER_SCAN_BYTES", "MAX_RETRY_AFTER_SECONDS", "block_reason", "retry_after_seconds"]
+
+# Body bytes searched for block markers, and the longest Retry-After honoured (a day).
+MARKER_SCAN_BYTES = 32 * 1024
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+def retry_after_seconds(value: bytes | None, *, now: datetime | None = None) -> float | None:
+    """A Retry-After header (delta-seconds or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER_SECONDS)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(delta, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def block_reason(status: int, body: bytes, location: str | None, blocks: BlockSpec) -> str | None:
+    """Why a response is a block, or None: a block status, a challenge redirect, or a marker
+    in the start of the body."""
+    if status in blocks.statuses:
+        return f"status:{status}"
+    if location and 300 <= status < 400:
+        path = urlsplit(location).path
+        for prefix in blocks.challenge_paths:
+            if path.startswith(prefix):
+                return f"challenge:{prefix}"
+    if blocks.body_markers:
+        head = body[:MARKER_SCAN_BYTES].decode("utf-8", "replace").lower()
+        for marker in blocks.body_markers:
+            if marker in head:
+                return f"marker:{marker}"
+    return None

@@ -1,0 +1,179 @@
+"""Adaptive per-host pressure and the circuit breaker: how hard a shard may press each host.
+
+A host that answers with blocks or 429s gets half the concurrency and twice the delay at once
+(multiplicative decrease); one that answers well for a while gets one slot back, and a quarter
+second less delay, per good batch (additive increase). A host whose block rate over its last
+responses passes a threshold is *parked* for a cool-down that doubles each time, then *probed*
+with a single URL; after ``give_up_after_parks`` parks in a row its URLs are failed, so that a
+host that blocks everything cannot keep a crawl from ending. A run of batches that mostly fail
+in retryable ways (5xx, timeouts) backs the host off exponentially too.
+
+Plain and deterministic (the shard holds one); jitter comes from the caller.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec
+from shardcrawl.retry_policy import backoff_seconds, is_retryable
+
+__all__ = ["HostPressure", "HostState"]
+
+State = Literal["ok", "parked", "probing", "abandoned"]
+DELAY_STEP_SECONDS = 0.25
+MAX_DELAY_SECONDS = 60.0
+GOOD_BATCHES_TO_RECOVER = 2
+
+
+@dataclass
+class HostState:
+    concurrency: int
+    delay_seconds: float
+    state: State = "ok"
+    parked_until: float = 0.0
+    parks_in_a_row: int = 0
+    good_batches: int = 0
+    failing_batches: int = 0
+    window: deque[bool] = field(default_factory=deque)
+    slowdowns: int = 0
+    recoveries: int = 0
+    parks: int = 0
+
+    def export(self) -> dict[str, Any]:
+        record = {k: v for k, v in self.__dict__.items() if k != "window"}
+        record["window"] = list(self.window)
+        return record
+
+
+class HostPressure:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int,
+        delay_seconds: float,
+        blocks: BlockSpec,
+        retry: RetrySpec,
+    ) -> None:
+        self.max_concurrency = max_concurrency
+        self.base_delay = delay_seconds
+        self.blocks = blocks
+        self.retry = retry
+        self._hosts: dict[str, HostState] = {}
+
+    def host(self, name: str) -> HostState:
+        state = self._hosts.get(name)
+        if state is None:
+            state = self._hosts[name] = HostState(
+                concurrency=self.max_concurrency, delay_seconds=self.base_delay
+            )
+        return state
+
+    def state(self, name: str, now: float) -> State:
+        """The host's state now; a park whose cool-down is over becomes a probe."""
+        host = self._hosts.get(name)
+        if host is None:
+            return "ok"
+        if host.state == "parked" and now >= host.parked_until:
+            host.state = "probing"
+        return host.state
+
+    def limits(self, name: str) -> tuple[int, float]:
+        """Concurrency and delay the host may have now (a probe gets one slot)."""
+        host = self.host(name)
+        if host.state == "probing":
+            return 1, host.delay_seconds
+        return host.concurrency, host.delay_seconds
+
+    def retry_slots(self, name: str) -> int:
+        """Most slots that retries of this host may hold: the retry budget."""
+        concurrency, _ = self.limits(name)
+        return max(1, int(concurrency * self.retry.budget_share))
+
+    def observe(
+        self, name: str, outcomes: list[FetchOutcome], *, now: float, jitter: float
+    ) -> float:
+        """Fold a batch's outcomes into the host's state; returns a time before which the
+        host must rest (0 if none)."""
+        host = self.host(name)
+        if host.state in ("parked", "abandoned"):
+            # A batch that was already out when the host was parked: the park stands.
+            return host.parked_until if host.state == "parked" else 0.0
+        responses = [o for o in outcomes if o.status is not None]
+        blocked = [o for o in responses if o.blocked]
+        throttled = any(o.status == 429 for o in responses)
+        for o in responses:
+            host.window.append(bool(o.blocked))
+        while len(host.window) > self.blocks.park_window:
+            host.window.popleft()
+        rest_until = 0.0
+
+        if host.state == "probing":
+            if blocked or not responses:
+                return self._park(host, now)
+            host.state, host.parks_in_a_row, host.concurrency = "ok", 0, 1
+            host.window.clear()
+        if blocked or throttled:
+            self._slow_down(host)
+        elif responses:
+            host.good_batches += 1
+            if host.good_batches >= GOOD_BATCHES_TO_RECOVER and self._speed_up(host):
+                host.good_batches = 0
+
+        failing = [o for o in outcomes if is_retryable(o) and not o.blocked and o.status != 429]
+        if outcomes and len(failing) * 2 >= len(outcomes):
+            host.failing_batches += 1
+            rest_until = now + backoff_seconds(host.failing_batches, self.retry, jitter)
+        elif responses:
+            host.failing_batches = 0
+
+        if len(host.window) >= self.blocks.park_min_responses and sum(
+            host.window
+        ) >= self.blocks.park_block_rate * len(host.window):
+            return self._park(host, now)
+        return rest_until
+
+    def _slow_down(self, host: HostState) -> None:
+        host.good_batches = 0
+        host.concurrency = max(1, host.concurrency // 2)
+        host.delay_seconds = min(MAX_DELAY_SECONDS, max(host.delay_seconds * 2, DELAY_STEP_SECONDS))
+        host.slowdowns += 1
+
+    def _speed_up(self, host: HostState) -> bool:
+        concurrency = min(self.max_concurrency, host.concurrency + 1)
+        delay = max(self.base_delay, host.delay_seconds - DELAY_STEP_SECONDS)
+        if (concurrency, delay) == (host.concurrency, host.delay_seconds):
+            return False
+        host.concurrency, host.delay_seconds = concurrency, delay
+        host.recoveries += 1
+        return True
+
+    def _park(self, host: HostState, now: float) -> float:
+        host.parks += 1
+        host.parks_in_a_row += 1
+        host.window.clear()
+        if host.parks_in_a_row >= self.blocks.give_up_after_parks:
+            host.state = "abandoned"
+            return 0.0
+        host.state = "parked"
+        host.parked_until = now + self.blocks.park_seconds * 2 ** (host.parks_in_a_row - 1)
+        return host.parked_until
+
+    def parked(self) -> list[str]:
+        return sorted(n for n, h in self._hosts.items() if h.state in ("parked", "probing"))
+
+    def abandoned(self) -> list[str]:
+        return sorted(n for n, h in self._hosts.items() if h.state == "abandoned")
+
+    def wake_times(self) -> list[float]:
+        return [h.parked_until for h in self._hosts.values() if h.state == "parked"]
+
+    def export(self) -> list[list[Any]]:
+        return [[name, host.export()] for name, host in self._hosts.items()]
+
+    def restore(self, records: list[list[Any]]) -> None:
+        for name, record in records:
+            window = deque(record.pop("window"))
+            self._hosts[name] = HostState(**record, window=window)
