@@ -24,8 +24,6 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from shardcrawl import urls
     from shardcrawl.contracts import (
         CrawlCheckpoint,
@@ -40,12 +38,12 @@ with workflow.unsafe.imports_passed_through():
         ShardReport,
         ShardResult,
         UrlTask,
-        payload_bytes,
     )
     from shardcrawl.errors import SpecError
     from shardcrawl.report import sum_totals
     from shardcrawl.segments import pack_records, unpack_records
     from shardcrawl.spec import parse_spec
+    from workflows.run_size import RunSize
     from workflows.shard import DomainShardWorkflow
 
 __all__ = ["CrawlWorkflow"]
@@ -84,14 +82,16 @@ class CrawlWorkflow:
         self._failure: ShardFailure | None = None
         self._shards: list[ExternalWorkflowHandle[DomainShardWorkflow]] = []
         self._generation = 0
-        self._events_at_start = 0
-        self._largest_payload = 0
+        self._size = RunSize(
+            events_per_run=CrawlSpec.model_fields["history_events_per_run"].default
+        )
         self._spec_error: str | None = None
         try:
             self._spec = parse_spec(spec_input)
         except SpecError as exc:
             self._spec_error = str(exc)
             return
+        self._size.events_per_run = self._spec.history_events_per_run
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -114,13 +114,13 @@ class CrawlWorkflow:
         if checkpoint is None:
             await self._begin(spec)
         self._state = "running"
-        self._events_at_start = workflow.info().get_current_history_length()
+        self._size.started()
 
         status = "completed"
         try:
             await self._coordinate(seeds=checkpoint is None)
             while not self._done():
-                if self._should_continue_as_new():
+                if self._size.should_continue_as_new():
                     await self._continue_as_new(spec_input)
                 await workflow.wait_condition(lambda: self._dirty or self._failure is not None)
                 await self._fail_on_failed_shard()
@@ -162,7 +162,7 @@ class CrawlWorkflow:
             shard_input = ShardInput(
                 crawl_id=self._crawl_id, shard=index, shard_count=spec.shards, spec=shard_spec
             )
-            self._note_payload(shard_input)
+            self._size.note(shard_input)
             await workflow.start_child_workflow(
                 DomainShardWorkflow.run,
                 shard_input,
@@ -180,9 +180,6 @@ class CrawlWorkflow:
 
     def _shard_id(self, index: int) -> str:
         return f"{self._crawl_id}/shard-{index}"
-
-    def _note_payload(self, message: BaseModel) -> None:
-        self._largest_payload = max(self._largest_payload, payload_bytes(message))
 
     async def _wind_down(self, spec: CrawlSpec, status: str) -> CrawlReport:
         """Stop the shards, collect their results and write the report."""
@@ -206,7 +203,7 @@ class CrawlWorkflow:
             finished_at=workflow.now(),
             shards=[self._results[i] for i in sorted(self._results)],
         )
-        self._note_payload(request)
+        self._size.note(request)
         report = await workflow.execute_activity(
             "write_report",
             request,
@@ -214,17 +211,10 @@ class CrawlWorkflow:
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=ADMIN_RETRY,
         )
-        self._note_payload(report)
+        self._size.note(report)
         return report
 
     # -- continue-as-new -------------------------------------------------------------------------
-
-    def _should_continue_as_new(self) -> bool:
-        assert self._spec is not None
-        info = workflow.info()
-        grown = info.get_current_history_length() - self._events_at_start
-        limit = self._spec.history_events_per_run
-        return grown >= limit or (info.is_continue_as_new_suggested() and grown >= limit // 4)
 
     async def _continue_as_new(self, spec_input: dict[str, Any]) -> None:
         """Send what waits to be sent, then hand the (small) state to the next run. Nothing
@@ -246,9 +236,9 @@ class CrawlWorkflow:
             credits_left=self._credits_left,
             paused=self._paused,
             pause_changed=self._pause_changed,
-            largest_payload_bytes=self._largest_payload,
+            largest_payload_bytes=self._size.largest_payload,
         )
-        self._note_payload(checkpoint)
+        self._size.note(checkpoint)
         workflow.continue_as_new(args=[spec_input, checkpoint])
 
     def _restore(self, checkpoint: CrawlCheckpoint) -> None:
@@ -265,14 +255,14 @@ class CrawlWorkflow:
         self._credits_left = checkpoint.credits_left
         self._paused = checkpoint.paused
         self._pause_changed = checkpoint.pause_changed
-        self._largest_payload = max(self._largest_payload, checkpoint.largest_payload_bytes)
+        self._size.carry(checkpoint.largest_payload_bytes)
 
     # -- signals and queries ---------------------------------------------------------------------
 
     @workflow.signal
     def shard_report(self, report: ShardReport) -> None:
         assert self._spec is not None
-        self._note_payload(report)
+        self._size.note(report)
         # Forwards are routed now; only the counters are kept (they go to the next run).
         self._reports[report.shard] = report.model_copy(update={"forwards": []})
         self._credits_left += report.returned_credits
@@ -283,7 +273,7 @@ class CrawlWorkflow:
 
     @workflow.signal
     def shard_finished(self, result: ShardResult) -> None:
-        self._note_payload(result)
+        self._size.note(result)
         self._results[result.shard] = result
         self._reports.setdefault(
             result.shard, ShardReport(shard=result.shard, processed_seq=0, idle=True)
@@ -329,7 +319,7 @@ class CrawlWorkflow:
             shards=shards,
             history_length=workflow.info().get_current_history_length(),
             continued_as_new=self._generation,
-            largest_payload_bytes=self._largest_payload,
+            largest_payload_bytes=self._size.largest_payload,
         )
 
     async def _fail_on_failed_shard(self) -> None:
@@ -399,7 +389,7 @@ class CrawlWorkflow:
                     seeds=seeds,
                 )
                 credits = 0
-                self._note_payload(message)
+                self._size.note(message)
                 sends.append(shards[index].signal(DomainShardWorkflow.enqueue, message))
         await asyncio.gather(*sends)
 

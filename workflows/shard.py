@@ -25,8 +25,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from shardcrawl import layout, urls
     from shardcrawl.contracts import (
         BATCH_FAILED,
@@ -52,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         ShardResult,
         ShardTotals,
         UrlTask,
-        payload_bytes,
     )
     from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.host_pressure import HostPressure
@@ -67,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         unpack_records,
     )
     from shardcrawl.shard_stats import ShardStats
+    from workflows.run_size import RunSize
 
 __all__ = ["DomainShardWorkflow"]
 
@@ -134,8 +132,7 @@ class DomainShardWorkflow:
         # Counter values already exported (by this run, or the runs before it).
         self._exported: dict[str, int] = {}
         self._generation = 0
-        self._events_at_start = 0
-        self._largest_payload = 0
+        self._size = RunSize(events_per_run=shard.spec.history_events_per_run)
         self._input = shard
         self._spec = shard.spec
         self._politeness = Politeness(
@@ -148,14 +145,14 @@ class DomainShardWorkflow:
             blocks=shard.spec.blocks,
             retry=shard.spec.retry,
         )
-        self._note_payload(shard)
+        self._size.note(shard)
         if shard.checkpoint is not None:
             self._restore_counters(shard.checkpoint)
 
     @workflow.signal
     def enqueue(self, message: Enqueue) -> None:
         """Idempotent: a message is applied once, in ``seq`` order."""
-        self._note_payload(message)
+        self._size.note(message)
         if message.seq > self._processed_seq:
             self._inbox[message.seq] = message
             self._dirty = True
@@ -201,7 +198,7 @@ class DomainShardWorkflow:
         try:
             if shard.checkpoint is not None:
                 await self._restore_segments(shard.checkpoint)
-            self._events_at_start = workflow.info().get_current_history_length()
+            self._size.started()
             result = await self._crawl()
         except CANCELLED:
             raise
@@ -224,7 +221,7 @@ class DomainShardWorkflow:
             await self._report()
             if self._finish:
                 break
-            if self._should_continue_as_new():
+            if self._size.should_continue_as_new():
                 self._draining = True
                 if not self._batches:
                     await self._continue_as_new()
@@ -430,10 +427,6 @@ class DomainShardWorkflow:
         ):
             meter.create_gauge(f"shardcrawl_shard_{name}").set(value)
 
-    def _note_payload(self, message: BaseModel) -> None:
-        """Keep the largest message this shard sent or received, as history holds them."""
-        self._largest_payload = max(self._largest_payload, payload_bytes(message))
-
     async def _fetch_robots(self, origin: str) -> None:
         request = RobotsRequest(
             crawl_id=self._input.crawl_id,
@@ -475,7 +468,7 @@ class DomainShardWorkflow:
             robots_disallow_all=robots.disallow_all,
             fetch=self._fetch,
         )
-        self._note_payload(request)
+        self._size.note(request)
         try:
             result = await workflow.execute_activity(
                 "crawl_batch",
@@ -504,7 +497,7 @@ class DomainShardWorkflow:
         finally:
             self._politeness.release(lease, now=workflow.now().timestamp())
             self._retry_batches -= lease.retry
-        self._note_payload(result)
+        self._size.note(result)
         if result.segments:
             outcomes, links = unpack_batch_result(
                 [await self._load_segment(key) for key in result.segments]
@@ -570,7 +563,7 @@ class DomainShardWorkflow:
         totals.seen = self._frontier.seen_count()
         totals.seen_set_bytes = self._frontier.seen_memory_bytes()
         totals.history_length = workflow.info().get_current_history_length()
-        totals.largest_payload_bytes = self._largest_payload
+        totals.largest_payload_bytes = self._size.largest_payload
         totals.continued_as_new = self._generation
         totals.retry_waiting = len(self._retries)
         totals.parked_hosts = len(self._pressure.parked())
@@ -607,7 +600,7 @@ class DomainShardWorkflow:
                 totals=self._totals(),
             )
             returned = 0
-            self._note_payload(report)
+            self._size.note(report)
             await self._parent.signal("shard_report", report)
             if not forwards:
                 return
@@ -634,14 +627,6 @@ class DomainShardWorkflow:
 
     # -- continue-as-new with claim-checked state ------------------------------------------------
 
-    def _should_continue_as_new(self) -> bool:
-        """Counted from after the state was loaded, so a run with a large state to load still
-        does work before it continues again."""
-        info = workflow.info()
-        grown = info.get_current_history_length() - self._events_at_start
-        limit = self._spec.history_events_per_run
-        return grown >= limit or (info.is_continue_as_new_suggested() and grown >= limit // 4)
-
     async def _continue_as_new(self) -> None:
         """Store the state and continue as new; returns only if told to finish meanwhile."""
         generation = self._generation + 1
@@ -653,7 +638,7 @@ class DomainShardWorkflow:
             paused=self._paused,
             batch_seq=self._batch_seq,
             totals=self._stats.totals.model_copy(
-                update={"largest_payload_bytes": self._largest_payload}
+                update={"largest_payload_bytes": self._size.largest_payload}
             ),
             seen_segments=await self._save_segments(
                 "state", "seen", pack_fingerprints(self._frontier.seen_bytes()), generation
@@ -687,7 +672,7 @@ class DomainShardWorkflow:
             self._inbox[seq] for seq in sorted(self._inbox) if seq > self._processed_seq
         ]
         next_input = self._input.model_copy(update={"checkpoint": checkpoint})
-        self._note_payload(next_input)
+        self._size.note(next_input)
         workflow.continue_as_new(next_input)
 
     def _host_records(self) -> Iterable[bytes]:
@@ -705,7 +690,7 @@ class DomainShardWorkflow:
                 self._input.crawl_id, self._input.shard, generation, f"{stage}-{kind}", part
             )
             request = SegmentWrite(output=self._spec.output, key=key, data=data)
-            self._note_payload(request)
+            self._size.note(request)
             await workflow.execute_activity(
                 "save_segment",
                 request,
@@ -723,12 +708,12 @@ class DomainShardWorkflow:
             start_to_close_timeout=SEGMENT_TIMEOUT,
             retry_policy=SEGMENT_RETRY,
         )
-        self._note_payload(result)
+        self._size.note(result)
         return result.data
 
     def _restore_counters(self, checkpoint: ShardCheckpoint) -> None:
         self._generation = checkpoint.generation
-        self._largest_payload = max(self._largest_payload, checkpoint.totals.largest_payload_bytes)
+        self._size.carry(checkpoint.totals.largest_payload_bytes)
         self._processed_seq = checkpoint.processed_seq
         self._credits = checkpoint.credits
         self._paused = checkpoint.paused
