@@ -296,7 +296,8 @@ class DomainShardWorkflow:
         now = workflow.now().timestamp()
         self._dispatched_at = now
         fresh = self._frontier.origins()
-        waiting = [o for o in self._retries.origins() if o not in set(fresh)]
+        has_fresh = set(fresh)
+        waiting = [o for o in self._retries.origins() if o not in has_fresh]
         for origin in fresh + waiting:
             if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
                 return
@@ -381,7 +382,7 @@ class DomainShardWorkflow:
             host, queued=1, batch_size=1, now=now, max_concurrency=1, delay_seconds=delay
         )
         if lease is None:
-            self._retries.push(tasks[0].model_copy(), now)
+            self._retries.push(tasks[0], now)
             return
         self._start(self._run_batch(origin, lease, tasks))
 
