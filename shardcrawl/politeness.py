@@ -1,23 +1,22 @@
 """Per-host politeness as a budget that batches lease from, so the fleet never exceeds it.
 
 A host's budget is ``max_concurrency`` request slots and a ``delay_seconds`` between requests.
-Each batch in flight for the host holds a lease of some slots and runs Scrapy with exactly that
-concurrency and a delay scaled by its share, so the sum over all batches, wherever they run,
-stays within the budget. After a batch ends, the host rests one delay before the next lease.
+The batch in flight for the host holds a lease of some slots and runs Scrapy with exactly that
+concurrency and a delay scaled by its share, so the host never sees more, whichever worker
+runs it. After a batch ends, the host rests one delay before the next lease.
+
+A host has one batch in flight at a time, holding its whole budget (a retry batch holds the
+retry budget's share). Whatever the host says (a Retry-After, a block, a 429) then reaches every
+request in flight for it at once, as the batch that hears it stops: no second batch keeps going
+on another worker. Many small batches per host also cost CPU: at 1M pages, up to 8 one-slot
+batches per host made Scrapy's per-crawler overhead the bottleneck (165 pages/s, against 460).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-__all__ = ["MAX_BATCHES_PER_HOST", "Lease", "Politeness"]
-
-MAX_BATCHES_PER_HOST = 2
-"""A host with much work splits its budget in two batches (two workers can share it), not
-more: a batch of one slot fetches its URLs one after another, and a worker running dozens of
-such crawlers spends its CPU on Scrapy's per-crawler overhead (measured at 1M pages: 165
-pages/s with up to 8 one-slot batches per host, against 420 with fewer, wider batches)."""
+__all__ = ["Lease", "Politeness"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class Lease:
 @dataclass
 class _Budget:
     in_use: int = 0
-    retry_in_use: int = 0
+    batches: int = 0
     not_before: float = 0.0
 
 
@@ -53,32 +52,26 @@ class Politeness:
         host: str,
         *,
         queued: int,
-        batch_size: int,
         now: float,
         max_concurrency: int | None = None,
         delay_seconds: float | None = None,
         retry_slots: int | None = None,
     ) -> Lease | None:
-        """Slots for one more batch of ``host``, or None while the host is full or resting.
+        """The host's free slots for its one batch, or None while it has a batch in flight,
+        rests, or has no work.
 
-        A host with one batch of work gets every free slot; a host with more splits its budget
-        in two, so two batches (on two workers) share it. ``max_concurrency`` and
-        ``delay_seconds`` override the crawl's for this host (adaptive pressure); a lease with
-        ``retry_slots`` is for retries, which together hold at most that many slots.
+        ``max_concurrency`` and ``delay_seconds`` override the crawl's for this host (adaptive
+        pressure). A lease with ``retry_slots`` is for retries and holds at most that many
+        slots (the retry budget); its delay scales up so the host sees no faster a rate.
         """
         limit = max_concurrency or self.max_concurrency
         delay = self.delay_seconds if delay_seconds is None else delay_seconds
         budget = self._hosts.setdefault(host, _Budget())
-        free = limit - budget.in_use
-        if retry_slots is not None:
-            free = min(free, retry_slots - budget.retry_in_use)
-        if free <= 0 or now < budget.not_before or queued <= 0:
+        if budget.batches or now < budget.not_before or queued <= 0:
             return None
-        batches_wanted = min(limit, math.ceil(queued / batch_size), MAX_BATCHES_PER_HOST)
-        slots = min(free, max(1, limit // batches_wanted))
+        slots = limit if retry_slots is None else max(1, min(limit, retry_slots))
         budget.in_use += slots
-        if retry_slots is not None:
-            budget.retry_in_use += slots
+        budget.batches += 1
         return Lease(
             host=host,
             slots=slots,
@@ -90,8 +83,7 @@ class Politeness:
     def release(self, lease: Lease, *, now: float) -> None:
         budget = self._hosts[lease.host]
         budget.in_use -= lease.slots
-        if lease.retry:
-            budget.retry_in_use -= lease.slots
+        budget.batches -= 1
         if lease.rest_seconds > 0:
             budget.not_before = max(budget.not_before, now + lease.rest_seconds)
 

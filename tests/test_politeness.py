@@ -13,134 +13,98 @@ HOST = "example.com"
 
 def test_single_batch_of_work_gets_every_slot() -> None:
     p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=10, batch_size=50, now=0.0)
+    lease = p.lease(HOST, queued=10, now=0.0)
     assert lease == Lease(host=HOST, slots=4, delay_seconds=0.0)
     assert p.in_use(HOST) == 4
 
 
 def test_exactly_one_batch_of_work_gets_every_slot() -> None:
     p = Politeness(max_concurrency=8, delay_seconds=1.0)
-    lease = p.lease(HOST, queued=50, batch_size=50, now=0.0)
+    lease = p.lease(HOST, queued=50, now=0.0)
     assert lease is not None
     assert lease.slots == 8
 
 
-def test_several_batches_of_work_split_the_budget_in_two_at_most() -> None:
-    p = Politeness(max_concurrency=8, delay_seconds=0.0)
-    first = p.lease(HOST, queued=2000, batch_size=50, now=0.0)
-    second = p.lease(HOST, queued=1950, batch_size=50, now=0.0)
-    assert first is not None and second is not None
-    assert (first.slots, second.slots) == (4, 4)
-    assert p.lease(HOST, queued=1900, batch_size=50, now=0.0) is None
-
-
-def test_two_batches_of_work_get_half_each() -> None:
-    p = Politeness(max_concurrency=8, delay_seconds=0.0)
-    first = p.lease(HOST, queued=100, batch_size=50, now=0.0)
-    second = p.lease(HOST, queued=100, batch_size=50, now=0.0)
-    assert first is not None and second is not None
-    assert (first.slots, second.slots) == (4, 4)
-    assert p.lease(HOST, queued=100, batch_size=50, now=0.0) is None
-
-
-def test_more_batches_than_slots_get_one_slot_each() -> None:
-    p = Politeness(max_concurrency=3, delay_seconds=0.0)
-    leases = [p.lease(HOST, queued=1000, batch_size=10, now=0.0) for _ in range(4)]
-    assert [lease.slots if lease else None for lease in leases] == [1, 1, 1, None]
-
-
-def test_lease_never_exceeds_free_slots() -> None:
-    p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    split = p.lease(HOST, queued=100, batch_size=50, now=0.0)
-    assert split is not None and split.slots == 2
-    rest = p.lease(HOST, queued=10, batch_size=50, now=0.0)
-    assert rest is not None
-    assert rest.slots == 2
-    assert p.in_use(HOST) == 4
-
-
 def test_full_host_gets_no_lease() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=0.0)
-    assert p.lease(HOST, queued=5, batch_size=50, now=0.0) is not None
-    assert p.lease(HOST, queued=5, batch_size=50, now=0.0) is None
+    assert p.lease(HOST, queued=5, now=0.0) is not None
+    assert p.lease(HOST, queued=5, now=0.0) is None
 
 
 def test_no_queued_work_gets_no_lease() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=0.0)
-    assert p.lease(HOST, queued=0, batch_size=50, now=0.0) is None
+    assert p.lease(HOST, queued=0, now=0.0) is None
     assert p.in_use(HOST) == 0
 
 
+def test_one_batch_per_host_at_a_time_with_the_whole_budget() -> None:
+    p = Politeness(max_concurrency=8, delay_seconds=0.5)
+    lease = p.lease(HOST, queued=5000, now=0.0)
+    assert lease is not None and (lease.slots, lease.delay_seconds) == (8, 0.5)
+    assert p.lease(HOST, queued=5000, now=0.0) is None, "a second batch of a busy host"
+    assert p.lease(HOST, queued=5000, now=0.0, retry_slots=1) is None
+    p.release(lease, now=0.0)
+    assert p.lease(HOST, queued=5000, now=0.5) is not None
+
+
 @pytest.mark.parametrize(
-    ("max_concurrency", "delay", "slots", "expected"),
-    [(4, 1.0, 4, 1.0), (4, 1.0, 2, 2.0), (3, 1.0, 1, 3.0), (6, 0.5, 3, 1.0), (4, 0.0, 2, 0.0)],
+    ("max_concurrency", "delay", "retry_slots", "slots", "expected"),
+    [(4, 1.0, 1, 1, 4.0), (4, 1.0, 2, 2, 2.0), (6, 0.5, 3, 3, 1.0), (4, 0.0, 1, 1, 0.0)],
 )
-def test_delay_scales_with_share_of_the_budget(
-    max_concurrency: int, delay: float, slots: int, expected: float
+def test_a_retry_batch_holds_its_budget_and_a_delay_that_keeps_the_rate(
+    max_concurrency: int, delay: float, retry_slots: int, slots: int, expected: float
 ) -> None:
     p = Politeness(max_concurrency=max_concurrency, delay_seconds=delay)
-    batches = -(-max_concurrency // slots)
-    lease = p.lease(HOST, queued=batches * 10, batch_size=10, now=0.0)
-    assert lease is not None
+    lease = p.lease(HOST, queued=100, now=0.0, retry_slots=retry_slots)
+    assert lease is not None and lease.retry
     assert lease.slots == slots
     assert lease.delay_seconds == pytest.approx(expected)
-    assert lease.delay_seconds == pytest.approx(delay * max_concurrency / slots)
-
-
-def test_summed_request_rate_never_exceeds_one_per_delay() -> None:
-    delay = 0.5
-    p = Politeness(max_concurrency=6, delay_seconds=delay)
-    leases = []
-    for queued in (500, 40, 300, 7, 1000, 1000, 1000):
-        lease = p.lease(HOST, queued=queued, batch_size=20, now=0.0)
-        if lease is not None:
-            leases.append(lease)
-    assert len(leases) >= 2
-    # Scrapy sends one request per DOWNLOAD_DELAY per batch.
-    assert sum(1 / lease.delay_seconds for lease in leases) <= 1 / delay + 1e-9
+    # Scrapy sends one request per DOWNLOAD_DELAY per batch: never faster than the budget.
+    if expected:
+        assert 1 / lease.delay_seconds <= max_concurrency / (delay * max_concurrency) + 1e-9
 
 
 def test_release_returns_slots() -> None:
     p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=10, batch_size=50, now=0.0)
+    lease = p.lease(HOST, queued=10, now=0.0)
     assert lease is not None
     p.release(lease, now=1.0)
     assert p.in_use(HOST) == 0
-    again = p.lease(HOST, queued=10, batch_size=50, now=1.0)
+    again = p.lease(HOST, queued=10, now=1.0)
     assert again is not None and again.slots == 4
 
 
 def test_host_rests_one_delay_after_release() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=3.0)
-    lease = p.lease(HOST, queued=10, batch_size=50, now=100.0)
+    lease = p.lease(HOST, queued=10, now=100.0)
     assert lease is not None
     p.release(lease, now=110.0)
     assert p.ready_at(HOST) == pytest.approx(113.0)
-    assert p.lease(HOST, queued=10, batch_size=50, now=110.0) is None
-    assert p.lease(HOST, queued=10, batch_size=50, now=112.999) is None
-    after = p.lease(HOST, queued=10, batch_size=50, now=113.0)
+    assert p.lease(HOST, queued=10, now=110.0) is None
+    assert p.lease(HOST, queued=10, now=112.999) is None
+    after = p.lease(HOST, queued=10, now=113.0)
     assert after is not None
     assert after.slots == 2
 
 
 def test_no_rest_without_delay() -> None:
     p = Politeness(max_concurrency=1, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=1, batch_size=1, now=5.0)
+    lease = p.lease(HOST, queued=1, now=5.0)
     assert lease is not None
     p.release(lease, now=5.0)
-    assert p.lease(HOST, queued=1, batch_size=1, now=5.0) is not None
+    assert p.lease(HOST, queued=1, now=5.0) is not None
 
 
 def test_hosts_are_independent() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=5.0)
-    a = p.lease("a.example", queued=10, batch_size=50, now=0.0)
+    a = p.lease("a.example", queued=10, now=0.0)
     assert a is not None and a.slots == 2
-    b = p.lease("b.example", queued=10, batch_size=50, now=0.0)
+    b = p.lease("b.example", queued=10, now=0.0)
     assert b is not None and b.slots == 2
     p.release(a, now=1.0)
-    assert p.lease("a.example", queued=10, batch_size=50, now=2.0) is None
+    assert p.lease("a.example", queued=10, now=2.0) is None
     assert p.in_use("b.example") == 2
-    c = p.lease("c.example", queued=10, batch_size=50, now=2.0)
+    c = p.lease("c.example", queued=10, now=2.0)
     assert c is not None and c.slots == 2
 
 
@@ -165,9 +129,7 @@ def test_randomized_lease_release_never_exceeds_budget() -> None:
             lease = held[host].pop(rng.randrange(len(held[host])))
             p.release(lease, now=now)
         else:
-            lease = p.lease(
-                host, queued=rng.randrange(0, 300), batch_size=rng.choice([1, 10, 50]), now=now
-            )
+            lease = p.lease(host, queued=rng.randrange(0, 300), now=now)
             if lease is not None:
                 granted += 1
                 assert lease.host == host

@@ -331,7 +331,6 @@ class DomainShardWorkflow:
             lease = self._politeness.lease(
                 host,
                 queued=ready,
-                batch_size=self._spec.batch_size,
                 now=now,
                 max_concurrency=concurrency,
                 delay_seconds=delay,
@@ -352,7 +351,6 @@ class DomainShardWorkflow:
             lease = self._politeness.lease(
                 host,
                 queued=min(queued, self._credits),
-                batch_size=self._spec.batch_size,
                 now=now,
                 max_concurrency=concurrency,
                 delay_seconds=delay,
@@ -379,7 +377,7 @@ class DomainShardWorkflow:
             return
         _, delay = self._pressure.limits(host)
         lease = self._politeness.lease(
-            host, queued=1, batch_size=1, now=now, max_concurrency=1, delay_seconds=delay
+            host, queued=1, now=now, max_concurrency=1, delay_seconds=delay
         )
         if lease is None:
             self._retries.push(tasks[0], now)
