@@ -27,7 +27,7 @@ from typing import Any
 
 HOME_PAGES = 12
 FLAKY_PAGES = 3
-THROTTLED_PAGES = 4  # one batch: see docs/architecture.md on Retry-After and batches in flight
+THROTTLED_PAGES = 10  # more than a batch: the hold must cover the batches after it
 BLOCKED_PAGES = 8
 DOWN_PAGES = 2
 RETRY_AFTER_SECONDS = 3
