@@ -34,6 +34,7 @@ import os
 import platform
 import resource
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -555,7 +556,13 @@ def summarize(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the cleanup below stops the processes we started."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, required=True, help="N: pages_per_host = N / M")
     parser.add_argument("--hosts", type=int, default=10, help="M loopback hosts 127.0.0.2..")
