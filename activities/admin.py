@@ -60,11 +60,7 @@ class AdminActivities:
         )
         body = json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
         await self._stores.put(request.output, key, body.encode("utf-8"))
-        store = self._stores.get(request.output)
-        for state_key in await asyncio.to_thread(
-            store.list_keys, layout.state_prefix(request.crawl_id)
-        ):
-            await asyncio.to_thread(store.delete, state_key)
+        await self._stores.delete_prefix(request.output, layout.state_prefix(request.crawl_id))
         return trim_hosts(report)
 
     async def _shard_part(self, request: ReportRequest, index: int) -> ShardPart:

@@ -6,8 +6,6 @@ writes its large state here one segment per call and its next run reads it back 
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -40,8 +38,4 @@ class CheckpointActivities:
     @activity.defn(name="delete_segments")
     async def delete_segments(self, request: SegmentDelete) -> int:
         """Idempotent: deleting what is already gone is fine."""
-        store = self._stores.get(request.output)
-        keys = await asyncio.to_thread(store.list_keys, request.prefix)
-        for key in keys:
-            await asyncio.to_thread(store.delete, key)
-        return len(keys)
+        return await self._stores.delete_prefix(request.output, request.prefix)

@@ -28,3 +28,11 @@ class StoreCache:
 
     async def get_bytes(self, url: str, key: str) -> bytes | None:
         return await asyncio.to_thread(self.get(url).get_bytes, key)
+
+    async def delete_prefix(self, url: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; idempotent. Returns how many there were."""
+        store = self.get(url)
+        keys = await asyncio.to_thread(store.list_keys, prefix)
+        for key in keys:
+            await asyncio.to_thread(store.delete, key)
+        return len(keys)
