@@ -31,7 +31,7 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
-from shardcrawl.blocks import block_reason, retry_after_seconds
+from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
 from shardcrawl.contracts import DEFERRED, BlockSpec
 
 __all__ = [
@@ -92,6 +92,7 @@ class PageCapture:
     body: bytes | None = None
     blocked: str | None = None
     retry_after: float | None = None
+    judged: bool = False
 
 
 class BatchCapture:
@@ -137,11 +138,21 @@ class BatchCapture:
             page.body = response.body
         ctype = response.headers.get(b"Content-Type")
         page.content_type = ctype.decode("latin-1").split(";")[0].strip().lower() if ctype else None
+        self.judge(response, request)
+
+    def judge(self, response: Response, request: Request) -> PageCapture | None:
+        """The response's redirect target, block reason and Retry-After, worked out once per
+        page (a batch URL gets one response): first when it is downloaded, to hold the batch."""
+        page = self.page_of(request)
+        if page is None or page.judged:
+            return page
+        page.judged = True
         location = response.headers.get(b"Location")
         if 300 <= response.status < 400 and location:
             page.location = response.urljoin(location.decode("latin-1"))
         page.blocked = block_reason(response.status, response.body, page.location, self.blocks)
         page.retry_after = retry_after_seconds(response.headers.get(b"Retry-After"))
+        return page
 
     def on_error(self, failure: Failure) -> None:
         page = self.page_of(getattr(failure, "request", None))
@@ -201,14 +212,14 @@ class BatchHoldMiddleware:
             raise HeldByRetryAfter(f"held by Retry-After until {self.capture.hold_until:.3f}")
 
     def on_downloaded(self, response: Response, request: Request, spider: Any = None) -> None:
-        wait = retry_after_seconds(response.headers.get(b"Retry-After"))
-        if wait is None or not (
-            response.status == 429
-            or response.status >= 500
-            or block_reason(response.status, response.body, None, self.capture.blocks)
+        page = self.capture.judge(response, request)
+        if (
+            page is None
+            or page.retry_after is None
+            or not holds_host(response.status, page.blocked)
         ):
             return
-        self.capture.hold_until = max(self.capture.hold_until, time.time() + wait)
+        self.capture.hold_until = max(self.capture.hold_until, time.time() + page.retry_after)
         # Requests already queued in the downloader passed process_request: fail them too.
         downloader = self.crawler.engine.downloader if self.crawler.engine else None
         slot = downloader.slots.get(request.meta.get("download_slot", "")) if downloader else None

@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 
 from shardcrawl.contracts import BlockSpec
 
-__all__ = ["MARKER_SCAN_BYTES", "MAX_RETRY_AFTER_SECONDS", "block_reason", "retry_after_seconds"]
+__all__ = [
+    "MARKER_SCAN_BYTES",
+    "MAX_RETRY_AFTER_SECONDS",
+    "block_reason",
+    "holds_host",
+    "retry_after_seconds",
+]
 
 # Body bytes searched for block markers, and the longest Retry-After honoured (a day).
 MARKER_SCAN_BYTES = 32 * 1024
@@ -51,3 +57,9 @@ def block_reason(status: int, body: bytes, location: str | None, blocks: BlockSp
             if marker in head:
                 return f"marker:{marker}"
     return None
+
+
+def holds_host(status: int | None, blocked: str | None) -> bool:
+    """Whether a Retry-After on this response holds its whole host: with a 429, a 5xx or a
+    block (on a 3xx it is about the redirect, on a 200 it means nothing)."""
+    return bool(blocked) or status == 429 or (status or 0) >= 500

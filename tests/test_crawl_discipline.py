@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from shardcrawl.blocks import block_reason, retry_after_seconds
+from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
 from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec, UrlTask
 from shardcrawl.host_pressure import HostPressure
 from shardcrawl.politeness import Politeness
@@ -71,6 +71,22 @@ def test_block_signals_by_status_challenge_redirect_and_body_marker() -> None:
     assert block_reason(200, b"x" * 40_000 + b"captcha", None, blocks) is None, "beyond 32 KB"
     assert block_reason(200, b"<title>ok</title>", None, blocks) is None
     assert block_reason(403, b"", None, BlockSpec(statuses=[])) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "blocked", "holds"),
+    [
+        (429, None, True),
+        (503, None, True),
+        (403, "status:403", True),
+        (200, "marker:captcha", True),
+        (301, None, False),
+        (200, None, False),
+        (None, None, False),
+    ],
+)
+def test_which_retry_after_holds_the_host(status, blocked, holds) -> None:
+    assert holds_host(status, blocked) is holds
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
