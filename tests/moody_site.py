@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from shardcrawl.devserver import free_port
+
 HOME_PAGES = 12
 FLAKY_PAGES = 3
 THROTTLED_PAGES = 10  # more than a batch: the hold must cover the batches after it
@@ -131,7 +133,7 @@ class MoodySite:
         args = [str(log_path)]
         for name, ip in ips.items():
             if name != "down":
-                port = _free_port(ip)
+                port = free_port(ip)
                 self.origins[name] = f"http://{ip}:{port}"
                 args.append(f"{name}={ip}:{port}")
         args.append(f"down={self.origins['down'].removeprefix('http://')}")
@@ -164,12 +166,6 @@ class MoodySite:
         self.process.terminate()
         self.process.wait(timeout=10)
         self._down.close()
-
-
-def _free_port(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
 
 
 def main(argv: list[str]) -> None:
