@@ -57,7 +57,6 @@ from _harness import (  # noqa: E402
     wait_for_pollers,
     warm_up_site,
 )
-from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
@@ -67,7 +66,7 @@ from shardcrawl.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.contracts import CrawlSpec  # noqa: E402
 from shardcrawl.devserver import DevServer  # noqa: E402
 from shardcrawl.fleet import stop_processes  # noqa: E402
-from shardcrawl.history_audit import largest_payload  # noqa: E402
+from shardcrawl.history_audit import audit_run, crawl_query, list_runs  # noqa: E402
 from shardcrawl.sites import graph  # noqa: E402
 from shardcrawl.sites.graph import (  # noqa: E402
     SiteConfig,
@@ -240,60 +239,35 @@ async def _runs_by_chain(client: Client, ids: list[str]) -> set[tuple[str, str, 
     return runs
 
 
-async def _runs_by_list(client: Client, query: str) -> set[tuple[str, str, str]]:
-    """The same from the visibility store; read until two listings agree (it may lag)."""
-    previous: set[tuple[str, str, str]] | None = None
-    for _ in range(20):
-        runs = {
-            (e.id, e.run_id, e.status.name if e.status else "UNKNOWN")
-            async for e in client.list_workflows(query)
-        }
-        if runs and runs == previous:
-            return runs
-        previous = runs
-        await asyncio.sleep(0.5)
-    return previous or set()
-
-
 async def analyze_histories(client: Client, crawl_id: str, shards: int) -> dict[str, Any]:
     start = time.monotonic()
-    query = f"WorkflowId = '{crawl_id}' OR WorkflowId STARTS_WITH '{crawl_id}/'"
+    query = crawl_query(crawl_id)
     ids = [crawl_id] + [f"{crawl_id}/shard-{i}" for i in range(shards)]
     chain = await _runs_by_chain(client, ids)
     list_error = None
     try:
-        listed = await _runs_by_list(client, query)
+        executions = await list_runs(client, crawl_id)
     except RPCError as exc:
-        listed, list_error = set(), f"{type(exc).__name__}: {exc}"
+        executions, list_error = [], f"{type(exc).__name__}: {exc}"
+    listed = {(e.id, e.run_id, e.status.name if e.status else "UNKNOWN") for e in executions}
+    statuses = {(e.id, e.run_id): e.status for e in executions}
     runs = listed if listed else chain
     per_run: list[dict[str, Any]] = []
     event_types: Counter[str] = Counter()
     for wid, run_id, status in sorted(runs):
-        events = history_bytes = 0
-        max_payload = max_event = 0
-        payload_type = event_type = ""
-        async for event in client.get_workflow_handle(wid, run_id=run_id).fetch_history_events():
-            events += 1
-            name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
-            event_types[name] += 1
-            size = event.ByteSize()
-            history_bytes += size
-            if size > max_event:
-                max_event, event_type = size, name
-            payload = largest_payload(event)
-            if payload > max_payload:
-                max_payload, payload_type = payload, name
+        audit = await audit_run(client, wid, run_id, statuses.get((wid, run_id)))
+        event_types.update(audit.event_types)
         per_run.append(
             {
                 "workflow_id": wid,
                 "run_id": run_id,
                 "status": status,
-                "events": events,
-                "history_bytes": history_bytes,
-                "largest_payload_bytes": max_payload,
-                "largest_payload_event": payload_type,
-                "largest_event_bytes": max_event,
-                "largest_event_type": event_type,
+                "events": audit.events,
+                "history_bytes": audit.history_bytes,
+                "largest_payload_bytes": audit.largest_payload_bytes,
+                "largest_payload_event": audit.largest_payload_event,
+                "largest_event_bytes": audit.largest_event_bytes,
+                "largest_event_type": audit.largest_event_type,
             }
         )
     longest = max(per_run, key=lambda r: r["events"], default=None)

@@ -8,12 +8,21 @@ histories and payloads are.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-__all__ = ["RunAudit", "audit_crawl", "largest_payload"]
+__all__ = [
+    "RunAudit",
+    "audit_crawl",
+    "audit_run",
+    "crawl_query",
+    "largest_payload",
+    "list_runs",
+]
 
 _PAYLOAD = "temporal.api.common.v1.Payload"
 
@@ -26,6 +35,10 @@ class RunAudit:
     events: int
     largest_payload_bytes: int
     largest_payload_event: str
+    history_bytes: int
+    largest_event_bytes: int
+    largest_event_type: str
+    event_types: Counter[str] = field(default_factory=Counter)
 
 
 def largest_payload(message: Message) -> int:
@@ -33,8 +46,8 @@ def largest_payload(message: Message) -> int:
     if message.DESCRIPTOR.full_name == _PAYLOAD:
         return message.ByteSize()
     best = 0
-    for field, value in message.ListFields():
-        if field.message_type is None:
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
             continue
         if isinstance(value, Message):
             best = max(best, largest_payload(value))
@@ -46,40 +59,61 @@ def largest_payload(message: Message) -> int:
     return best
 
 
-async def audit_crawl(client: Client, crawl_id: str) -> list[RunAudit]:
-    """Every run of ``crawl_id`` and of its shards (``crawl_id/shard-N``), oldest first."""
-    query = f"WorkflowId = '{crawl_id}' OR WorkflowId STARTS_WITH '{crawl_id}/'"
-    # The visibility store may lag behind a run that just closed: list until two agree.
+def crawl_query(crawl_id: str) -> str:
+    """A visibility query for the crawl workflow and its shards, every run."""
+    return f"WorkflowId = '{crawl_id}' OR WorkflowId STARTS_WITH '{crawl_id}/'"
+
+
+async def list_runs(client: Client, crawl_id: str) -> list[WorkflowExecution]:
+    """Every run of ``crawl_id`` and of its shards (``crawl_id/shard-N``), oldest first per
+    workflow. The visibility store may lag behind a run that just closed: this lists until two
+    listings agree."""
     listed: list[WorkflowExecution] = []
     for _ in range(20):
-        again = [e async for e in client.list_workflows(query)]
+        again = [e async for e in client.list_workflows(crawl_query(crawl_id))]
         key = sorted((e.id, e.run_id, e.status) for e in again)
         if again and key == sorted((e.id, e.run_id, e.status) for e in listed):
             break
         listed = again
         await asyncio.sleep(0.5)
-    runs: list[tuple[object, RunAudit]] = []
-    for execution in listed:
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        events = 0
-        largest, where = 0, ""
-        async for event in handle.fetch_history_events():
-            events += 1
-            size = largest_payload(event)
-            if size > largest:
-                largest, where = size, event.WhichOneof("attributes") or ""
-        runs.append(
-            (
-                execution.start_time,
-                RunAudit(
-                    workflow_id=execution.id,
-                    run_id=execution.run_id,
-                    status=execution.status,
-                    events=events,
-                    largest_payload_bytes=largest,
-                    largest_payload_event=where,
-                ),
-            )
-        )
-    runs.sort(key=lambda pair: (pair[1].workflow_id, pair[0]))
-    return [run for _, run in runs]
+    return sorted(listed, key=lambda e: (e.id, e.start_time))
+
+
+async def audit_run(
+    client: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus | None
+) -> RunAudit:
+    """One run's history: its events, their bytes and kinds, its largest payload and event."""
+    events = history_bytes = largest = largest_event = 0
+    where = largest_event_type = ""
+    kinds: Counter[str] = Counter()
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    async for event in handle.fetch_history_events():
+        events += 1
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        kinds[kind] += 1
+        size = event.ByteSize()
+        history_bytes += size
+        if size > largest_event:
+            largest_event, largest_event_type = size, kind
+        payload = largest_payload(event)
+        if payload > largest:
+            largest, where = payload, kind
+    return RunAudit(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        status=status,
+        events=events,
+        largest_payload_bytes=largest,
+        largest_payload_event=where,
+        history_bytes=history_bytes,
+        largest_event_bytes=largest_event,
+        largest_event_type=largest_event_type,
+        event_types=kinds,
+    )
+
+
+async def audit_crawl(client: Client, crawl_id: str) -> list[RunAudit]:
+    """``audit_run`` of every run ``list_runs`` finds."""
+    return [
+        await audit_run(client, e.id, e.run_id, e.status) for e in await list_runs(client, crawl_id)
+    ]
