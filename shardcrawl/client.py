@@ -50,11 +50,11 @@ class CrawlHandle:
         ]
         host_type = cast(type, dict[str, HostStats])
         try:
-            shards = await asyncio.gather(
-                *(h.query("totals", result_type=ShardTotals) for h in handles)
-            )
-            per_shard = await asyncio.gather(
-                *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
+            shards, per_shard = await asyncio.gather(
+                asyncio.gather(*(h.query("totals", result_type=ShardTotals) for h in handles)),
+                asyncio.gather(
+                    *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
+                ),
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress

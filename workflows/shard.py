@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import MetricCounter, MetricGauge, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from shardcrawl import layout, urls
+    from shardcrawl.blocks import holds_host
     from shardcrawl.contracts import (
         BATCH_FAILED,
         DEFERRED,
@@ -131,6 +132,8 @@ class DomainShardWorkflow:
         self._dispatched_at = 0.0
         # Counter values already exported (by this run, or the runs before it).
         self._exported: dict[str, int] = {}
+        # Metric instruments, made once per run on first use.
+        self._meter: tuple[dict[str, MetricCounter], dict[str, MetricGauge]] | None = None
         self._generation = 0
         self._size = RunSize(events_per_run=shard.spec.history_events_per_run)
         self._input = shard
@@ -320,50 +323,44 @@ class DomainShardWorkflow:
                 self._dispatch_fresh(origin, host, now)
 
     def _dispatch_retries(self, origin: str, host: str, now: float) -> None:
-        """Retries whose wait is over, within the host's retry budget and the shard's."""
+        """A batch of retries whose wait is over, within the host's retry budget and the
+        shard's. (A host has one batch in flight, so one lease per dispatch is all it gets.)"""
+        ready = self._retries.ready_count(origin, now)
+        if not ready or self._retry_batches >= MAX_RETRY_BATCHES:
+            return
         concurrency, delay = self._pressure.limits(host)
-        while (
-            self._retry_batches < MAX_RETRY_BATCHES and len(self._batches) < MAX_BATCHES_IN_FLIGHT
-        ):
-            ready = self._retries.ready_count(origin, now)
-            if not ready:
-                return
-            lease = self._politeness.lease(
-                host,
-                queued=ready,
-                now=now,
-                max_concurrency=concurrency,
-                delay_seconds=delay,
-                retry_slots=self._pressure.retry_slots(host),
-            )
-            if lease is None:
-                return
-            self._start(
-                self._run_batch(
-                    origin, lease, self._retries.ready(origin, now, self._spec.batch_size)
-                )
-            )
+        lease = self._politeness.lease(
+            host,
+            queued=ready,
+            now=now,
+            max_concurrency=concurrency,
+            delay_seconds=delay,
+            retry_slots=self._pressure.retry_slots(host),
+        )
+        if lease is not None:
+            tasks = self._retries.ready(origin, now, self._spec.batch_size)
+            self._start(self._run_batch(origin, lease, tasks))
 
     def _dispatch_fresh(self, origin: str, host: str, now: float) -> None:
+        if self._credits <= 0:
+            return
         concurrency, delay = self._pressure.limits(host)
-        while self._credits > 0 and len(self._batches) < MAX_BATCHES_IN_FLIGHT:
-            queued = self._frontier.queued_at(origin)
-            lease = self._politeness.lease(
-                host,
-                queued=min(queued, self._credits),
-                now=now,
-                max_concurrency=concurrency,
-                delay_seconds=delay,
-            )
-            if lease is None:
-                return
-            tasks = self._frontier.pop(
-                origin,
-                min(self._spec.batch_size, self._credits),
-                max_url_bytes=MAX_BATCH_URL_BYTES,
-            )
-            self._credits -= len(tasks)
-            self._start(self._run_batch(origin, lease, tasks))
+        lease = self._politeness.lease(
+            host,
+            queued=min(self._frontier.queued_at(origin), self._credits),
+            now=now,
+            max_concurrency=concurrency,
+            delay_seconds=delay,
+        )
+        if lease is None:
+            return
+        tasks = self._frontier.pop(
+            origin,
+            min(self._spec.batch_size, self._credits),
+            max_url_bytes=MAX_BATCH_URL_BYTES,
+        )
+        self._credits -= len(tasks)
+        self._start(self._run_batch(origin, lease, tasks))
 
     def _probe(self, origin: str, host: str, now: float) -> None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
@@ -408,23 +405,30 @@ class DomainShardWorkflow:
 
     def _export_metrics(self) -> None:
         """The shard's health on the workers' Prometheus endpoint (not emitted on replay)."""
-        meter = workflow.metric_meter().with_additional_attributes(
-            {"crawl_id": self._input.crawl_id, "shard": str(self._input.shard)}
-        )
         totals = self._stats.totals
-        exported = self._exported
-        for name, value in (("links", totals.links_discovered), ("duplicates", totals.duplicates)):
-            if value > exported.get(name, 0):
-                meter.create_counter(f"shardcrawl_shard_{name}").add(value - exported.get(name, 0))
-                exported[name] = value
-        for name, value in (
-            ("queued", self._frontier.queued()),
-            ("retry_waiting", len(self._retries)),
-            ("batches_in_flight", len(self._batches)),
-            ("parked_hosts", len(self._pressure.parked())),
-            ("abandoned_hosts", len(self._pressure.abandoned())),
-        ):
-            meter.create_gauge(f"shardcrawl_shard_{name}").set(value)
+        counted = {"links": totals.links_discovered, "duplicates": totals.duplicates}
+        levels = {
+            "queued": self._frontier.queued(),
+            "retry_waiting": len(self._retries),
+            "batches_in_flight": len(self._batches),
+            "parked_hosts": len(self._pressure.parked()),
+            "abandoned_hosts": len(self._pressure.abandoned()),
+        }
+        if self._meter is None:
+            meter = workflow.metric_meter().with_additional_attributes(
+                {"crawl_id": self._input.crawl_id, "shard": str(self._input.shard)}
+            )
+            self._meter = (
+                {n: meter.create_counter(f"shardcrawl_shard_{n}") for n in counted},
+                {n: meter.create_gauge(f"shardcrawl_shard_{n}") for n in levels},
+            )
+        counters, gauges = self._meter
+        for name, value in counted.items():
+            if value > self._exported.get(name, 0):
+                counters[name].add(value - self._exported.get(name, 0))
+                self._exported[name] = value
+        for name, value in levels.items():
+            gauges[name].set(value)
 
     async def _fetch_robots(self, origin: str) -> None:
         request = RobotsRequest(
@@ -512,8 +516,8 @@ class DomainShardWorkflow:
         by_url = {t.url: t for t in tasks}
         hold_until = 0.0
         for outcome in result.outcomes:
-            if outcome.retry_after_seconds is not None and (
-                outcome.blocked or outcome.status == 429 or (outcome.status or 0) >= 500
+            if outcome.retry_after_seconds is not None and holds_host(
+                outcome.status, outcome.blocked
             ):
                 hold_until = max(hold_until, now + outcome.retry_after_seconds)
         for outcome in result.outcomes:
