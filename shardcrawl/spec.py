@@ -15,23 +15,27 @@ from pydantic import ValidationError
 
 from shardcrawl.contracts import CrawlSpec
 from shardcrawl.errors import SpecError
+from shardcrawl.proxy_urls import redact
 
 __all__ = ["describe_errors", "load_spec_file", "parse_spec"]
 
 
 def describe_errors(error: ValidationError) -> str:
-    """One line per problem: ``field: message (got value)``."""
+    """One line per problem: ``field: message (got value)``, with proxy credentials hidden."""
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "spec"
-        message = problem["msg"].removeprefix("Value error, ")
+        message = redact(problem["msg"].removeprefix("Value error, "))
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
         if problem["type"] == "missing":
             lines.append(f"{field}: required field is missing")
             continue
+        if not problem["loc"]:
+            lines.append(message)  # a whole-spec rule names its fields itself
+            continue
         value = problem.get("input")
-        shown = json.dumps(value, default=str)
+        shown = redact(json.dumps(value, default=str))
         if len(shown) > 120:
             shown = shown[:117] + "..."
         lines.append(f"{field}: {message} (got {shown})")
