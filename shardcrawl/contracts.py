@@ -13,10 +13,18 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import to_json
 
 from shardcrawl import urls
+from shardcrawl.proxy_urls import check_proxy_url
 
 __all__ = [
     "BATCH_FAILED",
@@ -38,6 +46,12 @@ __all__ = [
     "HostStats",
     "Link",
     "PrepareRequest",
+    "ProxyEndpoint",
+    "ProxyLease",
+    "ProxyPool",
+    "ProxyRoute",
+    "ProxySpec",
+    "ProxyStats",
     "ReportRequest",
     "RobotsRequest",
     "RobotsResult",
@@ -127,6 +141,102 @@ class BlockSpec(_Model):
         return [m.lower() for m in markers if m]
 
 
+class ProxyEndpoint(_Model):
+    """One proxy identity. Its URL is also its name in status and reports."""
+
+    url: str = Field(description="http(s)://host:port; credentials only as ${VARIABLE} names")
+    capacity: int = Field(
+        default=8, ge=1, le=100_000, description="most concurrent requests, whole fleet"
+    )
+    tags: list[str] = Field(default_factory=list, description="labels, e.g. a region")
+
+    @field_validator("url")
+    @classmethod
+    def _proxy_url(cls, url: str) -> str:
+        return check_proxy_url(url)
+
+
+class ProxyPool(_Model):
+    proxies: list[ProxyEndpoint] = Field(min_length=1, max_length=1000)
+
+    @field_validator("proxies", mode="before")
+    @classmethod
+    def _bare_urls(cls, proxies: object) -> object:
+        """A bare URL string is a proxy with the default capacity."""
+        if isinstance(proxies, list):
+            return [{"url": p} if isinstance(p, str) else p for p in proxies]
+        return proxies
+
+
+class ProxyRoute(_Model):
+    """How requests to some domains go out; the first route that matches a host wins."""
+
+    domains: list[str] = Field(
+        min_length=1, description="hosts, each with its subdomains, or * for every host"
+    )
+    mode: Literal["rotate", "sticky", "direct"] = Field(
+        default="rotate",
+        description="rotate: spread requests over the pool; sticky: one identity per host for "
+        "a session or until it is banned; direct: no proxy",
+    )
+    pool: str | None = Field(default=None, description="the pool, unless direct")
+    session_seconds: float = Field(
+        default=600.0, gt=0.0, le=86_400.0, description="how long a sticky identity is kept"
+    )
+
+    @field_validator("domains")
+    @classmethod
+    def _lower(cls, domains: list[str]) -> list[str]:
+        return [d.strip().lower().rstrip(".") for d in domains]
+
+    @model_validator(mode="after")
+    def _pool_unless_direct(self) -> ProxyRoute:
+        if self.mode == "direct" and self.pool is not None:
+            raise ValueError(f"a direct route takes no pool (got pool {self.pool!r})")
+        if self.mode != "direct" and self.pool is None:
+            raise ValueError(f"a {self.mode} route needs a pool")
+        return self
+
+    def matches(self, host: str) -> bool:
+        return any(d == "*" or host == d or host.endswith("." + d) for d in self.domains)
+
+
+class ProxySpec(_Model):
+    """Proxy pools and which domains use them. Without routes every request goes direct."""
+
+    pools: dict[str, ProxyPool] = Field(default_factory=dict)
+    routes: list[ProxyRoute] = Field(default_factory=list)
+    cooldown_seconds: float = Field(
+        default=5.0, gt=0.0, le=3600.0, description="first rest of a failing proxy; doubles"
+    )
+    max_cooldown_seconds: float = Field(default=300.0, gt=0.0, le=86_400.0)
+    ban_seconds: float = Field(
+        default=600.0,
+        gt=0.0,
+        le=86_400.0,
+        description="how long a proxy blocked by a host rests for that host; doubles",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProxySpec:
+        owner: dict[str, str] = {}
+        for name, pool in self.pools.items():
+            for proxy in pool.proxies:
+                if proxy.url in owner:
+                    raise ValueError(
+                        f"proxy {proxy.url!r} is in pools {owner[proxy.url]!r} and {name!r}: "
+                        "a proxy belongs to one pool, which holds its capacity"
+                    )
+                owner[proxy.url] = name
+        for i, route in enumerate(self.routes):
+            if route.pool is not None and route.pool not in self.pools:
+                known = ", ".join(sorted(self.pools)) or "none"
+                raise ValueError(
+                    f"routes[{i}] names pool {route.pool!r}, which is not defined (pools: {known})"
+                )
+        return self
+
+
 class CrawlSpec(_Model):
     """What to crawl and how politely: the one input of a crawl (CLI, file, Temporal)."""
 
@@ -160,6 +270,7 @@ class CrawlSpec(_Model):
     obey_robots_txt: bool = True
     retry: RetrySpec = Field(default_factory=RetrySpec)
     blocks: BlockSpec = Field(default_factory=BlockSpec)
+    proxies: ProxySpec = Field(default_factory=ProxySpec)
     history_events_per_run: int = Field(
         default=10_000,
         ge=100,
@@ -209,6 +320,20 @@ class CrawlSpec(_Model):
                 f"output {output!r} is not a directory, file://PATH or s3://BUCKET/PREFIX"
             )
         return output
+
+    @model_validator(mode="after")
+    def _pools_cover_shards(self) -> CrawlSpec:
+        """Each shard owns a fixed share of each proxy (see proxy_shares): a pool with fewer
+        slots than shards would leave some shards' hosts waiting for ever."""
+        for name, pool in self.proxies.pools.items():
+            total = sum(p.capacity for p in pool.proxies)
+            if total < self.shards:
+                raise ValueError(
+                    f"proxies.pools.{name}: total capacity {total} is less than shards "
+                    f"({self.shards}); every shard owns a fixed share of each proxy's capacity, "
+                    "so raise the capacity or lower shards"
+                )
+        return self
 
     def effective_allowed_domains(self) -> list[str]:
         """The allowed domains, defaulting to the seeds' host names."""
@@ -265,11 +390,20 @@ class PrepareRequest(_Model):
     output: str
 
 
+class ProxyLease(_Model):
+    """Slots of one proxy's capacity that a batch holds: at most ``slots`` of its requests go
+    through ``proxy`` at once."""
+
+    proxy: str
+    slots: int = Field(ge=1)
+
+
 class RobotsRequest(_Model):
     crawl_id: str
     origin: str = Field(description="scheme://host[:port] whose robots.txt to fetch")
     output: str
     fetch: FetchOptions
+    proxies: list[ProxyLease] = Field(default_factory=list, description="empty: direct")
 
 
 class RobotsResult(_Model):
@@ -282,7 +416,8 @@ class RobotsResult(_Model):
 
 
 class BatchRequest(_Model):
-    """One batch: URLs of one origin, with that batch's share of the host's politeness budget."""
+    """One batch: URLs of one origin, with that batch's share of the host's politeness budget
+    and, if its host goes through proxies, the proxy slots it holds."""
 
     crawl_id: str
     shard: int
@@ -296,6 +431,9 @@ class BatchRequest(_Model):
     robots_key: str | None = None
     robots_disallow_all: bool = False
     fetch: FetchOptions
+    proxies: list[ProxyLease] = Field(
+        default_factory=list, description="empty: direct; else the batch's concurrency in all"
+    )
 
 
 class FetchOutcome(_Model):
@@ -311,6 +449,8 @@ class FetchOutcome(_Model):
     retry_after_seconds: float | None = Field(
         default=None, description="the response's Retry-After, in seconds from when it came"
     )
+    proxy: str | None = Field(default=None, description="the proxy the request went through")
+    latency_ms: int | None = Field(default=None, description="request sent to response in")
 
 
 class Link(_Model):
@@ -393,6 +533,26 @@ class ShardTotals(_Model):
     seen_set_bytes: int = Field(default=0, description="memory held by the seen-set")
 
 
+class ProxyStats(_Model):
+    """One proxy's health as a shard (or, summed, the crawl) saw it."""
+
+    pool: str = ""
+    tags: list[str] = Field(default_factory=list)
+    requests: int = 0
+    responses: int = 0
+    failures: int = Field(default=0, description="connection failures, timeouts, auth refusals")
+    blocks: int = Field(default=0, description="responses a host sent as a block")
+    bans: int = Field(default=0, description="times a host's blocks rested the proxy for it")
+    cooldowns: int = Field(default=0, description="times failures rested the proxy")
+    latency_ms_total: int = Field(default=0, description="summed over responses")
+    mean_latency_ms: float = 0.0
+    state: Literal["ok", "cooling"] = "ok"
+    cooling_until: float = Field(default=0.0, description="workflow time, while cooling")
+    banned_on: list[str] = Field(default_factory=list, description="hosts it rests for now")
+    in_use: int = Field(default=0, description="slots leased now")
+    capacity: int = Field(default=0, description="slots owned: a shard's share, or the whole")
+
+
 class Enqueue(_Model):
     """Parent to shard: URLs the shard owns, and page credits it may spend. ``seq`` orders them."""
 
@@ -429,6 +589,7 @@ class ShardCheckpoint(_Model):
     robots_segments: list[str]
     retry_segments: list[str] = Field(default_factory=list)
     pressure_segments: list[str] = Field(default_factory=list)
+    proxy_segments: list[str] = Field(default_factory=list)
     resting: dict[str, float] = Field(
         default_factory=dict, description="host -> workflow time before which it may not lease"
     )
@@ -452,6 +613,7 @@ class ShardResult(_Model):
     totals: ShardTotals
     hosts_segments: list[str]
     unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
+    proxies: dict[str, ProxyStats] = Field(default_factory=dict)
 
 
 class ShardFailure(_Model):
@@ -502,6 +664,7 @@ class CrawlProgress(_Model):
     history_length: int = Field(default=0, description="events in the crawl workflow's run")
     continued_as_new: int = Field(default=0, description="the crawl workflow's earlier runs")
     largest_payload_bytes: int = Field(default=0, description="crawl workflow's largest payload")
+    proxies: dict[str, ProxyStats] = Field(default_factory=dict)
 
 
 class CrawlReport(_Model):
@@ -545,6 +708,7 @@ class CrawlReport(_Model):
     hosts_omitted: int = Field(
         default=0, description="hosts left out here for size; report.json lists every host"
     )
+    proxies: dict[str, ProxyStats] = Field(default_factory=dict)
 
 
 class ReportRequest(_Model):

@@ -27,6 +27,8 @@ RETRYABLE_ERRORS = frozenset(
         "download_failed",
         "timeout",
         "dns",
+        "tunnel",  # a proxy's CONNECT refused: another proxy may carry it
+        "proxy_auth",  # a proxy refused its credentials: likewise
     }
 )
 RETRYABLE_STATUSES = frozenset({408, 429})
