@@ -72,7 +72,9 @@ class AdminActivities:
                 raise _SegmentGone(f"state segment {segment_key!r} is missing")
             for name, stats in unpack_records(data):
                 hosts[name] = HostStats.model_validate(stats)
-        return ShardPart(totals=result.totals, hosts=hosts, unfetched=result.unfetched)
+        return ShardPart(
+            totals=result.totals, hosts=hosts, unfetched=result.unfetched, proxies=result.proxies
+        )
 
 
 class _SegmentGone(StoreError):

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
 from activities.metrics import record_batch
 from activities.netguard import AddressGuard
+from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
@@ -94,6 +95,8 @@ def _outcome(page: PageCapture, attempt: int) -> FetchOutcome:
         attempt=attempt,
         blocked=page.blocked,
         retry_after_seconds=page.retry_after,
+        proxy=page.proxy,
+        latency_ms=page.latency_ms,
     )
 
 
@@ -132,7 +135,11 @@ class BatchActivities:
             else:
                 to_fetch.append(task)
 
-        capture = BatchCapture([(t.url, t.depth) for t in to_fetch], blocks=request.fetch.blocks)
+        capture = BatchCapture(
+            [(t.url, t.depth) for t in to_fetch],
+            blocks=request.fetch.blocks,
+            proxies=proxy_slots(request.proxies),
+        )
         if to_fetch:
             settings = batch_settings(request, reactor=self._runtime.reactor())
             await self._runtime.crawl(

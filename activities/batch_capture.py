@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy import Request, signals
+from scrapy.core.downloader.handlers.http11 import TunnelError
 from scrapy.crawler import Crawler
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -34,6 +35,9 @@ from twisted.web._newclient import ResponseNeverReceived
 from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
 from shardcrawl.contracts import DEFERRED, BlockSpec
 
+if TYPE_CHECKING:
+    from activities.proxy_assign import ProxySlots
+
 __all__ = [
     "CAPTURE_ARG",
     "BatchCapture",
@@ -41,11 +45,14 @@ __all__ = [
     "BatchHoldMiddleware",
     "HeldByRetryAfter",
     "PageCapture",
+    "capture_of",
     "classify_failure",
 ]
 
 CAPTURE_ARG = "shardcrawl_capture"
 _META_KEY = "shardcrawl_url"
+_PROXY_META = "shardcrawl_proxy"  # proxy_assign.PROXY_META
+PROXY_AUTH_REFUSED = "proxy_auth"
 
 
 class HeldByRetryAfter(IgnoreRequest):
@@ -60,6 +67,7 @@ _FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
     ((DownloadCancelledError,), "oversize"),
     ((ResponseDataLossError, ResponseNeverReceived, txerror.ConnectionLost), "connection_lost"),
     ((txerror.ConnectError,), "connection_error"),
+    ((TunnelError,), "tunnel"),
     ((DownloadFailedError,), "download_failed"),
     ((IgnoreRequest,), "ignored"),
 ]
@@ -93,6 +101,8 @@ class PageCapture:
     blocked: str | None = None
     retry_after: float | None = None
     judged: bool = False
+    proxy: str | None = None
+    latency_ms: int | None = None
 
 
 class BatchCapture:
@@ -104,9 +114,11 @@ class BatchCapture:
         *,
         keep_bodies: bool = False,
         blocks: BlockSpec | None = None,
+        proxies: ProxySlots | None = None,
     ) -> None:
         self.keep_bodies = keep_bodies
         self.blocks = blocks or BlockSpec()
+        self.proxies = proxies
         self.hold_until = 0.0
         self.pages: dict[str, PageCapture] = {u: PageCapture(url=u, depth=d) for u, d in tasks}
 
@@ -131,8 +143,15 @@ class BatchCapture:
         page = self.page_of(request)
         if page is None:
             return
-        page.status = response.status
         page.fetched_at = time.time()
+        page.proxy = request.meta.get(_PROXY_META)
+        latency = request.meta.get("download_latency")
+        page.latency_ms = round(latency * 1000) if latency is not None else None
+        if response.status == 407 and page.proxy is not None:
+            # The proxy refused our credentials: its failure, not the host's answer.
+            page.error = PROXY_AUTH_REFUSED
+            return
+        page.status = response.status
         page.size_bytes = len(response.body)
         if self.keep_bodies:
             page.body = response.body
@@ -155,10 +174,12 @@ class BatchCapture:
         return page
 
     def on_error(self, failure: Failure) -> None:
-        page = self.page_of(getattr(failure, "request", None))
+        request = getattr(failure, "request", None)
+        page = self.page_of(request)
         if page is not None and page.status is None:
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
+            page.proxy = request.meta.get(_PROXY_META) if request is not None else None
 
     def on_item(self, item: Any, response: Response, spider: Any = None) -> None:
         page = self.page_of(response.request if response is not None else None)
@@ -172,7 +193,7 @@ class BatchCapture:
 
     def on_link(self, request: Request, response: Response | None) -> None:
         page = self.page_of(response.request if response is not None else None)
-        if page is None or not _is_html(response):
+        if page is None or page.status is None or not _is_html(response):
             return
         page.links.append(request.url)
 
@@ -184,7 +205,7 @@ def _is_html(response: Response | None) -> bool:
     return b"html" in ctype
 
 
-def _capture_of(crawler: Crawler) -> BatchCapture:
+def capture_of(crawler: Crawler) -> BatchCapture:
     capture = getattr(crawler.spider, CAPTURE_ARG, None)
     if not isinstance(capture, BatchCapture):
         raise RuntimeError(f"the spider argument {CAPTURE_ARG} must be this crawl's BatchCapture")
@@ -202,7 +223,7 @@ class BatchHoldMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BatchHoldMiddleware:
-        mw = cls(_capture_of(crawler), crawler)
+        mw = cls(capture_of(crawler), crawler)
         # response_downloaded fires before the downloader takes the next queued request.
         crawler.signals.connect(mw.on_downloaded, signal=signals.response_downloaded)
         return mw
@@ -237,7 +258,7 @@ class BatchCaptureMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BatchCaptureMiddleware:
-        capture = _capture_of(crawler)
+        capture = capture_of(crawler)
         mw = cls(capture, crawler)
         crawler.signals.connect(capture.on_response, signal=signals.response_received)
         crawler.signals.connect(capture.on_item, signal=signals.item_scraped)

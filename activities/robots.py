@@ -16,6 +16,7 @@ from temporalio import activity
 
 from activities.batch_capture import CAPTURE_ARG, BatchCapture
 from activities.netguard import AddressGuard
+from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
@@ -77,7 +78,9 @@ class RobotsActivities:
         if refusal:
             return RobotsResult(error=refusal)
         robots_url = request.origin + "/robots.txt"
-        capture = BatchCapture([(robots_url, 0)], keep_bodies=True)
+        capture = BatchCapture(
+            [(robots_url, 0)], keep_bodies=True, proxies=proxy_slots(request.proxies)
+        )
         settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
         settings.update(
             {

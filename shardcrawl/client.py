@@ -12,8 +12,15 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
-from shardcrawl.contracts import CrawlProgress, CrawlReport, CrawlSpec, HostStats, ShardTotals
-from shardcrawl.report import sum_totals
+from shardcrawl.contracts import (
+    CrawlProgress,
+    CrawlReport,
+    CrawlSpec,
+    HostStats,
+    ProxyStats,
+    ShardTotals,
+)
+from shardcrawl.report import merge_proxies, sum_totals
 from shardcrawl.temporal_client import connect
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
@@ -49,12 +56,14 @@ class CrawlHandle:
             for i in range(progress.shard_count)
         ]
         host_type = cast(type, dict[str, HostStats])
+        proxy_type = cast(type, dict[str, ProxyStats])
         try:
-            shards, per_shard = await asyncio.gather(
+            shards, per_shard, proxies = await asyncio.gather(
                 asyncio.gather(*(h.query("totals", result_type=ShardTotals) for h in handles)),
                 asyncio.gather(
                     *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
                 ),
+                asyncio.gather(*(h.query("proxies", result_type=proxy_type) for h in handles)),
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress
@@ -68,6 +77,7 @@ class CrawlHandle:
                 "shards": list(shards),
                 "totals": totals,
                 "hosts": dict(sorted(hosts.items())),
+                "proxies": merge_proxies(list(proxies)),
                 "pages_per_second": round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
             }
         )

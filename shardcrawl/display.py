@@ -5,10 +5,11 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
-from shardcrawl.contracts import CrawlProgress, CrawlReport, HostStats
+from shardcrawl.contracts import CrawlProgress, CrawlReport, HostStats, ProxyStats
+from shardcrawl.proxy_urls import redact
 from shardcrawl.report import top_urls_retry_share
 
-__all__ = ["host_table", "progress_line", "progress_table", "report_table"]
+__all__ = ["host_table", "progress_line", "progress_table", "proxy_table", "report_table"]
 
 
 def _rate(part: int, whole: int) -> str:
@@ -56,7 +57,36 @@ def progress_table(progress: CrawlProgress) -> Group:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    return Group(table, host_table(progress.hosts))
+    parts = [table, host_table(progress.hosts)]
+    if progress.proxies:
+        parts.append(proxy_table(progress.proxies))
+    return Group(*parts)
+
+
+def proxy_table(proxies: dict[str, ProxyStats]) -> Table:
+    """Each proxy's use and health; ``in use`` is against its capacity, whole fleet."""
+    table = Table(title="proxies")
+    columns = ("proxy", "pool", "requests", "failures", "blocks", "bans", "latency", "in use")
+    for column in (*columns, "state"):
+        table.add_column(
+            column, justify="left" if column in ("proxy", "pool", "state") else "right"
+        )
+    for url, p in proxies.items():
+        state: str = p.state
+        if p.banned_on:
+            state += f", banned on {', '.join(p.banned_on)}"
+        table.add_row(
+            redact(url),
+            p.pool + (f" ({', '.join(p.tags)})" if p.tags else ""),
+            str(p.requests),
+            str(p.failures),
+            str(p.blocks),
+            str(p.bans),
+            f"{p.mean_latency_ms:.0f} ms" if p.responses else "-",
+            f"{p.in_use}/{p.capacity}",
+            state,
+        )
+    return table
 
 
 def host_table(hosts: dict[str, HostStats], *, title: str = "hosts") -> Table:
@@ -120,4 +150,7 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
     busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))
     more = len(report.hosts) - min(len(report.hosts), max_hosts) + report.hosts_omitted
     title = f"hosts ({more} more in report.json)" if more else "hosts"
-    return Group(table, host_table(dict(busiest[:max_hosts]), title=title))
+    parts = [table, host_table(dict(busiest[:max_hosts]), title=title)]
+    if report.proxies:
+        parts.append(proxy_table(report.proxies))
+    return Group(*parts)

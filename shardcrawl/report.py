@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from shardcrawl.contracts import CrawlReport, HostStats, ShardTotals
+from shardcrawl.contracts import CrawlReport, HostStats, ProxyStats, ShardTotals
 
 __all__ = [
     "MAX_FIELDS",
     "REPORT_HOSTS_INLINE",
     "ShardPart",
     "build_report",
+    "merge_proxies",
     "sum_totals",
     "top_urls_retry_share",
     "trim_hosts",
@@ -33,6 +34,7 @@ class ShardPart:
     totals: ShardTotals
     hosts: dict[str, HostStats]
     unfetched: int = 0
+    proxies: dict[str, ProxyStats] = field(default_factory=dict)
 
 
 def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
@@ -71,6 +73,40 @@ def _merge_hosts(a: HostStats, b: HostStats) -> HostStats:
         else:
             setattr(merged, name, getattr(merged, name) + value)
     return merged
+
+
+def merge_proxies(parts: list[dict[str, ProxyStats]]) -> dict[str, ProxyStats]:
+    """Each proxy across shards: counters and shares add up (the shares to its capacity); it
+    is cooling if any shard rests it, and banned on every host any shard bans it for."""
+    merged: dict[str, ProxyStats] = {}
+    for part in parts:
+        for url, stats in part.items():
+            into = merged.get(url)
+            if into is None:
+                merged[url] = stats.model_copy(deep=True)
+                continue
+            for name in _PROXY_COUNTERS:
+                setattr(into, name, getattr(into, name) + getattr(stats, name))
+            if stats.state == "cooling":
+                into.state = "cooling"
+                into.cooling_until = max(into.cooling_until, stats.cooling_until)
+            into.banned_on = sorted(set(into.banned_on) | set(stats.banned_on))
+    for stats in merged.values():
+        stats.mean_latency_ms = round(stats.latency_ms_total / max(1, stats.responses), 1)
+    return dict(sorted(merged.items()))
+
+
+_PROXY_COUNTERS = (
+    "requests",
+    "responses",
+    "failures",
+    "blocks",
+    "bans",
+    "cooldowns",
+    "latency_ms_total",
+    "in_use",
+    "capacity",
+)
 
 
 def top_urls_retry_share(histogram: dict[str, int], urls_ended: int, share: float = 0.01) -> float:
@@ -147,6 +183,7 @@ def build_report(
         unfetched=sum(r.unfetched for r in results),
         pages_per_second=round(totals.pages / elapsed, 3),
         hosts=dict(sorted(hosts.items())),
+        proxies=merge_proxies([r.proxies for r in results]),
     )
 
 

@@ -11,10 +11,17 @@ from typing import Any
 
 from shardcrawl.contracts import BatchRequest, FetchOptions
 
-__all__ = ["CAPTURE_MIDDLEWARE", "HOLD_MIDDLEWARE", "batch_settings", "fetch_settings"]
+__all__ = [
+    "CAPTURE_MIDDLEWARE",
+    "HOLD_MIDDLEWARE",
+    "PROXY_MIDDLEWARE",
+    "batch_settings",
+    "fetch_settings",
+]
 
 CAPTURE_MIDDLEWARE = "activities.batch_capture.BatchCaptureMiddleware"
 HOLD_MIDDLEWARE = "activities.batch_capture.BatchHoldMiddleware"
+PROXY_MIDDLEWARE = "activities.proxy_assign.ProxyAssignMiddleware"
 
 
 def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
@@ -54,6 +61,8 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
         "DOWNLOADER_MIDDLEWARES": {
             # First, so a request held by a Retry-After is never sent.
             HOLD_MIDDLEWARE: 1,
+            # Before HttpProxyMiddleware (750), which reads the proxy it sets; off when direct.
+            PROXY_MIDDLEWARE: 700,
             "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
         },
         "EXTENSIONS": {

@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         FetchOptions,
         FetchOutcome,
         HostStats,
+        ProxyLease,
+        ProxyStats,
         RobotsRequest,
         RobotsResult,
         SegmentData,
@@ -55,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.host_pressure import HostPressure
     from shardcrawl.politeness import Lease, Politeness
+    from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
+    from shardcrawl.proxy_router import ProxyRouter
     from shardcrawl.retry_policy import backoff_seconds, will_retry
     from shardcrawl.retry_queue import RetryQueue
     from shardcrawl.segments import (
@@ -79,6 +83,8 @@ BATCH_RETRY = RetryPolicy(
     non_retryable_error_types=["UnknownSpider"],
 )
 ROBOTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+# Proxies a robots.txt fetch may fail through before the failure stands for the host.
+ROBOTS_PROXY_TRIES = 3
 MAX_BATCHES_IN_FLIGHT = 64
 CANCEL_GRACE = timedelta(seconds=30)
 # Foreign URLs this shard remembers having forwarded, so a link seen on many pages crosses to
@@ -124,6 +130,7 @@ class DomainShardWorkflow:
         self._stats = ShardStats()
         self._outbox: list[UrlTask] = []
         self._robots: dict[str, RobotsResult | None] = {}
+        self._robots_tries: dict[str, int] = {}
         self._batches: set[asyncio.Task[None]] = set()
         self._batch_seq = 0
         self._last_report: tuple[object, ...] | None = None
@@ -147,6 +154,9 @@ class DomainShardWorkflow:
             delay_seconds=shard.spec.delay_seconds,
             blocks=shard.spec.blocks,
             retry=shard.spec.retry,
+        )
+        self._proxies = ProxyRouter(
+            shard.spec.proxies, shard=shard.shard, shard_count=shard.shard_count
         )
         self._size.note(shard)
         if shard.checkpoint is not None:
@@ -184,6 +194,11 @@ class DomainShardWorkflow:
             for i, (name, stats) in enumerate(busiest)
             if i < limit or stats.state != "ok"
         }
+
+    @workflow.query
+    def proxies(self) -> dict[str, ProxyStats]:
+        """Each proxy's health and this shard's use of its share, for live status."""
+        return self._proxies.stats(workflow.now().timestamp())
 
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
@@ -244,6 +259,7 @@ class DomainShardWorkflow:
             totals=self._totals(),
             hosts_segments=hosts,
             unfetched=self._frontier.queued(),
+            proxies=self._proxies.stats(workflow.now().timestamp()),
         )
 
     async def _land_in_flight(self) -> None:
@@ -304,15 +320,18 @@ class DomainShardWorkflow:
         for origin in fresh + waiting:
             if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
                 return
+            host = urls.hostname(origin)
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
-            # the first batch need not wait for it when credits arrive.
+            # the first batch need not wait for it when credits arrive. It goes the way the
+            # host's pages go (a proxy slot, if the host's route has proxies).
             if self._spec.obey_robots_txt and origin not in self._robots:
-                self._robots[origin] = None
-                self._start(self._fetch_robots(origin))
+                proxies = self._proxies.lease(host, slots=1, now=now)
+                if proxies is not None:
+                    self._robots[origin] = None
+                    self._start(self._fetch_robots(origin, proxies))
                 continue
             if self._spec.obey_robots_txt and self._robots[origin] is None:
                 continue
-            host = urls.hostname(origin)
             state = self._pressure.state(host, now)
             if state == "abandoned":
                 self._give_up(origin)
@@ -329,7 +348,7 @@ class DomainShardWorkflow:
         if not ready or self._retry_batches >= MAX_RETRY_BATCHES:
             return
         concurrency, delay = self._pressure.limits(host)
-        lease = self._politeness.lease(
+        leased = self._lease(
             host,
             queued=ready,
             now=now,
@@ -337,22 +356,22 @@ class DomainShardWorkflow:
             delay_seconds=delay,
             retry_slots=self._pressure.retry_slots(host),
         )
-        if lease is not None:
+        if leased is not None:
             tasks = self._retries.ready(origin, now, self._spec.batch_size)
-            self._start(self._run_batch(origin, lease, tasks))
+            self._start(self._run_batch(origin, *leased, tasks))
 
     def _dispatch_fresh(self, origin: str, host: str, now: float) -> None:
         if self._credits <= 0:
             return
         concurrency, delay = self._pressure.limits(host)
-        lease = self._politeness.lease(
+        leased = self._lease(
             host,
             queued=min(self._frontier.queued_at(origin), self._credits),
             now=now,
             max_concurrency=concurrency,
             delay_seconds=delay,
         )
-        if lease is None:
+        if leased is None:
             return
         tasks = self._frontier.pop(
             origin,
@@ -360,11 +379,11 @@ class DomainShardWorkflow:
             max_url_bytes=MAX_BATCH_URL_BYTES,
         )
         self._credits -= len(tasks)
-        self._start(self._run_batch(origin, lease, tasks))
+        self._start(self._run_batch(origin, *leased, tasks))
 
     def _probe(self, origin: str, host: str, now: float) -> None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
-        if self._politeness.in_use(host):
+        if self._politeness.in_use(host) or not self._proxies.available(host, now):
             return
         tasks = self._retries.ready(origin, now, 1)
         if not tasks and self._credits > 0:
@@ -373,13 +392,40 @@ class DomainShardWorkflow:
         if not tasks:
             return
         _, delay = self._pressure.limits(host)
-        lease = self._politeness.lease(
-            host, queued=1, now=now, max_concurrency=1, delay_seconds=delay
-        )
-        if lease is None:
+        leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
+        if leased is None:
             self._retries.push(tasks[0], now)
             return
-        self._start(self._run_batch(origin, lease, tasks))
+        self._start(self._run_batch(origin, *leased, tasks))
+
+    def _lease(
+        self,
+        host: str,
+        *,
+        queued: int,
+        now: float,
+        max_concurrency: int,
+        delay_seconds: float,
+        retry_slots: int | None = None,
+    ) -> tuple[Lease, list[ProxyLease]] | None:
+        """The host's politeness lease and, if it goes through proxies, proxy slots for it;
+        None while either is not to be had (the proxies are asked first: taking a politeness
+        lease and handing it back would make the host rest for nothing)."""
+        if not self._proxies.available(host, now):
+            return None
+        lease = self._politeness.lease(
+            host,
+            queued=queued,
+            now=now,
+            max_concurrency=max_concurrency,
+            delay_seconds=delay_seconds,
+            retry_slots=retry_slots,
+        )
+        if lease is None:
+            return None
+        proxies = self._proxies.lease(host, slots=lease.slots, now=now)
+        assert proxies is not None, "available() said a proxy was free"
+        return lease, proxies
 
     def _give_up(self, origin: str) -> None:
         """A host given up on (parked too often): its waiting URLs end as failures."""
@@ -430,12 +476,13 @@ class DomainShardWorkflow:
         for name, value in levels.items():
             gauges[name].set(value)
 
-    async def _fetch_robots(self, origin: str) -> None:
+    async def _fetch_robots(self, origin: str, proxies: list[ProxyLease]) -> None:
         request = RobotsRequest(
             crawl_id=self._input.crawl_id,
             origin=origin,
             output=self._spec.output,
             fetch=self._fetch,
+            proxies=proxies,
         )
         try:
             result = await workflow.execute_activity(
@@ -451,9 +498,23 @@ class DomainShardWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("robots.txt of %s not fetched: %s", origin, exc.cause)
             result = RobotsResult(error=ROBOTS_FETCH_FAILED)
+        finally:
+            self._proxies.release(proxies)
+        if proxies and result.error in PROXY_FAILURES:
+            # The proxy failed, not the host: rest it and ask again, through another one.
+            failed = FetchOutcome(url=request.origin, error=result.error, proxy=proxies[0].proxy)
+            now = workflow.now().timestamp()
+            host = urls.hostname(origin)
+            self._proxies.observe(host, [failed], now=now, jitter=workflow.random().random())
+            self._robots_tries[origin] = self._robots_tries.get(origin, 0) + 1
+            if self._robots_tries[origin] < ROBOTS_PROXY_TRIES:
+                del self._robots[origin]
+                return
         self._robots[origin] = result
 
-    async def _run_batch(self, origin: str, lease: Lease, tasks: list[UrlTask]) -> None:
+    async def _run_batch(
+        self, origin: str, lease: Lease, proxies: list[ProxyLease], tasks: list[UrlTask]
+    ) -> None:
         self._batch_seq += 1
         self._retry_batches += lease.retry
         robots = self._robots.get(origin) or RobotsResult()
@@ -465,11 +526,12 @@ class DomainShardWorkflow:
             urls=tasks,
             spider=self._spec.spider,
             output=self._spec.output,
-            concurrency=lease.slots,
+            concurrency=sum(p.slots for p in proxies) if proxies else lease.slots,
             delay_seconds=lease.delay_seconds,
             robots_key=robots.key,
             robots_disallow_all=robots.disallow_all,
             fetch=self._fetch,
+            proxies=proxies,
         )
         self._size.note(request)
         try:
@@ -499,6 +561,7 @@ class DomainShardWorkflow:
             )
         finally:
             self._politeness.release(lease, now=workflow.now().timestamp())
+            self._proxies.release(proxies)
             self._retry_batches -= lease.retry
         self._size.note(result)
         if result.segments:
@@ -535,8 +598,13 @@ class DomainShardWorkflow:
             self._stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
                 self._follow_redirect(source, outcome.redirect_to)
+        self._proxies.observe(host, result.outcomes, now=now, jitter=workflow.random().random())
+        # A proxy that failed to carry a request tells nothing about the host.
         rest_until = self._pressure.observe(
-            host, result.outcomes, now=now, jitter=workflow.random().random()
+            host,
+            [o for o in result.outcomes if not is_proxy_failure(o)],
+            now=now,
+            jitter=workflow.random().random(),
         )
         if max(rest_until, hold_until) > now:
             self._politeness.rest(host, max(rest_until, hold_until))
@@ -620,6 +688,7 @@ class DomainShardWorkflow:
             origins += self._frontier.origins()
         times = [self._politeness.ready_at(urls.hostname(o)) for o in origins]
         times += self._pressure.wake_times()
+        times += self._proxies.wake_times(now)
         next_retry = self._retries.next_ready_at()
         if next_retry is not None:
             times.append(next_retry)
@@ -657,6 +726,9 @@ class DomainShardWorkflow:
             ),
             pressure_segments=await self._save_segments(
                 "state", "pressure", pack_records(self._pressure.export()), generation
+            ),
+            proxy_segments=await self._save_segments(
+                "state", "proxies", pack_records(self._proxies.export()), generation
             ),
             robots_segments=await self._save_segments(
                 "state",
@@ -750,6 +822,8 @@ class DomainShardWorkflow:
             self._retries.restore(unpack_records(await self._load_segment(key)))
         for key in checkpoint.pressure_segments:
             self._pressure.restore(unpack_records(await self._load_segment(key)))
+        for key in checkpoint.proxy_segments:
+            self._proxies.restore(unpack_records(await self._load_segment(key)))
         # Loaded into history now, so the store's copy is no longer needed.
         await workflow.execute_activity(
             "delete_segments",
