@@ -2,9 +2,10 @@
 meant to be compatible, and commit the JSON. ``python -m tests.replay.record_histories``.
 
 It starts its own dev server, site and worker, runs one small crawl across two hosts and two
-shards (with a robots.txt, redirects of the link graph, a pause/resume and continue-as-new
-every ~100 events), and writes every run of the crawl and of each shard to
-tests/replay/histories/ as WORKFLOW_ID.RUN_NUMBER.json (``/`` in ids written ``__``).
+shards (with a robots.txt, redirects of the link graph, one host's requests through a proxy, a
+pause/resume and continue-as-new every ~100 events), and writes every run of the crawl and of
+each shard to tests/replay/histories/ as WORKFLOW_ID.RUN_NUMBER.json (``/`` in ids written
+``__``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from shardcrawl.fleet import worker_command
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import SiteConfig
 from shardcrawl.sites.process import SiteProcess, free_port
+from tests.proxy_lab import ProxyLab
 
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "record-histories"
 
 
-async def record(address: str, site: SiteProcess, out: Path) -> None:
+async def record(address: str, site: SiteProcess, proxy: str, out: Path) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     spec = {
         "seeds": [site.seed_url],
@@ -42,6 +44,10 @@ async def record(address: str, site: SiteProcess, out: Path) -> None:
         "output": str(out),
         "allow_private_networks": True,
         "history_events_per_run": 100,
+        "proxies": {
+            "pools": {"lab": {"proxies": [{"url": proxy, "capacity": 2}]}},
+            "routes": [{"domains": ["127.0.0.3"], "pool": "lab", "mode": "sticky"}],
+        },
     }
     handle = await client.start_workflow(
         "CrawlWorkflow", spec, id="crawl-replay", task_queue=TASK_QUEUE, result_type=CrawlReport
@@ -68,16 +74,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port("127.0.0.2")
         config = SiteConfig(hosts=(f"127.0.0.2:{port}", f"127.0.0.3:{port}"), pages_per_host=30)
+        lab = ProxyLab({"p": "127.0.0.13"}, {}, Path(tmp) / "proxy.jsonl")
         with DevServer(headless=True) as server, SiteProcess(config, Path(tmp) / "log") as site:
             env = dict(
                 os.environ, TEMPORAL_ADDRESS=server.address, SHARDCRAWL_TASK_QUEUE=TASK_QUEUE
             )
             worker = subprocess.Popen(worker_command(), env=env)
             try:
-                asyncio.run(record(server.address, site, Path(tmp) / "out"))
+                asyncio.run(record(server.address, site, lab.proxy_url("p"), Path(tmp) / "out"))
+                if not lab.entries("proxy"):
+                    raise RuntimeError("the recorded crawl sent nothing through its proxy")
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
+                lab.close()
 
 
 if __name__ == "__main__":
