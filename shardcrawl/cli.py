@@ -1,4 +1,5 @@
-"""The ``shardcrawl`` command line: run, start and steer crawls; run a server or a worker.
+"""The ``shardcrawl`` command line: run, start, schedule and steer crawls; run a server or a
+worker.
 
 Exit codes: 0 success (for ``run`` and ``wait``: the crawl completed), 1 the crawl did not
 complete, 2 a usage, spec or connection error (printed without a traceback).
@@ -21,6 +22,7 @@ from rich.live import Live
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.client import CrawlClient, CrawlHandle
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "print the final report as JSON"),
     ]:
         sub.add_parser(name, help=text).add_argument("crawl_id")
+    add_schedule_parser(sub, _add_spec_options)
     return parser
 
 
@@ -326,11 +329,24 @@ _ASYNC = {
     "resume": cmd_signal,
     "cancel": cmd_signal,
     "report": cmd_report,
+    "schedule": lambda args: cmd_schedule(args, spec_from_args),
 }
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Seed URLs may also follow options (``schedule create NAME --every 1h URL``), which
+    argparse alone leaves unrecognized once a positional before the options was matched."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and (not hasattr(args, "urls") or any(x.startswith("-") for x in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.urls = [*args.urls, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command == "server":
             return cmd_server(args)

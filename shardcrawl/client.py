@@ -21,6 +21,7 @@ from shardcrawl.contracts import (
     ShardTotals,
 )
 from shardcrawl.report import merge_proxies, sum_totals
+from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.temporal_client import connect
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
@@ -114,6 +115,7 @@ class CrawlClient:
     def __init__(self, client: Client, *, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.schedules = CrawlSchedules(client, task_queue=task_queue)
 
     @classmethod
     async def connect(cls, config: Config) -> CrawlClient:

@@ -7,6 +7,7 @@ apart from bugs; every message names what failed and why, never credentials.
     ├── SpecError(ShardcrawlError, ValueError)       bad crawl spec: names the field and the value
     ├── ConfigError(ShardcrawlError, ValueError)     bad process setting (environment variable)
     ├── StoreError(ShardcrawlError)                  the output store cannot be read or written
+    ├── ScheduleError(ShardcrawlError)               a schedule cannot be made, found or parsed
     └── TemporalUnavailableError(ShardcrawlError)    no Temporal server answers at the address
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ScheduleError",
     "ShardcrawlError",
     "SpecError",
     "StoreError",
@@ -35,6 +37,10 @@ class ConfigError(ShardcrawlError, ValueError):
 
 class StoreError(ShardcrawlError):
     """The output store cannot be read or written; the message names the store url and cause."""
+
+
+class ScheduleError(ShardcrawlError):
+    """A schedule's name, timing or overlap policy is invalid, or no such schedule exists."""
 
 
 class TemporalUnavailableError(ShardcrawlError):

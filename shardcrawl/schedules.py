@@ -1,0 +1,188 @@
+"""Recurring crawls on Temporal Schedules: the server starts each run, so there is no cron to
+keep alive, and the overlap policy decides what happens when a run is still going.
+
+A schedule named NAME starts ``CrawlWorkflow`` with workflow id NAME; Temporal appends the
+scheduled time, so each run has its own crawl id (``NAME-2026-11-26T08:00:00Z``) and so its own
+output folder ``OUT/ID/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from shardcrawl.contracts import CrawlSpec
+from shardcrawl.errors import ScheduleError
+
+__all__ = [
+    "OVERLAP_POLICIES",
+    "CrawlSchedules",
+    "ScheduleSummary",
+    "ScheduledRun",
+    "parse_every",
+]
+
+OVERLAP_POLICIES = {
+    "skip": ScheduleOverlapPolicy.SKIP,
+    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
+    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
+    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
+    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
+    "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
+}
+WHEN_MEMO = "shardcrawl_when"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_DURATION = re.compile(r"(\d+)\s*(s|m|h|d)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_every(text: str) -> timedelta:
+    """``90s``, ``15m``, ``6h``, ``1d`` or sums such as ``1h30m``."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ScheduleError(f"--every {text!r}: write a duration such as 90s, 15m, 6h or 1d")
+    every = timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+    if every < timedelta(seconds=1):
+        raise ScheduleError(f"--every {text!r}: must be at least 1s")
+    return every
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    crawl_id: str
+    scheduled_at: datetime
+    started_at: datetime
+    status: str = "unknown"
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    name: str
+    when: str
+    overlap: str
+    paused: bool
+    note: str
+    next_runs: list[datetime]
+    recent_runs: list[ScheduledRun]
+
+
+class CrawlSchedules:
+    """Create, inspect and steer the schedules of crawls on a task queue."""
+
+    def __init__(self, client: Client, *, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    async def create(
+        self,
+        name: str,
+        spec: CrawlSpec,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        overlap: str = "skip",
+        paused: bool = False,
+    ) -> None:
+        if not _NAME.fullmatch(name):
+            raise ScheduleError(
+                f"schedule name {name!r}: use letters, digits, '.', '_' and '-' (at most 200)"
+            )
+        if (cron is None) == (every is None):
+            raise ScheduleError("a schedule needs exactly one of --cron and --every")
+        if overlap not in OVERLAP_POLICIES:
+            raise ScheduleError(f"overlap {overlap!r}: choose one of {', '.join(OVERLAP_POLICIES)}")
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                "CrawlWorkflow",
+                spec.model_dump(mode="json"),
+                id=name,
+                task_queue=self.task_queue,
+            ),
+            spec=ScheduleSpec(
+                cron_expressions=[cron] if cron else [],
+                intervals=[ScheduleIntervalSpec(every=every)] if every else [],
+            ),
+            policy=SchedulePolicy(overlap=OVERLAP_POLICIES[overlap]),
+            state=ScheduleState(paused=paused, note="created by shardcrawl"),
+        )
+        try:
+            await self.client.create_schedule(
+                name, schedule, memo={WHEN_MEMO: f"cron {cron}" if cron else f"every {every}"}
+            )
+        except Exception as exc:
+            # The SDK raises ScheduleAlreadyRunningError, or RPCError for a bad cron.
+            raise ScheduleError(f"schedule {name!r} not created: {exc}") from exc
+
+    async def names(self) -> list[str]:
+        return sorted([entry.id async for entry in await self.client.list_schedules()])
+
+    async def describe(self, name: str, *, recent: int = 10) -> ScheduleSummary:
+        try:
+            description = await self.client.get_schedule_handle(name).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ScheduleError(f"no schedule named {name!r}") from exc
+            raise
+        schedule, info = description.schedule, description.info
+        runs = []
+        for action in info.recent_actions[-recent:]:
+            if isinstance(action.action, ScheduleActionExecutionStartWorkflow):
+                crawl_id = action.action.workflow_id
+                runs.append(
+                    ScheduledRun(
+                        crawl_id=crawl_id,
+                        scheduled_at=action.scheduled_at,
+                        started_at=action.started_at,
+                        status=await self._status(crawl_id),
+                    )
+                )
+        # The server keeps a cron as calendars; the memo has it as it was written.
+        intervals = [f"every {i.every}" for i in schedule.spec.intervals]
+        calendars = [f"calendar {c.comment or ''}".strip() for c in schedule.spec.calendars]
+        when = await description.memo_value(WHEN_MEMO, ", ".join([*calendars, *intervals]))
+        overlap = schedule.policy.overlap
+        return ScheduleSummary(
+            name=name,
+            when=when,
+            overlap=next((k for k, v in OVERLAP_POLICIES.items() if v == overlap), str(overlap)),
+            paused=schedule.state.paused,
+            note=schedule.state.note or "",
+            next_runs=list(info.next_action_times),
+            recent_runs=runs,
+        )
+
+    async def _status(self, crawl_id: str) -> str:
+        try:
+            status = (await self.client.get_workflow_handle(crawl_id).describe()).status
+        except RPCError:
+            return "unknown"
+        return status.name.lower() if status else "unknown"
+
+    async def pause(self, name: str, *, note: str = "paused by shardcrawl") -> None:
+        await self.client.get_schedule_handle(name).pause(note=note)
+
+    async def unpause(self, name: str, *, note: str = "unpaused by shardcrawl") -> None:
+        await self.client.get_schedule_handle(name).unpause(note=note)
+
+    async def trigger(self, name: str) -> None:
+        """Run now, under the schedule's overlap policy."""
+        await self.client.get_schedule_handle(name).trigger()
+
+    async def delete(self, name: str) -> None:
+        """The schedule goes; crawls it started keep running and keep their output."""
+        await self.client.get_schedule_handle(name).delete()

@@ -1,0 +1,153 @@
+"""Recurring crawls on Temporal Schedules: from the CLI, the Python client and the real
+``temporal`` binary, against a real server, workers and a site on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from shardcrawl.client import CrawlClient
+from shardcrawl.contracts import CrawlSpec
+from shardcrawl.devserver import temporal_binary
+from shardcrawl.errors import ScheduleError
+from shardcrawl.schedules import parse_every
+from shardcrawl.sites.graph import reachable_pages
+from tests.helpers import read_items, read_report, shardcrawl
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("6h", 21600), ("1d", 86400), ("1h30m", 5400)]
+)
+def test_intervals_read_as_durations(text, seconds):
+    assert parse_every(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "5q", "1h 30", "0s", "-5m"])
+def test_bad_intervals_say_what_to_write(text):
+    with pytest.raises(ScheduleError, match="--every"):
+        parse_every(text)
+
+
+async def _completed_runs(client, name: str, count: int, timeout: float = 120) -> list[str]:
+    """The ids of the schedule's first ``count`` runs, once each has completed."""
+    schedules = CrawlClient(client, task_queue="unused").schedules
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        summary = await schedules.describe(name)
+        done = [r.crawl_id for r in summary.recent_runs if r.status == "completed"]
+        if len(done) >= count:
+            return done
+        assert asyncio.get_running_loop().time() < deadline, summary
+        await asyncio.sleep(0.5)
+
+
+async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
+    client, cli_env, workers, site_factory, tmp_path
+):
+    site = site_factory(ips=("127.0.0.2",), pages_per_host=6, delay_ms=5)
+    workers.start(1)
+    out = tmp_path / "out"
+    name = f"nightly-{uuid.uuid4().hex[:6]}"
+    env = cli_env(COLUMNS="240")
+    created = await shardcrawl(
+        "schedule", "create", name, "--every", "1d", site.seed_url,
+        "--allow-private-networks", "--out", str(out), "--max-depth", "3", env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    described = await shardcrawl("schedule", "describe", name, env=env)
+    assert "every 1 day" in described.stdout and "skip" in described.stdout
+    for _ in range(2):
+        trigger = await shardcrawl("schedule", "trigger", name, env=env)
+        assert trigger.returncode == 0, trigger.stderr
+        await _completed_runs(client, name, 1)
+    runs = await _completed_runs(client, name, 2)
+    assert len(set(runs)) == 2 and all(r.startswith(f"{name}-") for r in runs)
+    expected = reachable_pages(site.config, [site.seed_url], max_depth=3)
+    for crawl_id in runs:
+        assert {i["url"] for i in read_items(out, crawl_id)} >= set(expected)
+    described = await shardcrawl("schedule", "describe", name, env=env)
+    assert all(r in described.stdout for r in runs) and "completed" in described.stdout
+
+    paused = await shardcrawl("schedule", "pause", name, env=env)
+    assert paused.returncode == 0
+    listed = await shardcrawl("schedule", "list", env=env)
+    assert name in listed.stdout and "paused" in listed.stdout
+    assert (await shardcrawl("schedule", "unpause", name, env=env)).returncode == 0
+    assert not (await CrawlClient(client, task_queue="x").schedules.describe(name)).paused
+    assert (await shardcrawl("schedule", "delete", name, env=env)).returncode == 0
+    gone = await shardcrawl("schedule", "describe", name, env=env)
+    assert gone.returncode == 2 and f"no schedule named {name!r}" in gone.stderr
+    assert "Traceback" not in gone.stderr
+
+
+async def test_schedule_from_python_skips_a_run_while_one_is_going(
+    client, workers, task_queue, site_factory, tmp_path
+):
+    site = site_factory(ips=("127.0.0.3",), pages_per_host=30, delay_ms=100)
+    workers.start(1)
+    crawls = CrawlClient(client, task_queue=task_queue)
+    name = f"hourly-{uuid.uuid4().hex[:6]}"
+    spec = CrawlSpec(
+        seeds=[site.seed_url],
+        allow_private_networks=True,
+        output=str(tmp_path / "out"),
+        concurrency_per_host=1,
+    )
+    await crawls.schedules.create(name, spec, cron="0 * * * *")
+    assert name in await crawls.schedules.names()
+    await crawls.schedules.trigger(name)
+    first = await _running_run(crawls, name)
+    await crawls.schedules.trigger(name)  # skipped: the first is still going
+    await asyncio.sleep(1.0)
+    summary = await crawls.schedules.describe(name)
+    assert [r.crawl_id for r in summary.recent_runs] == [first]
+    assert summary.next_runs and summary.when == "cron 0 * * * *"
+    await crawls.get(first).cancel()
+    await crawls.schedules.delete(name)
+    assert name not in await crawls.schedules.names()
+
+
+async def _running_run(crawls: CrawlClient, name: str) -> str:
+    for _ in range(100):
+        summary = await crawls.schedules.describe(name)
+        if summary.recent_runs:
+            return summary.recent_runs[0].crawl_id
+        await asyncio.sleep(0.1)
+    raise AssertionError("the triggered run never started")
+
+
+async def test_schedule_made_with_the_temporal_cli(
+    client, temporal_server, workers, task_queue, site_factory, tmp_path
+):
+    site = site_factory(ips=("127.0.0.4",), pages_per_host=5, delay_ms=5)
+    workers.start(1)
+    out = tmp_path / "out"
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps({"seeds": [site.seed_url], "allow_private_networks": True, "output": str(out)})
+    )
+    name = f"cli-made-{uuid.uuid4().hex[:6]}"
+    temporal = [temporal_binary(), "--address", temporal_server.address]
+    subprocess.run(
+        [*temporal, "schedule", "create", "--schedule-id", name, "--interval", "24h",
+         "--overlap-policy", "Skip", "--workflow-id", name, "--type", "CrawlWorkflow",
+         "--task-queue", task_queue, "--input-file", str(spec)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    subprocess.run(
+        [*temporal, "schedule", "trigger", "--schedule-id", name],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    (crawl_id,) = await _completed_runs(client, name, 1)
+    status = (await client.get_workflow_handle(crawl_id).describe()).status
+    assert status == WorkflowExecutionStatus.COMPLETED
+    expected = reachable_pages(site.config, [site.seed_url], max_depth=5)
+    assert {i["url"] for i in read_items(out, crawl_id)} >= set(expected)
+    assert read_report(out, crawl_id)["pages_fetched"] == len(read_items(out, crawl_id))
+    await CrawlClient(client, task_queue=task_queue).schedules.delete(name)
