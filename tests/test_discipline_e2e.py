@@ -157,7 +157,9 @@ async def test_retries_backoff_blocks_and_health_from_server_logs(
     assert sum(metric(text, "shardcrawl_requests", crawl) for text in scraped) == report.requests
     assert sum(metric(text, "shardcrawl_blocked", crawl) for text in scraped) == report.blocked
     assert sum(metric(text, "shardcrawl_retries", crawl) for text in scraped) == report.retries
-    assert all("temporal_activity_execution_latency" in text for text in scraped)
+    # Each worker serves the SDK's metrics too; a worker may have run no activity of its own.
+    assert all("\ntemporal_" in text for text in scraped)
+    assert any("temporal_activity_execution_latency" in text for text in scraped)
 
 
 def scrape(url: str) -> str:
