@@ -198,7 +198,7 @@ class ProxyRoute(_Model):
         return self
 
     def matches(self, host: str) -> bool:
-        return any(d == "*" or host == d or host.endswith("." + d) for d in self.domains)
+        return "*" in self.domains or urls.host_in_domains(host, self.domains)
 
 
 class ProxySpec(_Model):

@@ -16,6 +16,7 @@ from w3lib.url import canonicalize_url
 __all__ = [
     "canonicalize",
     "fingerprint",
+    "host_in_domains",
     "hostname",
     "in_allowed_domains",
     "is_forbidden_ip",
@@ -90,7 +91,11 @@ def shard_of(origin_url: str, shard_count: int) -> int:
 
 def in_allowed_domains(url: str, domains: list[str]) -> bool:
     """Whether the URL's host is one of the domains or a subdomain of one (ports ignored)."""
-    host = hostname(url)
+    return host_in_domains(hostname(url), domains)
+
+
+def host_in_domains(host: str, domains: list[str]) -> bool:
+    """Whether ``host`` is one of the domains or a subdomain of one."""
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
