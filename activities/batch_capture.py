@@ -44,6 +44,7 @@ __all__ = [
     "BatchCaptureMiddleware",
     "BatchHoldMiddleware",
     "HeldByRetryAfter",
+    "PROXY_META",
     "PageCapture",
     "capture_of",
     "classify_failure",
@@ -51,7 +52,8 @@ __all__ = [
 
 CAPTURE_ARG = "shardcrawl_capture"
 _META_KEY = "shardcrawl_url"
-_PROXY_META = "shardcrawl_proxy"  # proxy_assign.PROXY_META
+PROXY_META = "shardcrawl_proxy"
+"""The proxy (its spec URL) a request went through, set by proxy_assign."""
 PROXY_AUTH_REFUSED = "proxy_auth"
 
 
@@ -144,7 +146,7 @@ class BatchCapture:
         if page is None:
             return
         page.fetched_at = time.time()
-        page.proxy = request.meta.get(_PROXY_META)
+        page.proxy = request.meta.get(PROXY_META)
         latency = request.meta.get("download_latency")
         page.latency_ms = round(latency * 1000) if latency is not None else None
         if response.status == 407 and page.proxy is not None:
@@ -179,7 +181,7 @@ class BatchCapture:
         if page is not None and page.status is None:
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
-            page.proxy = request.meta.get(_PROXY_META) if request is not None else None
+            page.proxy = request.meta.get(PROXY_META) if request is not None else None
 
     def on_item(self, item: Any, response: Response, spider: Any = None) -> None:
         page = self.page_of(response.request if response is not None else None)

@@ -22,13 +22,12 @@ from scrapy.http import Response
 from temporalio.exceptions import ApplicationError
 from twisted.internet.defer import Deferred
 
-from activities.batch_capture import capture_of
+from activities.batch_capture import PROXY_META, capture_of
 from shardcrawl.contracts import ProxyLease
 from shardcrawl.proxy_urls import MissingCredential, resolve
 
-__all__ = ["PROXY_META", "ProxyAssignMiddleware", "ProxySlots", "proxy_slots"]
+__all__ = ["ProxyAssignMiddleware", "ProxySlots", "proxy_slots"]
 
-PROXY_META = "shardcrawl_proxy"
 _GIVEN = "shardcrawl_proxy_given"
 
 
