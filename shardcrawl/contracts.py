@@ -552,6 +552,12 @@ class ProxyStats(_Model):
     in_use: int = Field(default=0, description="slots leased now")
     capacity: int = Field(default=0, description="slots owned: a shard's share, or the whole")
 
+    @model_validator(mode="after")
+    def _mean_latency(self) -> ProxyStats:
+        """Derived from the totals, so that a sum of shards' stats has it right too."""
+        self.mean_latency_ms = round(self.latency_ms_total / max(1, self.responses), 1)
+        return self
+
 
 class Enqueue(_Model):
     """Parent to shard: URLs the shard owns, and page credits it may spend. ``seq`` orders them."""

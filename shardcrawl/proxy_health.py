@@ -154,7 +154,6 @@ class ProxyHealth:
             bans=proxy.bans,
             cooldowns=proxy.cooldowns,
             latency_ms_total=proxy.latency_ms_total,
-            mean_latency_ms=round(proxy.latency_ms_total / max(1, proxy.responses), 1),
             state="cooling" if proxy.cooling_until > now else "ok",
             cooling_until=proxy.cooling_until if proxy.cooling_until > now else 0.0,
             banned_on=sorted(h for h, (until, _) in proxy.banned.items() if until > now),

@@ -83,16 +83,17 @@ def merge_proxies(parts: list[dict[str, ProxyStats]]) -> dict[str, ProxyStats]:
         for url, stats in part.items():
             into = merged.get(url)
             if into is None:
-                merged[url] = stats.model_copy(deep=True)
+                merged[url] = stats
                 continue
-            for name in _PROXY_COUNTERS:
-                setattr(into, name, getattr(into, name) + getattr(stats, name))
-            if stats.state == "cooling":
-                into.state = "cooling"
-                into.cooling_until = max(into.cooling_until, stats.cooling_until)
-            into.banned_on = sorted(set(into.banned_on) | set(stats.banned_on))
-    for stats in merged.values():
-        stats.mean_latency_ms = round(stats.latency_ms_total / max(1, stats.responses), 1)
+            merged[url] = ProxyStats(
+                **{
+                    **into.model_dump(),
+                    **{n: getattr(into, n) + getattr(stats, n) for n in _PROXY_COUNTERS},
+                    "state": "cooling" if "cooling" in (into.state, stats.state) else "ok",
+                    "cooling_until": max(into.cooling_until, stats.cooling_until),
+                    "banned_on": sorted(set(into.banned_on) | set(stats.banned_on)),
+                }
+            )
     return dict(sorted(merged.items()))
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from activities.proxy_assign import ProxySlots
-from shardcrawl.contracts import FetchOutcome, ProxyLease, ProxySpec
+from shardcrawl.contracts import FetchOutcome, ProxyLease, ProxySpec, ProxyStats
 from shardcrawl.errors import SpecError
 from shardcrawl.proxy_router import DIRECT, ProxyRouter
 from shardcrawl.proxy_shares import deal_shares
 from shardcrawl.proxy_urls import MissingCredential, check_proxy_url, redact, resolve
+from shardcrawl.report import merge_proxies
 from shardcrawl.spec import parse_spec
 
 P1, P2, P3 = "http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.3:8080"
@@ -266,3 +267,18 @@ def test_batch_slots_take_turns_and_never_exceed_a_lease():
     slots.give(P2)
     assert fired == [True]
     assert slots.take() == P2
+
+
+def test_shards_proxy_stats_merge_into_the_crawls():
+    mine = ProxyStats(pool="main", requests=3, responses=2, latency_ms_total=100, capacity=1)
+    theirs = ProxyStats(
+        pool="main", requests=5, responses=3, latency_ms_total=500, capacity=1, state="cooling",
+        cooling_until=42.0, banned_on=["b.test"], in_use=1,
+    )  # fmt: skip
+    assert (mine.mean_latency_ms, theirs.mean_latency_ms) == (50.0, 166.7)
+    merged = merge_proxies([{P1: mine}, {P1: theirs, P2: ProxyStats(pool="main")}])
+    assert list(merged) == [P1, P2]
+    crawl = merged[P1]
+    assert (crawl.requests, crawl.responses, crawl.capacity, crawl.in_use) == (8, 5, 2, 1)
+    assert crawl.mean_latency_ms == 120.0
+    assert (crawl.state, crawl.cooling_until, crawl.banned_on) == ("cooling", 42.0, ["b.test"])
