@@ -74,7 +74,6 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
     elif command == "describe":
         console.print(_describe_table(await schedules.describe(args.name)))
     else:
-        await schedules.describe(args.name)  # a clear error for a name that does not exist
         await getattr(schedules, command)(args.name)
         print(f"schedule {args.name}: {command} done")
     return 0

@@ -9,14 +9,17 @@ output folder ``OUT/ID/``.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
+    ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -44,6 +47,7 @@ OVERLAP_POLICIES = {
     "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
     "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
 }
+T = TypeVar("T")
 WHEN_MEMO = "shardcrawl_when"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _DURATION = re.compile(r"(\d+)\s*(s|m|h|d)")
@@ -132,12 +136,7 @@ class CrawlSchedules:
         return sorted([entry.id async for entry in await self.client.list_schedules()])
 
     async def describe(self, name: str, *, recent: int = 10) -> ScheduleSummary:
-        try:
-            description = await self.client.get_schedule_handle(name).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ScheduleError(f"no schedule named {name!r}") from exc
-            raise
+        description = await self._on(name, lambda handle: handle.describe())
         schedule, info = description.schedule, description.info
         runs = []
         for action in info.recent_actions[-recent:]:
@@ -174,15 +173,24 @@ class CrawlSchedules:
         return status.name.lower() if status else "unknown"
 
     async def pause(self, name: str, *, note: str = "paused by shardcrawl") -> None:
-        await self.client.get_schedule_handle(name).pause(note=note)
+        await self._on(name, lambda handle: handle.pause(note=note))
 
     async def unpause(self, name: str, *, note: str = "unpaused by shardcrawl") -> None:
-        await self.client.get_schedule_handle(name).unpause(note=note)
+        await self._on(name, lambda handle: handle.unpause(note=note))
 
     async def trigger(self, name: str) -> None:
         """Run now, under the schedule's overlap policy."""
-        await self.client.get_schedule_handle(name).trigger()
+        await self._on(name, lambda handle: handle.trigger())
 
     async def delete(self, name: str) -> None:
         """The schedule goes; crawls it started keep running and keep their output."""
-        await self.client.get_schedule_handle(name).delete()
+        await self._on(name, lambda handle: handle.delete())
+
+    async def _on(self, name: str, operation: Callable[[ScheduleHandle], Awaitable[T]]) -> T:
+        """One operation on the named schedule; a name that does not exist is a ScheduleError."""
+        try:
+            return await operation(self.client.get_schedule_handle(name))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ScheduleError(f"no schedule named {name!r}") from exc
+            raise

@@ -81,9 +81,10 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
     assert (await shardcrawl("schedule", "unpause", name, env=env)).returncode == 0
     assert not (await CrawlClient(client, task_queue="x").schedules.describe(name)).paused
     assert (await shardcrawl("schedule", "delete", name, env=env)).returncode == 0
-    gone = await shardcrawl("schedule", "describe", name, env=env)
-    assert gone.returncode == 2 and f"no schedule named {name!r}" in gone.stderr
-    assert "Traceback" not in gone.stderr
+    for command in ("describe", "trigger", "delete"):
+        gone = await shardcrawl("schedule", command, name, env=env)
+        assert gone.returncode == 2 and f"no schedule named {name!r}" in gone.stderr
+        assert "Traceback" not in gone.stderr
 
 
 async def test_schedule_from_python_skips_a_run_while_one_is_going(
