@@ -14,6 +14,22 @@ from temporalio.client import Client, WorkflowHandle
 
 from shardcrawl.contracts import CrawlReport
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_ready(module: str, args: list[str], *, what: str) -> subprocess.Popen[str]:
+    """A test server module in its own process, once it has printed ``ready``; if it does
+    not, it is stopped and the test fails saying which server did not start."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.terminate()
+        process.wait(timeout=10)
+        raise RuntimeError(f"{what} did not start")
+    return process
+
 
 async def start_crawl(
     client: Client, spec: dict[str, Any], task_queue: str, *, crawl_id: str | None = None

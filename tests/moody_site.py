@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shardcrawl.devserver import free_port
+from tests.helpers import start_ready
 
 HOME_PAGES = 12
 FLAKY_PAGES = 3
@@ -34,7 +34,6 @@ BLOCKED_PAGES = 8
 DOWN_PAGES = 2
 RETRY_AFTER_SECONDS = 3
 THROTTLE_ANSWER_SECONDS = 0.2
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Answers:
@@ -137,15 +136,11 @@ class MoodySite:
                 self.origins[name] = f"http://{ip}:{port}"
                 args.append(f"{name}={ip}:{port}")
         args.append(f"down={self.origins['down'].removeprefix('http://')}")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.moody_site", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("the moody site did not start")
+        try:
+            self.process = start_ready("tests.moody_site", args, what="the moody site")
+        except RuntimeError:
+            self._down.close()
+            raise
 
     @property
     def seed(self) -> str:

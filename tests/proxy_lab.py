@@ -25,7 +25,6 @@ import base64
 import binascii
 import json
 import socket
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -35,13 +34,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from shardcrawl.devserver import free_port
+from tests.helpers import start_ready
 
 ANSWER_SECONDS = 0.05
 CAPTCHA = b"<title>Attention</title><p>Please solve this CAPTCHA</p>"
 # Per-connection headers a proxy must not pass on (Content-Length is re-framed by hand).
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te"}
 HOP_HEADERS |= {"transfer-encoding", "upgrade", "trailer", "content-length", "host"}
-ROOT = Path(__file__).resolve().parents[1]
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
 Headers = list[tuple[str, str]]
@@ -320,16 +319,11 @@ class ProxyLab:
             self.origins[name] = f"http://{ip}:{port}"
             ban = "" if ban_after is None else f":{ban_after}"
             args.append(f"site:{name}={ip}:{port}:{pages}{ban}")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.proxy_lab", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            self.close()
-            raise RuntimeError("the proxy lab did not start")
+        try:
+            self.process = start_ready("tests.proxy_lab", args, what="the proxy lab")
+        except RuntimeError:
+            self._close_down()
+            raise
 
     def proxy_url(self, name: str, *, with_credentials: bool = False) -> str:
         if with_credentials and name in self.auth:
@@ -359,6 +353,9 @@ class ProxyLab:
         self.process.wait(timeout=10)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        self._close_down()
+
+    def _close_down(self) -> None:
         for sock in self._down:
             sock.close()
 
