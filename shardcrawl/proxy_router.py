@@ -74,7 +74,7 @@ class ProxyRouter:
         return sorted(usable, key=lambda u: (self.health.score(u) < POOR_SCORE, self._last_used[u]))
 
     def available(self, host: str, now: float) -> bool:
-        """Whether ``lease`` would give the host a batch now."""
+        """Whether ``lease`` would give the host a batch now (changes nothing)."""
         return self._plan(host, 1, now) is not None
 
     def lease(self, host: str, *, slots: int, now: float) -> list[ProxyLease] | None:
@@ -82,6 +82,14 @@ class ProxyRouter:
         while no proxy the route allows has a free slot (the host waits), else leases of at
         most ``slots`` slots in all."""
         leases = self._plan(host, slots, now)
+        route = self.route(host)
+        if (
+            leases
+            and route is not None
+            and route.mode == "sticky"
+            and not self._in_session(host, now)
+        ):
+            self._sessions[host] = _Session(leases[0].proxy, now + route.session_seconds)
         for lease in leases or []:
             self._in_use[lease.proxy] += lease.slots
             self._uses += 1
@@ -100,21 +108,25 @@ class ProxyRouter:
             return [ProxyLease(proxy=chosen, slots=min(slots, self._free(chosen)))]
         return self._rotate(route.pool, host, slots, now) or None
 
-    def _sticky(self, route: ProxyRoute, host: str, now: float) -> str | None:
+    def _in_session(self, host: str, now: float) -> bool:
+        """Whether the host has an identity it keeps: not expired, failing or banned."""
         session = self._sessions.get(host)
-        if (
+        return (
             session is not None
             and session.until > now
             and self.health.usable(session.proxy, host, now)
-        ):
+        )
+
+    def _sticky(self, route: ProxyRoute, host: str, now: float) -> str | None:
+        """The host's identity, or the best free proxy for a new session (which ``lease``
+        starts)."""
+        if self._in_session(host, now):
             # The host keeps its identity, and waits for it while it is busy.
-            return session.proxy if self._free(session.proxy) > 0 else None
+            proxy = self._sessions[host].proxy
+            return proxy if self._free(proxy) > 0 else None
         assert route.pool is not None
         candidates = self._candidates(route.pool, host, now)
-        if not candidates:
-            return None
-        self._sessions[host] = _Session(candidates[0], now + route.session_seconds)
-        return candidates[0]
+        return candidates[0] if candidates else None
 
     def _rotate(self, pool: str, host: str, slots: int, now: float) -> list[ProxyLease]:
         """One slot at a time from each free proxy in turn, best first."""

@@ -111,6 +111,8 @@ def test_leases_never_exceed_the_shards_share_and_the_host_waits_when_all_are_ta
 
 def test_sticky_keeps_one_identity_per_host_until_banned_then_moves():
     router = ProxyRouter(proxy_spec("sticky", capacity=4), shard=0, shard_count=1)
+    assert router.available("a.test", now=0)
+    assert router.session_of("a.test") is None, "asking must not start a session"
     (first,) = router.lease("a.test", slots=2, now=0)
     router.release([first])
     for _ in range(3):
