@@ -110,6 +110,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from shardcrawl.cli import exit_now
+    from shardcrawl.temporal_client import exit_now
 
     exit_now(main())

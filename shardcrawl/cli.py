@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Coroutine
 from typing import Any, NoReturn
@@ -30,8 +29,9 @@ from shardcrawl.display import progress_line, progress_table, report_table
 from shardcrawl.errors import ShardcrawlError, SpecError
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url
+from shardcrawl.temporal_client import exit_now
 
-__all__ = ["build_parser", "entrypoint", "exit_now", "main"]
+__all__ = ["build_parser", "entrypoint", "main"]
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_ERROR = 0, 1, 2
 CANCEL_WAIT_SECONDS = 60
@@ -361,14 +361,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-
-
-def exit_now(code: int) -> NoReturn:
-    """Exit without interpreter teardown: the Temporal client's core threads can crash a
-    finalizing interpreter (temporalio/sdk-python#300), turning a clean exit into SIGABRT."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def entrypoint() -> NoReturn:

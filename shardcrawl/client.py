@@ -22,9 +22,9 @@ from shardcrawl.contracts import (
 )
 from shardcrawl.report import merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
-from shardcrawl.temporal_client import connect
+from shardcrawl.temporal_client import connect, run
 
-__all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id"]
+__all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id", "run"]
 
 STATUS_HOSTS = 10
 """Busiest hosts per shard in a live status (parked and abandoned hosts always show)."""

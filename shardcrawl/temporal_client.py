@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
+import traceback
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -14,9 +19,32 @@ from temporalio.service import RPCError
 from shardcrawl.config import Config
 from shardcrawl.errors import TemporalUnavailableError
 
-__all__ = ["connect", "metrics_runtime"]
+__all__ = ["connect", "exit_now", "metrics_runtime", "run"]
 
 log = logging.getLogger(__name__)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without interpreter teardown: the Temporal client's core threads can crash a
+    finalizing interpreter (temporalio/sdk-python#300), turning a clean exit into SIGABRT."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(main: Coroutine[Any, Any, object]) -> NoReturn:
+    """``asyncio.run(main)`` for a script that uses a Temporal client, then ``exit_now``:
+    0, the code of a ``SystemExit``, 130 on Ctrl-C, or 1 with the traceback printed."""
+    try:
+        asyncio.run(main)
+    except SystemExit as exc:
+        exit_now(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        exit_now(130)
+    except BaseException:
+        traceback.print_exc()
+        exit_now(1)
+    exit_now(0)
 
 
 def metrics_runtime(address: str) -> Runtime:
