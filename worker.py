@@ -26,7 +26,7 @@ from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl.config import Config
 from shardcrawl.errors import ShardcrawlError
-from shardcrawl.temporal_client import connect, metrics_runtime
+from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
 from workflows.crawl import CrawlWorkflow
 from workflows.shard import DomainShardWorkflow
 
@@ -76,6 +76,7 @@ def build_worker(client: Client, config: Config) -> Worker:
 async def run_worker(config: Config) -> None:
     runtime = metrics_runtime(config.metrics_address) if config.metrics_address else None
     client = await connect(config, wait_seconds=config.connect_wait_seconds, runtime=runtime)
+    await ensure_search_attributes(client)
     worker = build_worker(client, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

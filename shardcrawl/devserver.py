@@ -17,9 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from temporalio.common import SearchAttributeIndexedValueType
+
 from shardcrawl.errors import TemporalUnavailableError
+from shardcrawl.visibility import SEARCH_ATTRIBUTES
 
 __all__ = ["DevServer", "free_port", "free_ports", "temporal_binary"]
+
+_SA_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.INT: "Int",
+}
 
 
 def temporal_binary() -> str:
@@ -105,6 +114,9 @@ class DevServer:
             "--log-level",
             "error",
         ]
+        for key in SEARCH_ATTRIBUTES:
+            # Registered as the server starts, so no crawl waits for them to spread.
+            cmd += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type]}"]
         if self.headless:
             cmd.append("--headless")
         else:

@@ -11,15 +11,21 @@ import traceback
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
-from shardcrawl.errors import TemporalUnavailableError
+from shardcrawl.errors import ConfigError, TemporalUnavailableError
+from shardcrawl.visibility import SEARCH_ATTRIBUTES
 
-__all__ = ["connect", "exit_now", "metrics_runtime", "run"]
+__all__ = ["connect", "ensure_search_attributes", "exit_now", "metrics_runtime", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +87,37 @@ async def connect(
             log.warning("Temporal at %s not answering, retrying: %s", config.temporal_address, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register shardcrawl's search attributes in the client's namespace if they are missing,
+    so that no crawl sets an unknown one (which would fail its workflow tasks for ever). A
+    server that does not let this client add them gets a ConfigError naming the command."""
+    namespace = client.namespace
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing: dict[str, Any] = {}
+    for key in SEARCH_ATTRIBUTES:
+        registered = listed.custom_attributes.get(key.name)
+        if registered is None:
+            missing[key.name] = key.indexed_value_type
+        elif registered != key.indexed_value_type:
+            raise ConfigError(
+                f"search attribute {key.name} is registered in namespace {namespace!r} with "
+                f"another type ({SearchAttributeIndexedValueType(registered).name}, not "
+                f"{key.indexed_value_type.name}); remove it or use another namespace"
+            )
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    except RPCError as exc:
+        raise ConfigError(
+            f"search attributes {', '.join(missing)} are not registered in namespace "
+            f"{namespace!r} and this worker may not add them ({exc.message}); register them "
+            "once with `temporal operator search-attribute create` (see README, Many machines)"
+        ) from exc
+    log.info("registered search attributes %s in namespace %s", ", ".join(missing), namespace)
