@@ -23,6 +23,7 @@ from shardcrawl.contracts import (
 from shardcrawl.report import merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.temporal_client import connect, run
+from shardcrawl.visibility import crawl_details, crawl_summary
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id", "run"]
 
@@ -129,6 +130,8 @@ class CrawlClient:
             task_queue=self.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=CrawlReport,
+            static_summary=crawl_summary(spec),
+            static_details=crawl_details(spec),
         )
         # By id alone, not pinned to the first run: the crawl continues as new as it grows,
         # and signals or queries to a closed run fail or answer stale.

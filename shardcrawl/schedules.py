@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shardcrawl.contracts import CrawlSpec
 from shardcrawl.errors import ScheduleError
+from shardcrawl.visibility import crawl_details, crawl_summary
 
 __all__ = [
     "OVERLAP_POLICIES",
@@ -116,6 +117,8 @@ class CrawlSchedules:
                 spec.model_dump(mode="json"),
                 id=name,
                 task_queue=self.task_queue,
+                static_summary=f"scheduled {crawl_summary(spec)}",
+                static_details=crawl_details(spec),
             ),
             spec=ScheduleSpec(
                 cron_expressions=[cron] if cron else [],

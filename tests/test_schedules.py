@@ -73,6 +73,9 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
         assert {i["url"] for i in read_items(out, crawl_id)} >= set(expected)
     described = await shardcrawl("schedule", "describe", name, env=env)
     assert all(r in described.stdout for r in runs) and "completed" in described.stdout
+    # The UI finds a schedule's crawls by Temporal's own attribute, and sees them completed.
+    query = f"TemporalScheduledById = '{name}' AND ShardcrawlStatus = 'completed'"
+    assert sorted([w.id async for w in client.list_workflows(query)]) == sorted(runs)
 
     paused = await shardcrawl("schedule", "pause", name, env=env)
     assert paused.returncode == 0

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
@@ -43,6 +43,15 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl.report import sum_totals
     from shardcrawl.segments import pack_records, unpack_records
     from shardcrawl.spec import parse_spec
+    from shardcrawl.visibility import (
+        PAGES,
+        PAGES_EVERY_SECONDS,
+        SEED_DOMAINS,
+        STATUS,
+        seed_domains,
+        shard_summary,
+        spec_memo,
+    )
     from workflows.run_size import RunSize
     from workflows.shard import DomainShardWorkflow
 
@@ -86,6 +95,7 @@ class CrawlWorkflow:
             events_per_run=CrawlSpec.model_fields["history_events_per_run"].default
         )
         self._spec_error: str | None = None
+        self._pages_published_at = 0.0
         try:
             self._spec = parse_spec(spec_input)
         except SpecError as exc:
@@ -114,6 +124,7 @@ class CrawlWorkflow:
         if checkpoint is None:
             await self._begin(spec)
         self._state = "running"
+        self._publish()
         self._size.started()
 
         status = "completed"
@@ -125,9 +136,11 @@ class CrawlWorkflow:
                 await workflow.wait_condition(lambda: self._dirty or self._failure is not None)
                 await self._fail_on_failed_shard()
                 await self._coordinate(seeds=False)
+                self._publish()
         except CANCELLED:
             status = "cancelled"
         self._state = "finishing"
+        self._publish()
         while True:
             try:
                 report = await self._wind_down(spec, status)
@@ -138,6 +151,7 @@ class CrawlWorkflow:
                 status = "cancelled"
         self._final_report = report
         self._state = status
+        self._publish(pages=report.pages_fetched)
         if status == "cancelled":
             raise asyncio.CancelledError()
         return report
@@ -146,6 +160,8 @@ class CrawlWorkflow:
         """The first run: check the crawl can run, start the shards, queue the seeds."""
         self._started_at = workflow.now()
         self._credits_left = spec.max_pages
+        workflow.upsert_memo(spec_memo(spec))
+        workflow.upsert_search_attributes([SEED_DOMAINS.value_set(seed_domains(spec))])
         await workflow.execute_activity(
             "prepare_crawl",
             PrepareRequest(crawl_id=self._crawl_id, spider=spec.spider, output=spec.output),
@@ -168,6 +184,8 @@ class CrawlWorkflow:
                 shard_input,
                 id=self._shard_id(index),
                 parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=shard_summary(index, spec.shards),
+                memo={"crawl_id": self._crawl_id, "shard": index, "shard_count": spec.shards},
             )
         for seed in spec.seeds:
             owner = urls.shard_of(urls.origin(seed), spec.shards)
@@ -213,6 +231,36 @@ class CrawlWorkflow:
         )
         self._size.note(report)
         return report
+
+    # -- what the Temporal UI shows (see shardcrawl.visibility) -----------------------------------
+
+    def _publish(self, *, pages: int | None = None) -> None:
+        """The crawl's state and pages as search attributes, upserted when the state changes
+        (pages then too, and at most every PAGES_EVERY_SECONDS otherwise, as each upsert is a
+        history event), and a progress line as the current details (free)."""
+        state = self._progress_state()
+        if pages is None:
+            pages = sum(r.totals.pages for r in self._reports.values())
+        now = workflow.now().timestamp()
+        current = workflow.info().typed_search_attributes
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if current.get(STATUS) != state:
+            updates.append(STATUS.value_set(state))
+        if current.get(PAGES) != pages and (
+            updates or now - self._pages_published_at >= PAGES_EVERY_SECONDS
+        ):
+            updates.append(PAGES.value_set(pages))
+            self._pages_published_at = now
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        max_pages = self._spec.max_pages if self._spec else 0
+        workflow.set_current_details(
+            f"{state}: {pages} pages fetched of at most {max_pages}, "
+            f"{self._credits_left} credits left, run {self._generation + 1}"
+        )
+
+    def _progress_state(self) -> str:
+        return "paused" if self._paused and self._state == "running" else self._state
 
     # -- continue-as-new -------------------------------------------------------------------------
 
@@ -305,7 +353,7 @@ class CrawlWorkflow:
         shards = [self._reports[i].totals for i in sorted(self._reports)]
         totals = sum_totals(shards)
         elapsed = (workflow.now() - self._started_at).total_seconds() if self._started_at else 0.0
-        state = "paused" if self._paused and self._state == "running" else self._state
+        state = self._progress_state()
         return CrawlProgress(
             crawl_id=self._crawl_id,
             state=state,  # type: ignore[arg-type]
