@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
 
 from shardcrawl.contracts import CrawlReport
@@ -41,6 +43,13 @@ async def start_crawl(
         task_queue=task_queue,
         result_type=CrawlReport,
     )
+
+
+def render(renderable: object) -> str:
+    """What the CLI would print for a rich renderable, as text."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(renderable)
+    return buffer.getvalue()
 
 
 def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:

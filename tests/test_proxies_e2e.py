@@ -5,17 +5,15 @@ politeness is made from the proxies' and the sites' own logs."""
 from __future__ import annotations
 
 import asyncio
-import io
 from collections import Counter, defaultdict
 
 import pytest
-from rich.console import Console
 
 from shardcrawl import urls
 from shardcrawl.client import CrawlClient
 from shardcrawl.contracts import CrawlProgress
 from shardcrawl.display import progress_table, report_table
-from tests.helpers import read_items, read_report, start_crawl
+from tests.helpers import read_items, read_report, render, start_crawl
 from tests.proxy_lab import ProxyLab, overlap_max
 
 PROXIES = {"r1": "127.0.0.13", "r2": "127.0.0.14", "t1": "127.0.0.16", "s1": "127.0.0.17",
@@ -85,12 +83,6 @@ def _spec(lab: ProxyLab, out: str) -> dict:
             "cooldown_seconds": 1.0,
         },
     }
-
-
-def _render(renderable: object) -> str:
-    buffer = io.StringIO()
-    Console(file=buffer, width=200).print(renderable)
-    return buffer.getvalue()
 
 
 async def test_pools_identities_capacity_and_health_from_the_proxies_logs(
@@ -206,8 +198,8 @@ async def test_pools_identities_capacity_and_health_from_the_proxies_logs(
     # The password never shows: not in history, report, status, worker logs or errors.
     texts = [
         (out / handle.id / "report.json").read_text(),
-        _render(report_table(report)),
-        *(_render(progress_table(s)) for s in statuses[-3:]),
+        render(report_table(report)),
+        *(render(progress_table(s)) for s in statuses[-3:]),
         workers.logs(),
     ]
     async for execution in client.list_workflows(f"WorkflowId STARTS_WITH '{handle.id}'"):
