@@ -21,6 +21,7 @@ from activities.admin import AdminActivities
 from activities.batch import BatchActivities
 from activities.checkpoint import CheckpointActivities
 from activities.netguard import AddressGuard
+from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
@@ -50,7 +51,14 @@ def build_worker(client: Client, config: Config) -> Worker:
     runtime = ScrapyRuntime()
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
     guard = AddressGuard()
-    batch = BatchActivities(runtime=runtime, stores=stores, guard=guard, robots=RobotsRules(stores))
+    batch = BatchActivities(
+        runtime=runtime,
+        stores=stores,
+        guard=guard,
+        robots=RobotsRules(stores),
+        previous=PreviousRecords(stores),
+    )
+    previous = PreviousActivities(stores=stores)
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
@@ -63,6 +71,7 @@ def build_worker(client: Client, config: Config) -> Worker:
             robots.fetch_robots,
             admin.prepare_crawl,
             admin.write_report,
+            previous.previous_urls,
             checkpoint.save_segment,
             checkpoint.load_segment,
             checkpoint.delete_segments,

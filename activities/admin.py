@@ -8,10 +8,17 @@ import json
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.previous import index_previous
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
 from shardcrawl import layout
-from shardcrawl.contracts import CrawlReport, HostStats, PrepareRequest, ReportRequest
+from shardcrawl.contracts import (
+    CrawlReport,
+    HostStats,
+    PrepareRequest,
+    PrepareResult,
+    ReportRequest,
+)
 from shardcrawl.errors import StoreError
 from shardcrawl.report import ShardPart, build_report, trim_hosts
 from shardcrawl.segments import unpack_records
@@ -25,8 +32,9 @@ class AdminActivities:
         self._stores = stores
 
     @activity.defn(name="prepare_crawl")
-    async def prepare_crawl(self, request: PrepareRequest) -> None:
-        """Fail the crawl at once, not batch by batch, on an unknown spider or unwritable store."""
+    async def prepare_crawl(self, request: PrepareRequest) -> PrepareResult:
+        """Fail the crawl at once, not batch by batch, on an unknown spider or unwritable store;
+        for an incremental crawl, index the previous crawl's pages by shard."""
         try:
             self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:
@@ -36,6 +44,7 @@ class AdminActivities:
             await asyncio.to_thread(store.check_writable)
         except (StoreError, ValueError) as exc:
             raise ApplicationError(str(exc), type="StoreUnavailable", non_retryable=True) from exc
+        return await index_previous(self._stores, request)
 
     @activity.defn(name="write_report")
     async def write_report(self, request: ReportRequest) -> CrawlReport:
@@ -57,10 +66,16 @@ class AdminActivities:
             started_at=request.started_at,
             finished_at=request.finished_at,
             results=parts,
+            previous_crawl=request.previous_crawl,
         )
         body = json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
         await self._stores.put(request.output, key, body.encode("utf-8"))
         await self._stores.delete_prefix(request.output, layout.state_prefix(request.crawl_id))
+        if request.schedule and request.status == "completed":
+            pointer = json.dumps({"crawl_id": request.crawl_id}).encode()
+            await self._stores.put(
+                request.output, layout.schedule_pointer_key(request.schedule), pointer
+            )
         return trim_hosts(report)
 
     async def _shard_part(self, request: ReportRequest, index: int) -> ShardPart:

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
 from activities.metrics import record_batch
 from activities.netguard import AddressGuard
+from activities.previous import PreviousRecords, change_of, conditions
 from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
@@ -27,6 +28,7 @@ from shardcrawl.contracts import (
     BatchResult,
     FetchOutcome,
     Link,
+    PageChange,
     UrlTask,
     payload_bytes,
 )
@@ -52,6 +54,9 @@ def page_record(page: PageCapture) -> dict[str, Any]:
     }
     if page.location:
         record["redirect_to"] = page.location
+    for name in ("etag", "last_modified", "content_hash"):
+        if getattr(page, name):
+            record[name] = getattr(page, name)
     if len(page.items) == 1:
         record.update({k: v for k, v in page.items[0].items() if k not in _BASE_FIELDS})
     elif page.items:
@@ -84,7 +89,7 @@ def _links(pages: list[PageCapture]) -> list[Link]:
     return [Link(url=u, depth=d, count=count[u]) for u, d in best.items()]
 
 
-def _outcome(page: PageCapture, attempt: int) -> FetchOutcome:
+def _outcome(page: PageCapture, attempt: int, change: PageChange | None = None) -> FetchOutcome:
     redirect = urls.canonicalize(page.location) if page.location else None
     return FetchOutcome(
         url=page.url,
@@ -97,7 +102,21 @@ def _outcome(page: PageCapture, attempt: int) -> FetchOutcome:
         retry_after_seconds=page.retry_after,
         proxy=page.proxy,
         latency_ms=page.latency_ms,
+        change=change,
     )
+
+
+def _record(
+    page: PageCapture, change: PageChange | None, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The page's record; in an incremental crawl, marked with its change, and a 304's is the
+    previous record carried over (the page was not fetched again), marked when checked."""
+    if change is None:
+        return page_record(page)
+    if page.status == 304 and previous is not None:
+        checked_at = page_record(page)["fetched_at"]
+        return {**previous, "recrawl": change, "checked_at": checked_at}
+    return {**page_record(page), "recrawl": change}
 
 
 class BatchActivities:
@@ -108,11 +127,13 @@ class BatchActivities:
         stores: StoreCache,
         guard: AddressGuard,
         robots: RobotsRules,
+        previous: PreviousRecords,
     ) -> None:
         self._runtime = runtime
         self._stores = stores
         self._guard = guard
         self._robots = robots
+        self._previous = previous
 
     @activity.defn(name="crawl_batch")
     async def crawl_batch(self, request: BatchRequest) -> BatchResult:
@@ -135,10 +156,16 @@ class BatchActivities:
             else:
                 to_fetch.append(task)
 
+        previous: dict[str, dict[str, Any]] = {}
+        if request.previous_crawl:
+            previous = await self._previous.of(
+                request.output, request.previous_crawl, request.origin
+            )
         capture = BatchCapture(
             [(t.url, t.depth) for t in to_fetch],
             blocks=request.fetch.blocks,
             proxies=proxy_slots(request.proxies),
+            conditions=conditions(previous, [t.url for t in to_fetch]),
         )
         if to_fetch:
             settings = batch_settings(request, reactor=self._runtime.reactor())
@@ -157,12 +184,21 @@ class BatchActivities:
         outcomes = [
             FetchOutcome(url=u, error=why, attempt=attempts[u]) for u, why in refused.items()
         ]
-        outcomes += [_outcome(p, attempts[p.url]) for p in pages]
+        changes = {
+            p.url: change_of(p.status, p.content_hash, previous.get(p.url))
+            for p in pages
+            if request.previous_crawl and p.status is not None
+        }
+        outcomes += [_outcome(p, attempts[p.url], changes.get(p.url)) for p in pages]
         # A response the shard will try again leaves no record: the URL's last attempt writes
         # it, so each URL is in the output once.
         retried = {o.url for o in outcomes if will_retry(o, request.fetch.retry)}
         key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
-        records = [page_record(p) for p in pages if p.status is not None and p.url not in retried]
+        records = [
+            _record(p, changes.get(p.url), previous.get(p.url))
+            for p in pages
+            if p.status is not None and p.url not in retried
+        ]
         body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
         await self._stores.put(request.output, key, body.encode("utf-8"))
 

@@ -9,6 +9,7 @@ deep-copies settings), so one process can run many batches at once without share
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ class PageCapture:
     judged: bool = False
     proxy: str | None = None
     latency_ms: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
 
 
 class BatchCapture:
@@ -117,10 +121,14 @@ class BatchCapture:
         keep_bodies: bool = False,
         blocks: BlockSpec | None = None,
         proxies: ProxySlots | None = None,
+        conditions: dict[str, dict[str, str]] | None = None,
     ) -> None:
+        """``conditions``: request headers that make a URL's request conditional
+        (If-None-Match, If-Modified-Since), for an incremental crawl."""
         self.keep_bodies = keep_bodies
         self.blocks = blocks or BlockSpec()
         self.proxies = proxies
+        self.conditions = conditions or {}
         self.hold_until = 0.0
         self.pages: dict[str, PageCapture] = {u: PageCapture(url=u, depth=d) for u, d in tasks}
 
@@ -132,6 +140,7 @@ class BatchCapture:
                 errback=self.on_error,
                 dont_filter=True,
                 meta={_META_KEY: page.url, "depth": page.depth},
+                headers=self.conditions.get(page.url),
             )
             for page in self.pages.values()
         ]
@@ -157,6 +166,10 @@ class BatchCapture:
         page.size_bytes = len(response.body)
         if self.keep_bodies:
             page.body = response.body
+        page.etag = _header(response, b"ETag")
+        page.last_modified = _header(response, b"Last-Modified")
+        if 200 <= response.status < 300:
+            page.content_hash = hashlib.blake2b(response.body, digest_size=16).hexdigest()
         ctype = response.headers.get(b"Content-Type")
         page.content_type = ctype.decode("latin-1").split(";")[0].strip().lower() if ctype else None
         self.judge(response, request)
@@ -198,6 +211,11 @@ class BatchCapture:
         if page is None or page.status is None or not _is_html(response):
             return
         page.links.append(request.url)
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
 
 
 def _is_html(response: Response | None) -> bool:

@@ -29,10 +29,13 @@ class StoreCache:
     async def get_bytes(self, url: str, key: str) -> bytes | None:
         return await asyncio.to_thread(self.get(url).get_bytes, key)
 
+    async def list_keys(self, url: str, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self.get(url).list_keys, prefix)
+
     async def delete_prefix(self, url: str, prefix: str) -> int:
         """Delete every object under ``prefix``; idempotent. Returns how many there were."""
         store = self.get(url)
-        keys = await asyncio.to_thread(store.list_keys, prefix)
+        keys = await self.list_keys(url, prefix)
         for key in keys:
             await asyncio.to_thread(store.delete, key)
         return len(keys)

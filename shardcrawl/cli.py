@@ -45,6 +45,7 @@ _SPEC_FLAGS = {
     "shards": "shards",
     "spider": "spider",
     "out": "output",
+    "previous_crawl": "previous_crawl",
 }
 
 console = Console()
@@ -66,6 +67,11 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--shards", type=int)
     parser.add_argument("--spider", help="spider name from spiders/ (default: pages)")
+    parser.add_argument(
+        "--previous-crawl",
+        metavar="ID",
+        help="recrawl incrementally: ask again for that crawl's pages, conditionally",
+    )
     parser.add_argument(
         "--allowed-domain",
         dest="allowed_domains",

@@ -37,6 +37,11 @@ def add_schedule_parser(
         help="when the previous run is still going (default: skip this one)",
     )
     create.add_argument("--paused", action="store_true", help="create it paused")
+    create.add_argument(
+        "--incremental",
+        action="store_true",
+        help="each run recrawls the last completed run's pages conditionally",
+    )
     add_spec_options(create)
     actions.add_parser("list", help="every schedule, with its next run")
     for name, text in [
@@ -57,6 +62,8 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
             raise ScheduleError("--id does not apply: each scheduled run gets NAME-TIMESTAMP")
         every = parse_every(args.every) if args.every else None
         spec = spec_from_args(args)
+        if args.incremental:
+            spec = spec.model_copy(update={"incremental": True})
     schedules = (await CrawlClient.connect(Config.load())).schedules
     if command == "create":
         await schedules.create(

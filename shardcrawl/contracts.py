@@ -9,6 +9,7 @@ stay free of I/O.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from shardcrawl.proxy_urls import check_proxy_url
 
 __all__ = [
     "BATCH_FAILED",
+    "CRAWL_ID",
     "DEFERRED",
     "HOST_ABANDONED",
     "FORBIDDEN_ADDRESS",
@@ -45,7 +47,11 @@ __all__ = [
     "FetchOutcome",
     "HostStats",
     "Link",
+    "PageChange",
     "PrepareRequest",
+    "PrepareResult",
+    "PreviousPage",
+    "PreviousRequest",
     "ProxyEndpoint",
     "ProxyLease",
     "ProxyPool",
@@ -82,6 +88,12 @@ HOST_ABANDONED = "host_abandoned"
 """Never sent: its host was parked too often (see host_pressure)."""
 BATCH_FAILED = "batch_failed"
 ROBOTS_FETCH_FAILED = "robots_fetch_failed"
+
+
+PageChange = Literal["new", "changed", "unchanged", "gone"]
+"""A page against the previous crawl, in an incremental one."""
+CRAWL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,254}")
+"""What a crawl id may be: a workflow id that is also one folder name in the output."""
 
 
 class _Model(BaseModel):
@@ -271,6 +283,16 @@ class CrawlSpec(_Model):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     blocks: BlockSpec = Field(default_factory=BlockSpec)
     proxies: ProxySpec = Field(default_factory=ProxySpec)
+    previous_crawl: str | None = Field(
+        default=None,
+        description="a crawl in the same output: its pages are requested again conditionally "
+        "(ETag, Last-Modified) and an unchanged page's record carries over",
+    )
+    incremental: bool = Field(
+        default=False,
+        description="for a scheduled crawl without previous_crawl: the schedule's last "
+        "completed run is the previous crawl",
+    )
     history_events_per_run: int = Field(
         default=10_000,
         ge=100,
@@ -310,6 +332,15 @@ class CrawlSpec(_Model):
                 raise ValueError(f"allowed domain {domain!r} must be a bare host name, no scheme")
             out.append(name)
         return out
+
+    @field_validator("previous_crawl")
+    @classmethod
+    def _crawl_id(cls, crawl_id: str | None) -> str | None:
+        if crawl_id is not None and not CRAWL_ID.fullmatch(crawl_id):
+            raise ValueError(
+                f"previous_crawl {crawl_id!r} is not a crawl id (letters, digits and . _ : -)"
+            )
+        return crawl_id
 
     @field_validator("output")
     @classmethod
@@ -383,11 +414,38 @@ class UrlTask(_Model):
 
 
 class PrepareRequest(_Model):
-    """Checks a worker can run the crawl at all before any shard starts."""
+    """Checks a worker can run the crawl at all before any shard starts, and finds the
+    previous crawl's pages for an incremental one."""
 
     crawl_id: str
     spider: str
     output: str
+    shard_count: int = 1
+    previous_crawl: str | None = None
+    schedule: str | None = Field(default=None, description="the schedule that started it")
+    incremental: bool = False
+
+
+class PrepareResult(_Model):
+    previous_crawl: str | None = None
+    previous_files: list[int] = Field(
+        default_factory=list, description="per shard: the previous crawl's item files it owns"
+    )
+
+
+class PreviousRequest(_Model):
+    """A page of the previous crawl's URLs for one shard, from item file ``start`` on."""
+
+    output: str
+    crawl_id: str
+    previous_crawl: str
+    shard: int
+    start: int
+
+
+class PreviousPage(_Model):
+    urls: list[UrlTask]
+    next: int = Field(description="the item file to read next")
 
 
 class ProxyLease(_Model):
@@ -431,6 +489,7 @@ class BatchRequest(_Model):
     robots_key: str | None = None
     robots_disallow_all: bool = False
     fetch: FetchOptions
+    previous_crawl: str | None = None
     proxies: list[ProxyLease] = Field(
         default_factory=list, description="empty: direct; else the batch's concurrency in all"
     )
@@ -450,6 +509,9 @@ class FetchOutcome(_Model):
         default=None, description="the response's Retry-After, in seconds from when it came"
     )
     proxy: str | None = Field(default=None, description="the proxy the request went through")
+    change: PageChange | None = Field(
+        default=None, description="against the previous crawl, for an incremental one"
+    )
     latency_ms: int | None = Field(default=None, description="request sent to response in")
 
 
@@ -526,6 +588,10 @@ class ShardTotals(_Model):
     retry_histogram: dict[str, int] = Field(
         default_factory=dict, description="retries of a URL -> URLs with that many, at their end"
     )
+    pages_new: int = Field(default=0, description="incremental: not in the previous crawl")
+    pages_changed: int = 0
+    pages_unchanged: int = Field(default=0, description="304, or the same content again")
+    pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
     # Not sums: the crawl shows the largest of its shards' (see report.MAX_FIELDS).
     history_length: int = Field(default=0, description="events in the current run's history")
     largest_payload_bytes: int = 0
@@ -602,6 +668,7 @@ class ShardCheckpoint(_Model):
     pending: list[Enqueue] = Field(
         default_factory=list, description="messages received while saving, not yet applied"
     )
+    previous_next: int = Field(default=0, description="the previous crawl's next item file")
 
 
 class ShardInput(_Model):
@@ -610,6 +677,8 @@ class ShardInput(_Model):
     shard_count: int
     spec: CrawlSpec
     checkpoint: ShardCheckpoint | None = None
+    previous_crawl: str | None = None
+    previous_files: int = Field(default=0, description="the previous crawl's item files it owns")
 
 
 class ShardResult(_Model):
@@ -649,6 +718,7 @@ class CrawlCheckpoint(_Model):
     paused: bool
     pause_changed: bool
     largest_payload_bytes: int
+    previous_crawl: str | None = None
 
 
 class CrawlProgress(_Model):
@@ -715,6 +785,11 @@ class CrawlReport(_Model):
         default=0, description="hosts left out here for size; report.json lists every host"
     )
     proxies: dict[str, ProxyStats] = Field(default_factory=dict)
+    previous_crawl: str | None = Field(default=None, description="incremental: compared with")
+    pages_new: int = 0
+    pages_changed: int = 0
+    pages_unchanged: int = Field(default=0, description="304s, and pages fetched the same again")
+    pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
 
 
 class ReportRequest(_Model):
@@ -726,6 +801,10 @@ class ReportRequest(_Model):
     started_at: datetime
     finished_at: datetime
     shards: list[ShardResult]
+    previous_crawl: str | None = None
+    schedule: str | None = Field(
+        default=None, description="the schedule whose last completed run this becomes"
+    )
 
 
 class SegmentWrite(_Model):

@@ -55,6 +55,13 @@ def progress_table(progress: CrawlProgress) -> Group:
         ("largest payload", f"{max(t.largest_payload_bytes, progress.largest_payload_bytes):,} B"),
         ("continue-as-new (crawl + shards)", str(progress.continued_as_new + t.continued_as_new)),
     ]
+    if t.pages_new + t.pages_changed + t.pages_unchanged + t.pages_gone:
+        rows.append(
+            (
+                "new / changed / unchanged / gone",
+                f"{t.pages_new} / {t.pages_changed} / {t.pages_unchanged} / {t.pages_gone}",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     parts = [table, host_table(progress.hosts)]
@@ -145,6 +152,14 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
         ("elapsed", f"{report.elapsed_seconds:.1f} s ({report.pages_per_second:.1f} pages/s)"),
         ("output", report.output),
     ]
+    if report.previous_crawl:
+        rows.append(
+            (
+                f"against {report.previous_crawl}",
+                f"{report.pages_new} new, {report.pages_changed} changed, "
+                f"{report.pages_unchanged} unchanged, {report.pages_gone} gone",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))

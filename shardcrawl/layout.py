@@ -4,6 +4,7 @@ ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
 ID/report.json                the crawl's final stats
 ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
 ID/state/...                  claim-check segments of workflow state (see shardcrawl.segments)
+_schedules/NAME/last-completed.json   the schedule's last completed crawl (incremental runs)
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ __all__ = [
     "batch_segment_key",
     "items_key",
     "items_prefix",
+    "origin_items_prefix",
+    "previous_index_key",
+    "schedule_pointer_key",
     "report_key",
     "robots_key",
     "shard_state_key",
@@ -28,7 +32,21 @@ def items_prefix(crawl_id: str) -> str:
 
 def items_key(crawl_id: str, origin: str, batch_id: str) -> str:
     """Deterministic per batch, so a retried batch replaces its own earlier output."""
-    return f"{items_prefix(crawl_id)}{urls.origin_key(origin)}/{batch_id}.jsonl"
+    return f"{origin_items_prefix(crawl_id, origin)}{batch_id}.jsonl"
+
+
+def origin_items_prefix(crawl_id: str, origin: str) -> str:
+    return f"{items_prefix(crawl_id)}{urls.origin_key(origin)}/"
+
+
+def previous_index_key(crawl_id: str, shard: int) -> str:
+    """The previous crawl's item files that a shard of an incremental crawl owns."""
+    return f"{state_prefix(crawl_id)}previous/shard-{shard:04d}.json"
+
+
+def schedule_pointer_key(schedule: str) -> str:
+    """Which crawl the schedule completed last: the next incremental run compares with it."""
+    return f"_schedules/{schedule}/last-completed.json"
 
 
 def report_key(crawl_id: str) -> str:

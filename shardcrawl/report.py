@@ -138,6 +138,7 @@ def build_report(
     started_at: datetime,
     finished_at: datetime,
     results: list[ShardPart],
+    previous_crawl: str | None = None,
 ) -> CrawlReport:
     totals = sum_totals([r.totals for r in results])
     hosts: dict[str, HostStats] = {}
@@ -185,6 +186,11 @@ def build_report(
         pages_per_second=round(totals.pages / elapsed, 3),
         hosts=dict(sorted(hosts.items())),
         proxies=merge_proxies([r.proxies for r in results]),
+        previous_crawl=previous_crawl,
+        pages_new=totals.pages_new,
+        pages_changed=totals.pages_changed,
+        pages_unchanged=totals.pages_unchanged,
+        pages_gone=totals.pages_gone,
     )
 
 

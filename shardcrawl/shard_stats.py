@@ -83,6 +83,9 @@ class ShardStats:
         if is_retryable(outcome):
             host.gave_up += 1
             self.totals.gave_up += 1
+        if outcome.change is not None:
+            name = f"pages_{outcome.change}"
+            setattr(self.totals, name, getattr(self.totals, name) + 1)
         if outcome.status is not None:
             host.pages += 1
             self.totals.pages += 1

@@ -22,6 +22,7 @@ __all__ = [
     "is_forbidden_ip",
     "is_private_ip",
     "origin",
+    "origin_from_key",
     "origin_key",
     "shard_of",
 ]
@@ -80,6 +81,16 @@ def origin_key(origin_url: str) -> str:
     parts = urlsplit(origin_url)
     safe = parts.netloc.replace("[", "").replace("]", "").replace(":", "_")
     return f"{parts.scheme}_{safe}"
+
+
+def origin_from_key(key: str) -> str:
+    """The origin an ``origin_key`` was made from (an IPv6 literal's colons are lost, so its
+    shard may differ; the shard that reads it forwards its URLs to their owner)."""
+    scheme, _, netloc = key.partition("_")
+    host, sep, port = netloc.rpartition("_")
+    if sep and port.isdigit():
+        netloc = f"{host}:{port}"
+    return f"{scheme}://{netloc}"
 
 
 def shard_of(origin_url: str, shard_count: int) -> int:

@@ -25,6 +25,7 @@ from shardcrawl.contracts import CrawlSpec
 __all__ = [
     "PAGES",
     "PAGES_EVERY_SECONDS",
+    "SCHEDULED_BY",
     "SEARCH_ATTRIBUTES",
     "SEED_DOMAINS",
     "STATUS",
@@ -38,6 +39,8 @@ __all__ = [
 STATUS = SearchAttributeKey.for_keyword("ShardcrawlStatus")
 SEED_DOMAINS = SearchAttributeKey.for_keyword_list("ShardcrawlSeedDomains")
 PAGES = SearchAttributeKey.for_int("ShardcrawlPagesFetched")
+SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
+"""Temporal's own: the schedule that started a workflow."""
 SEARCH_ATTRIBUTES = (STATUS, SEED_DOMAINS, PAGES)
 PAGES_EVERY_SECONDS = 30.0
 MAX_SEED_DOMAINS = 100  # a keyword list stays small in the visibility store

@@ -16,6 +16,7 @@ from twisted.internet import error as txerror
 
 from activities.batch import _links, _outcome, page_record
 from activities.batch_capture import PageCapture, classify_failure
+from activities.previous import change_of, conditions
 from shardcrawl.contracts import Link
 
 FETCHED_AT = 1_700_000_000.123  # 2023-11-14T22:13:20.123Z
@@ -230,3 +231,32 @@ def test_outcome_redirect_target_is_canonical() -> None:
 
 def test_outcome_drops_uncrawlable_redirect_target() -> None:
     assert _outcome(capture(status=302, location="ftp://example.com/file"), 1).redirect_to is None
+
+
+@pytest.mark.parametrize(
+    ("status", "content_hash", "previous", "change"),
+    [
+        (200, "h1", None, "new"),
+        (304, None, {"status": 200, "content_hash": "h1"}, "unchanged"),
+        (200, "h1", {"status": 200, "content_hash": "h1"}, "unchanged"),
+        (200, "h2", {"status": 200, "content_hash": "h1"}, "changed"),
+        (301, None, {"status": 200, "content_hash": "h1"}, "changed"),
+        (404, None, {"status": 200, "content_hash": "h1"}, "gone"),
+        (410, None, {"status": 200}, "gone"),
+    ],
+)
+def test_a_page_against_the_previous_crawl(status, content_hash, previous, change):
+    assert change_of(status, content_hash, previous) == change
+
+
+def test_only_pages_with_validators_are_asked_for_conditionally():
+    previous = {
+        "http://a/1": {"etag": '"x"', "last_modified": "Wed, 21 Oct 2026 07:28:00 GMT"},
+        "http://a/2": {"content_hash": "h"},
+    }
+    assert conditions(previous, ["http://a/1", "http://a/2", "http://a/3"]) == {
+        "http://a/1": {
+            "If-None-Match": '"x"',
+            "If-Modified-Since": "Wed, 21 Oct 2026 07:28:00 GMT",
+        }
+    }

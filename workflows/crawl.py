@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         CrawlSpec,
         Enqueue,
         PrepareRequest,
+        PrepareResult,
         ReportRequest,
         ShardFailure,
         ShardInput,
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl.visibility import (
         PAGES,
         PAGES_EVERY_SECONDS,
+        SCHEDULED_BY,
         SEED_DOMAINS,
         STATUS,
         seed_domains,
@@ -96,6 +98,7 @@ class CrawlWorkflow:
         )
         self._spec_error: str | None = None
         self._pages_published_at = 0.0
+        self._previous_crawl: str | None = None
         try:
             self._spec = parse_spec(spec_input)
         except SpecError as exc:
@@ -162,12 +165,22 @@ class CrawlWorkflow:
         self._credits_left = spec.max_pages
         workflow.upsert_memo(spec_memo(spec))
         workflow.upsert_search_attributes([SEED_DOMAINS.value_set(seed_domains(spec))])
-        await workflow.execute_activity(
+        prepared = await workflow.execute_activity(
             "prepare_crawl",
-            PrepareRequest(crawl_id=self._crawl_id, spider=spec.spider, output=spec.output),
-            start_to_close_timeout=timedelta(seconds=60),
+            PrepareRequest(
+                crawl_id=self._crawl_id,
+                spider=spec.spider,
+                output=spec.output,
+                shard_count=spec.shards,
+                previous_crawl=spec.previous_crawl,
+                schedule=self._schedule(),
+                incremental=spec.incremental,
+            ),
+            result_type=PrepareResult,
+            start_to_close_timeout=timedelta(seconds=300),
             retry_policy=ADMIN_RETRY,
         )
+        self._previous_crawl = prepared.previous_crawl
         # Shards get their URLs by message: their spec need not carry every seed (a spec may
         # list many), only the allowed domains the seeds imply.
         shard_spec = spec.model_copy(
@@ -176,7 +189,12 @@ class CrawlWorkflow:
         for index in range(spec.shards):
             self._sent_seq[index] = 0
             shard_input = ShardInput(
-                crawl_id=self._crawl_id, shard=index, shard_count=spec.shards, spec=shard_spec
+                crawl_id=self._crawl_id,
+                shard=index,
+                shard_count=spec.shards,
+                spec=shard_spec,
+                previous_crawl=prepared.previous_crawl,
+                previous_files=prepared.previous_files[index] if prepared.previous_files else 0,
             )
             self._size.note(shard_input)
             await workflow.start_child_workflow(
@@ -195,6 +213,10 @@ class CrawlWorkflow:
             grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
             self._credits_left -= grant
             self._pending_credits[owner] = grant
+
+    def _schedule(self) -> str | None:
+        """The schedule that started this crawl, if one did (its id is Temporal's attribute)."""
+        return workflow.info().typed_search_attributes.get(SCHEDULED_BY)
 
     def _shard_id(self, index: int) -> str:
         return f"{self._crawl_id}/shard-{index}"
@@ -220,6 +242,8 @@ class CrawlWorkflow:
             started_at=self._started_at or workflow.now(),
             finished_at=workflow.now(),
             shards=[self._results[i] for i in sorted(self._results)],
+            previous_crawl=self._previous_crawl,
+            schedule=self._schedule(),
         )
         self._size.note(request)
         report = await workflow.execute_activity(
@@ -285,6 +309,7 @@ class CrawlWorkflow:
             paused=self._paused,
             pause_changed=self._pause_changed,
             largest_payload_bytes=self._size.largest_payload,
+            previous_crawl=self._previous_crawl,
         )
         self._size.note(checkpoint)
         workflow.continue_as_new(args=[spec_input, checkpoint])
@@ -304,6 +329,7 @@ class CrawlWorkflow:
         self._paused = checkpoint.paused
         self._pause_changed = checkpoint.pause_changed
         self._size.carry(checkpoint.largest_payload_bytes)
+        self._previous_crawl = checkpoint.previous_crawl
 
     # -- signals and queries ---------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         FetchOptions,
         FetchOutcome,
         HostStats,
+        PreviousPage,
+        PreviousRequest,
         ProxyLease,
         ProxyStats,
         RobotsRequest,
@@ -131,6 +133,7 @@ class DomainShardWorkflow:
         self._outbox: list[UrlTask] = []
         self._robots: dict[str, RobotsResult | None] = {}
         self._robots_tries: dict[str, int] = {}
+        self._previous_next = 0
         self._batches: set[asyncio.Task[None]] = set()
         self._batch_seq = 0
         self._last_report: tuple[object, ...] | None = None
@@ -233,6 +236,8 @@ class DomainShardWorkflow:
             self._dirty = False
             if self._fatal is not None:
                 raise self._fatal
+            if self._previous_next < self._input.previous_files and not self._draining:
+                await self._load_previous()
             self._apply_inbox()
             self._dispatch()
             self._export_metrics()
@@ -244,6 +249,8 @@ class DomainShardWorkflow:
                 if not self._batches:
                     await self._continue_as_new()
                     continue
+            if self._previous_next < self._input.previous_files and not self._draining:
+                continue  # more of the previous crawl's URLs to queue first
             wake = self._next_wake()
             if wake == timedelta(0):
                 continue  # a wait ended while reporting: dispatch again first
@@ -283,7 +290,7 @@ class DomainShardWorkflow:
             for task in message.urls:
                 self._accept(task, is_link=not message.seeds)
 
-    def _route(self, task: UrlTask, count: int = 1) -> None:
+    def _route(self, task: UrlTask, count: int = 1, *, is_link: bool = True) -> None:
         """Scope and depth checks, then to the owner: this shard or, via the parent, another.
         ``count`` is how often a batch linked the URL; all but the first are duplicates."""
         if not urls.in_allowed_domains(task.url, self._domains):
@@ -296,7 +303,7 @@ class DomainShardWorkflow:
             self._stats.record_link(task.url, duplicate=True)
         owner = urls.shard_of(urls.origin(task.url), self._input.shard_count)
         if owner == self._input.shard:
-            self._accept(task, is_link=True)
+            self._accept(task, is_link=is_link)
         elif self._forwarded.add(task.url, task.depth):
             self._outbox.append(task)
         else:
@@ -306,6 +313,28 @@ class DomainShardWorkflow:
         added = self._frontier.offer(task)
         if is_link:
             self._stats.record_link(task.url, duplicate=not added)
+
+    async def _load_previous(self) -> None:
+        """A page of the previous crawl's URLs (incremental crawl): queued like seeds, so that
+        every page of it is asked for again, conditionally."""
+        assert self._input.previous_crawl is not None
+        page = await workflow.execute_activity(
+            "previous_urls",
+            PreviousRequest(
+                output=self._spec.output,
+                crawl_id=self._input.crawl_id,
+                previous_crawl=self._input.previous_crawl,
+                shard=self._input.shard,
+                start=self._previous_next,
+            ),
+            result_type=PreviousPage,
+            start_to_close_timeout=SEGMENT_TIMEOUT,
+            retry_policy=SEGMENT_RETRY,
+        )
+        self._size.note(page)
+        self._previous_next = page.next
+        for task in page.urls:
+            self._route(task, is_link=False)
 
     # -- outgoing batches ----------------------------------------------------------------------
 
@@ -531,6 +560,7 @@ class DomainShardWorkflow:
             robots_key=robots.key,
             robots_disallow_all=robots.disallow_all,
             fetch=self._fetch,
+            previous_crawl=self._input.previous_crawl,
             proxies=proxies,
         )
         self._size.note(request)
@@ -622,7 +652,8 @@ class DomainShardWorkflow:
 
     def _idle(self) -> bool:
         return (
-            not self._batches
+            self._previous_next >= self._input.previous_files
+            and not self._batches
             and not self._retries
             and (self._frontier.queued() == 0 or self._credits == 0)
         )
@@ -737,6 +768,7 @@ class DomainShardWorkflow:
                 generation,
             ),
             resting=self._politeness.resting(workflow.now().timestamp()),
+            previous_next=self._previous_next,
         )
         if self._finish:
             return
@@ -793,6 +825,7 @@ class DomainShardWorkflow:
         self._credits = checkpoint.credits
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
+        self._previous_next = checkpoint.previous_next
         self._stats.restore(checkpoint.totals, {})
         self._exported = {
             "links": checkpoint.totals.links_discovered,

@@ -1,0 +1,165 @@
+"""An incremental crawl reads its previous crawl's output: nothing else is kept for it.
+
+The previous crawl's item records are the validator store. Each record has the page's
+``etag``, ``last_modified`` and ``content_hash``, and records sit per origin under
+``PREV/items/ORIGIN/``. So:
+
+- ``index_previous`` (from ``prepare_crawl``) lists the previous crawl's item files once and
+  writes, per shard, the files of the origins that shard owns (``ID/state/previous/``).
+- ``previous_urls`` reads a shard's files a page at a time. The shard queues their URLs (those
+  that answered below 400 then) so every page is asked for again, unchanged ones included.
+- ``PreviousRecords`` gives a batch its origin's previous records. It reads them once per
+  worker and keeps ``capacity`` origins. A batch turns a record's validators into
+  ``If-None-Match`` and ``If-Modified-Since``, and carries the record over on a 304.
+
+What a worker holds is one origin's records, for the origins it is crawling now. The store
+holds nothing beyond the crawls' own output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.stores import StoreCache
+from shardcrawl import layout, urls
+from shardcrawl.contracts import (
+    PageChange,
+    PrepareRequest,
+    PrepareResult,
+    PreviousPage,
+    PreviousRequest,
+    UrlTask,
+)
+
+__all__ = [
+    "PreviousActivities",
+    "PreviousRecords",
+    "change_of",
+    "conditions",
+    "index_previous",
+    "records_of",
+]
+
+PAGE_URL_BYTES = 90_000  # URL text per previous_urls page: one small payload
+
+
+def records_of(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+async def index_previous(stores: StoreCache, request: PrepareRequest) -> PrepareResult:
+    """The previous crawl (named, or the schedule's last completed run) and, per shard, the
+    item files of the origins it owns, written to the store for ``previous_urls``."""
+    previous = request.previous_crawl
+    if previous is None and request.incremental and request.schedule:
+        pointer = await stores.get_bytes(
+            request.output, layout.schedule_pointer_key(request.schedule)
+        )
+        previous = json.loads(pointer)["crawl_id"] if pointer else None
+    if previous is None:
+        return PrepareResult()
+    if previous == request.crawl_id:
+        raise ApplicationError(
+            f"previous_crawl {previous!r} is this crawl",
+            type="InvalidCrawlSpec",
+            non_retryable=True,
+        )
+    prefix = layout.items_prefix(previous)
+    keys = await stores.list_keys(request.output, prefix)
+    if not keys:
+        raise ApplicationError(
+            f"previous_crawl {previous!r} has no pages in {request.output}",
+            type="PreviousCrawlNotFound",
+            non_retryable=True,
+        )
+    per_shard: list[list[str]] = [[] for _ in range(request.shard_count)]
+    for key in keys:
+        origin = urls.origin_from_key(key[len(prefix) :].split("/", 1)[0])
+        per_shard[urls.shard_of(origin, request.shard_count)].append(key)
+    for shard, files in enumerate(per_shard):
+        body = json.dumps(files).encode()
+        await stores.put(request.output, layout.previous_index_key(request.crawl_id, shard), body)
+    return PrepareResult(previous_crawl=previous, previous_files=[len(f) for f in per_shard])
+
+
+def conditions(previous: dict[str, dict[str, Any]], urls_: list[str]) -> dict[str, dict[str, str]]:
+    """Headers that make each URL's request conditional on the validators it had."""
+    out = {}
+    for url in urls_:
+        record = previous.get(url, {})
+        headers = {}
+        if record.get("etag"):
+            headers["If-None-Match"] = record["etag"]
+        if record.get("last_modified"):
+            headers["If-Modified-Since"] = record["last_modified"]
+        if headers:
+            out[url] = headers
+    return out
+
+
+def change_of(status: int, content_hash: str | None, previous: dict[str, Any] | None) -> PageChange:
+    """new, changed, unchanged (a 304, or the same content again) or gone (404, 410)."""
+    if previous is None:
+        return "new"
+    if status == 304:
+        return "unchanged"
+    if status in (404, 410):
+        return "gone"
+    same = content_hash is not None and content_hash == previous.get("content_hash")
+    return "unchanged" if same and status == previous.get("status") else "changed"
+
+
+class PreviousRecords:
+    """The previous crawl's records of an origin, by URL, for the most recent origins."""
+
+    def __init__(self, stores: StoreCache, *, capacity: int = 32) -> None:
+        self._stores = stores
+        self._capacity = capacity
+        self._origins: OrderedDict[tuple[str, str, str], dict[str, dict[str, Any]]] = OrderedDict()
+
+    async def of(self, output: str, previous: str, origin: str) -> dict[str, dict[str, Any]]:
+        cache_key = (output, previous, origin)
+        records = self._origins.get(cache_key)
+        if records is not None:
+            self._origins.move_to_end(cache_key)
+            return records
+        records = {}
+        for key in await self._stores.list_keys(
+            output, layout.origin_items_prefix(previous, origin)
+        ):
+            for record in records_of(await self._stores.get_bytes(output, key) or b""):
+                records[record["url"]] = record
+        self._origins[cache_key] = records
+        if len(self._origins) > self._capacity:
+            self._origins.popitem(last=False)
+        return records
+
+
+class PreviousActivities:
+    def __init__(self, *, stores: StoreCache) -> None:
+        self._stores = stores
+
+    @activity.defn(name="previous_urls")
+    async def previous_urls(self, request: PreviousRequest) -> PreviousPage:
+        """The URLs of the shard's previous item files from ``start`` on, a page's worth."""
+        index = await self._stores.get_bytes(
+            request.output, layout.previous_index_key(request.crawl_id, request.shard)
+        )
+        files: list[str] = json.loads(index or b"[]")
+        tasks: list[UrlTask] = []
+        size = 0
+        at = request.start
+        while at < len(files) and size < PAGE_URL_BYTES:
+            data = await self._stores.get_bytes(request.output, files[at]) or b""
+            for record in records_of(data):
+                # A page gone then (404, 410) is not asked for again.
+                if record.get("status", 0) < 400:
+                    tasks.append(UrlTask(url=record["url"], depth=record.get("depth", 0)))
+                    size += len(record["url"])
+            at += 1
+        return PreviousPage(urls=tasks, next=at)
