@@ -19,12 +19,12 @@ holds nothing beyond the crawls' own output.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.lru import Lru
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
 from shardcrawl.contracts import (
@@ -119,38 +119,40 @@ class PreviousRecords:
 
     def __init__(self, stores: StoreCache, *, capacity: int = 32) -> None:
         self._stores = stores
-        self._capacity = capacity
-        self._origins: OrderedDict[tuple[str, str, str], dict[str, dict[str, Any]]] = OrderedDict()
+        self._origins: Lru[tuple[str, str, str], dict[str, dict[str, Any]]] = Lru(capacity)
 
     async def of(self, output: str, previous: str, origin: str) -> dict[str, dict[str, Any]]:
-        cache_key = (output, previous, origin)
-        records = self._origins.get(cache_key)
-        if records is not None:
-            self._origins.move_to_end(cache_key)
-            return records
+        cached = self._origins.get((output, previous, origin))
+        if cached is not None:
+            return cached
         records = {}
         for key in await self._stores.list_keys(
             output, layout.origin_items_prefix(previous, origin)
         ):
             for record in records_of(await self._stores.get_bytes(output, key) or b""):
                 records[record["url"]] = record
-        self._origins[cache_key] = records
-        if len(self._origins) > self._capacity:
-            self._origins.popitem(last=False)
-        return records
+        return self._origins.put((output, previous, origin), records)
 
 
 class PreviousActivities:
-    def __init__(self, *, stores: StoreCache) -> None:
+    def __init__(self, *, stores: StoreCache, capacity: int = 16) -> None:
         self._stores = stores
+        # A shard pages through its index: read it once per worker, not once per page.
+        self._indexes: Lru[tuple[str, str], list[str]] = Lru(capacity)
+
+    async def _index(self, output: str, key: str) -> list[str]:
+        files = self._indexes.get((output, key))
+        if files is None:
+            data = await self._stores.get_bytes(output, key) or b"[]"
+            files = self._indexes.put((output, key), json.loads(data))
+        return files
 
     @activity.defn(name="previous_urls")
     async def previous_urls(self, request: PreviousRequest) -> PreviousPage:
         """The URLs of the shard's previous item files from ``start`` on, a page's worth."""
-        index = await self._stores.get_bytes(
+        files = await self._index(
             request.output, layout.previous_index_key(request.crawl_id, request.shard)
         )
-        files: list[str] = json.loads(index or b"[]")
         tasks: list[UrlTask] = []
         size = 0
         at = request.start

@@ -7,7 +7,6 @@ failure, which is what a report should show for an unreachable host.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from protego import Protego
@@ -15,6 +14,7 @@ from scrapy import Spider
 from temporalio import activity
 
 from activities.batch_capture import CAPTURE_ARG, BatchCapture
+from activities.lru import Lru
 from activities.netguard import AddressGuard
 from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
@@ -42,24 +42,17 @@ class RobotsRules:
 
     def __init__(self, stores: StoreCache, *, capacity: int = 1024) -> None:
         self._stores = stores
-        self._capacity = capacity
-        self._parsed: OrderedDict[tuple[str, str], Protego] = OrderedDict()
+        self._parsed: Lru[tuple[str, str], Protego] = Lru(capacity)
 
     async def allows(self, output: str, key: str, url: str, user_agent: str) -> bool:
         rules = await self._rules(output, key)
         return rules.can_fetch(url, user_agent)
 
     async def _rules(self, output: str, key: str) -> Protego:
-        cache_key = (output, key)
-        rules = self._parsed.get(cache_key)
+        rules = self._parsed.get((output, key))
         if rules is None:
             body = await self._stores.get_bytes(output, key) or b""
-            rules = Protego.parse(body.decode("utf-8", errors="replace"))
-            self._parsed[cache_key] = rules
-            if len(self._parsed) > self._capacity:
-                self._parsed.popitem(last=False)
-        else:
-            self._parsed.move_to_end(cache_key)
+            rules = self._parsed.put((output, key), Protego.parse(body.decode("utf-8", "replace")))
         return rules
 
 

@@ -236,7 +236,7 @@ class DomainShardWorkflow:
             self._dirty = False
             if self._fatal is not None:
                 raise self._fatal
-            if self._previous_next < self._input.previous_files and not self._draining:
+            if self._reading_previous() and not self._draining:
                 await self._load_previous()
             self._apply_inbox()
             self._dispatch()
@@ -249,7 +249,7 @@ class DomainShardWorkflow:
                 if not self._batches:
                     await self._continue_as_new()
                     continue
-            if self._previous_next < self._input.previous_files and not self._draining:
+            if self._reading_previous() and not self._draining:
                 continue  # more of the previous crawl's URLs to queue first
             wake = self._next_wake()
             if wake == timedelta(0):
@@ -313,6 +313,10 @@ class DomainShardWorkflow:
         added = self._frontier.offer(task)
         if is_link:
             self._stats.record_link(task.url, duplicate=not added)
+
+    def _reading_previous(self) -> bool:
+        """Whether the previous crawl's item files (incremental crawl) are not all read."""
+        return self._previous_next < self._input.previous_files
 
     async def _load_previous(self) -> None:
         """A page of the previous crawl's URLs (incremental crawl): queued like seeds, so that
@@ -652,7 +656,7 @@ class DomainShardWorkflow:
 
     def _idle(self) -> bool:
         return (
-            self._previous_next >= self._input.previous_files
+            not self._reading_previous()
             and not self._batches
             and not self._retries
             and (self._frontier.queued() == 0 or self._credits == 0)
