@@ -14,13 +14,19 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from shardcrawl.contracts import BatchRequest, PrepareRequest, RobotsRequest, RobotsResult
+from shardcrawl.contracts import (
+    BatchRequest,
+    PrepareRequest,
+    PrepareResult,
+    RobotsRequest,
+    RobotsResult,
+)
 from worker import WORKFLOWS, workflow_runner
 
 
 @activity.defn(name="prepare_crawl")
-async def prepare_crawl(request: PrepareRequest) -> None:
-    return None
+async def prepare_crawl(request: PrepareRequest) -> PrepareResult:
+    return PrepareResult()
 
 
 @activity.defn(name="fetch_robots")
