@@ -38,9 +38,10 @@ def add_schedule_parser(
     )
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument(
-        "--incremental",
+        "--full",
         action="store_true",
-        help="each run recrawls the last completed run's pages conditionally",
+        help="recrawl everything each run (default: ask conditionally for the pages of the "
+        "last completed run, and count what changed)",
     )
     add_spec_options(create)
     actions.add_parser("list", help="every schedule, with its next run")
@@ -62,8 +63,6 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
             raise ScheduleError("--id does not apply: each scheduled run gets NAME-TIMESTAMP")
         every = parse_every(args.every) if args.every else None
         spec = spec_from_args(args)
-        if args.incremental:
-            spec = spec.model_copy(update={"incremental": True})
     schedules = (await CrawlClient.connect(Config.load())).schedules
     if command == "create":
         await schedules.create(
@@ -73,11 +72,11 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
             every=every,
             overlap=args.overlap,
             paused=args.paused,
+            incremental=not args.full,
         )
         print(f"schedule {args.name} created")
     elif command == "list":
-        summaries = [await schedules.describe(name, recent=1) for name in await schedules.names()]
-        console.print(_list_table(summaries))
+        console.print(_list_table(await schedules.list()))
     elif command == "describe":
         console.print(_describe_table(await schedules.describe(args.name)))
     else:

@@ -102,7 +102,10 @@ class CrawlSchedules:
         every: timedelta | None = None,
         overlap: str = "skip",
         paused: bool = False,
+        incremental: bool = True,
     ) -> None:
+        """``incremental``: each run recrawls the schedule's last completed run conditionally
+        (the spec's ``incremental``); False recrawls everything every time."""
         if not _NAME.fullmatch(name):
             raise ScheduleError(
                 f"schedule name {name!r}: use letters, digits, '.', '_' and '-' (at most 200)"
@@ -114,7 +117,7 @@ class CrawlSchedules:
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
                 "CrawlWorkflow",
-                spec.model_dump(mode="json"),
+                spec.model_copy(update={"incremental": incremental}).model_dump(mode="json"),
                 id=name,
                 task_queue=self.task_queue,
                 static_summary=f"scheduled {crawl_summary(spec)}",
@@ -137,6 +140,10 @@ class CrawlSchedules:
 
     async def names(self) -> list[str]:
         return sorted([entry.id async for entry in await self.client.list_schedules()])
+
+    async def list(self, *, recent: int = 1) -> list[ScheduleSummary]:
+        """Every schedule, described (with its ``recent`` last runs)."""
+        return [await self.describe(name, recent=recent) for name in await self.names()]
 
     async def describe(self, name: str, *, recent: int = 10) -> ScheduleSummary:
         description = await self._on(name, lambda handle: handle.describe())

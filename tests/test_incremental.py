@@ -108,7 +108,7 @@ async def test_each_scheduled_run_recrawls_the_last_completed_one(
     crawls = CrawlClient(client, task_queue=task_queue)
     out = tmp_path / "out"
     name = f"incremental-{uuid.uuid4().hex[:6]}"
-    await crawls.schedules.create(name, _spec(site, str(out), incremental=True), cron="0 0 1 1 *")
+    await crawls.schedules.create(name, _spec(site, str(out)), cron="0 0 1 1 *")
     runs: list[str] = []
     for version in (1, 2):
         site.serve_version(version)

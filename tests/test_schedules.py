@@ -71,6 +71,21 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
     expected = reachable_pages(site.config, [site.seed_url], max_depth=3)
     for crawl_id in runs:
         assert {i["url"] for i in read_items(out, crawl_id)} >= set(expected)
+    # By default each run recrawls the one before it incrementally.
+    first, second = (read_report(out, crawl_id) for crawl_id in runs)
+    assert first["previous_crawl"] is None and second["previous_crawl"] == runs[0]
+    assert second["pages_unchanged"] > 0
+    full = f"{name}-full"
+    created = await shardcrawl(
+        "schedule", "create", full, "--every", "1d", "--full", "--paused", site.seed_url,
+        "--allow-private-networks", "--out", str(out), env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    for schedule, incremental in ((name, True), (full, False)):
+        action = (await client.get_schedule_handle(schedule).describe()).schedule.action
+        spec = client.data_converter.payload_converter.from_payload(action.args[0], dict)
+        assert spec["incremental"] is incremental
+    assert (await shardcrawl("schedule", "delete", full, env=env)).returncode == 0
     described = await shardcrawl("schedule", "describe", name, env=env)
     assert all(r in described.stdout for r in runs) and "completed" in described.stdout
     # The UI finds a schedule's crawls by Temporal's own attribute, and sees them completed.
