@@ -75,6 +75,7 @@ def build_worker(client: Client, config: Config) -> Worker:
             checkpoint.save_segment,
             checkpoint.load_segment,
             checkpoint.delete_segments,
+            checkpoint.check_store,
         ],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=config.max_concurrent_batches,

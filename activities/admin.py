@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from temporalio import activity
@@ -13,6 +12,7 @@ from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
 from shardcrawl import layout
 from shardcrawl.contracts import (
+    STORE_FAILED,
     CrawlReport,
     HostStats,
     PrepareRequest,
@@ -40,10 +40,9 @@ class AdminActivities:
         except UnknownSpiderError as exc:
             raise ApplicationError(str(exc), type="UnknownSpider", non_retryable=True) from exc
         try:
-            store = self._stores.get(request.output)
-            await asyncio.to_thread(store.check_writable)
-        except (StoreError, ValueError) as exc:
-            raise ApplicationError(str(exc), type="StoreUnavailable", non_retryable=True) from exc
+            await self._stores.check_writable(request.output)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type=STORE_FAILED, non_retryable=True) from exc
         return await index_previous(self._stores, request)
 
     @activity.defn(name="write_report")

@@ -200,8 +200,6 @@ class BatchActivities:
             if p.status is not None and p.url not in retried
         ]
         body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-        await self._stores.put(request.output, key, body.encode("utf-8"))
-
         result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
@@ -210,8 +208,11 @@ class BatchActivities:
             items_written=len(records),
             attempt=activity.info().attempt,
         )
+        spilled = await self._spill_if_large(request, result)
+        # The items last: once they are written, nothing else can fail this attempt.
+        await self._stores.put(request.output, key, body.encode("utf-8"))
         record_batch(request, result, time.monotonic() - started)
-        return await self._spill_if_large(request, result)
+        return spilled
 
     async def _spill_if_large(self, request: BatchRequest, result: BatchResult) -> BatchResult:
         """A result too large for one payload (many links per page) goes to the store in

@@ -10,7 +10,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.stores import StoreCache
-from shardcrawl.contracts import SegmentData, SegmentDelete, SegmentRead, SegmentWrite
+from shardcrawl.contracts import (
+    SegmentData,
+    SegmentDelete,
+    SegmentRead,
+    SegmentWrite,
+    StoreProbe,
+)
 
 __all__ = ["CheckpointActivities"]
 
@@ -39,3 +45,10 @@ class CheckpointActivities:
     async def delete_segments(self, request: SegmentDelete) -> int:
         """Idempotent: deleting what is already gone is fine."""
         return await self._stores.delete_prefix(request.output, request.prefix)
+
+    @activity.defn(name="check_store")
+    async def check_store(self, request: StoreProbe) -> None:
+        """Succeeds once the store takes a write again; the shard retries it (with backoff,
+        without limit) while its store is down, so a whole fleet waits on one probe per
+        shard rather than on every batch."""
+        await self._stores.check_writable(request.output)

@@ -30,6 +30,8 @@ from shardcrawl.proxy_urls import check_proxy_url
 __all__ = [
     "BATCH_FAILED",
     "CRAWL_ID",
+    "STORE_FAILED",
+    "STORE_UNAVAILABLE",
     "DEFERRED",
     "HOST_ABANDONED",
     "FORBIDDEN_ADDRESS",
@@ -65,6 +67,7 @@ __all__ = [
     "SegmentDelete",
     "SegmentRead",
     "SegmentWrite",
+    "StoreProbe",
     "ShardCheckpoint",
     "ShardFailure",
     "ShardInput",
@@ -86,8 +89,14 @@ DEFERRED = "deferred"
 """Never sent: its batch stopped at a Retry-After. Retried without counting an attempt."""
 HOST_ABANDONED = "host_abandoned"
 """Never sent: its host was parked too often (see host_pressure)."""
-BATCH_FAILED = "batch_failed"
 ROBOTS_FETCH_FAILED = "robots_fetch_failed"
+BATCH_FAILED = "BatchFailed"
+"""Activity error types the workflows decide on. A batch that failed every attempt fails the
+crawl (its URLs are never turned into failures: something is wrong with the fleet, not them)."""
+STORE_UNAVAILABLE = "StoreUnavailable"
+"""The store is down for now: the work goes back, and the shard waits for the store."""
+STORE_FAILED = "StoreFailed"
+"""The store refuses for good (credentials, bucket, access): the crawl fails at once."""
 
 
 PageChange = Literal["new", "changed", "unchanged", "gone"]
@@ -597,6 +606,11 @@ class ShardTotals(_Model):
     largest_payload_bytes: int = 0
     continued_as_new: int = Field(default=0, description="runs before the current one")
     seen_set_bytes: int = Field(default=0, description="memory held by the seen-set")
+    # Not sums either: the crawl's is its shards' earliest (see report.sum_totals).
+    store_down_since: float = Field(
+        default=0.0, description="workflow time the store went down, while the shard waits"
+    )
+    store_down_cause: str = Field(default="", description="the store's last error, meanwhile")
 
 
 class ProxyStats(_Model):
@@ -831,3 +845,9 @@ class SegmentData(_Model):
 class SegmentDelete(_Model):
     output: str
     prefix: str
+
+
+class StoreProbe(_Model):
+    """Asks whether the crawl's store takes writes again, after an outage."""
+
+    output: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 from rich.console import Group
 from rich.table import Table
 
@@ -9,11 +12,29 @@ from shardcrawl.contracts import CrawlProgress, CrawlReport, HostStats, ProxySta
 from shardcrawl.proxy_urls import redact
 from shardcrawl.report import top_urls_retry_share
 
-__all__ = ["host_table", "progress_line", "progress_table", "proxy_table", "report_table"]
+__all__ = [
+    "host_table",
+    "progress_line",
+    "progress_table",
+    "proxy_table",
+    "report_table",
+    "store_outage",
+]
 
 
 def _rate(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
+
+
+def store_outage(progress: CrawlProgress, *, now: float | None = None) -> str | None:
+    """'down since 21:04:05 UTC (95 s): <the store's error>' while the crawl waits on its
+    store, else None."""
+    since = progress.totals.store_down_since
+    if not since:
+        return None
+    waited = max(0.0, (time.time() if now is None else now) - since)
+    clock = datetime.fromtimestamp(since, tz=UTC).strftime("%H:%M:%S UTC")
+    return f"down since {clock} ({waited:.0f} s): {progress.totals.store_down_cause}"
 
 
 def progress_table(progress: CrawlProgress) -> Group:
@@ -62,6 +83,9 @@ def progress_table(progress: CrawlProgress) -> Group:
                 f"{t.pages_new} / {t.pages_changed} / {t.pages_unchanged} / {t.pages_gone}",
             )
         )
+    outage = store_outage(progress)
+    if outage:
+        rows.insert(0, ("waiting on the store", outage))
     for name, value in rows:
         table.add_row(name, value)
     parts = [table, host_table(progress.hosts)]
@@ -117,11 +141,13 @@ def host_table(hosts: dict[str, HostStats], *, title: str = "hosts") -> Table:
 
 def progress_line(progress: CrawlProgress) -> str:
     t = progress.totals
-    return (
+    line = (
         f"[{progress.state}] pages {t.pages}/{progress.max_pages}  failures {t.failures}  "
         f"queued {t.queued}  in flight {t.in_flight_batches}  "
         f"{progress.pages_per_second:.1f} pages/s  {progress.elapsed_seconds:.0f}s"
     )
+    outage = store_outage(progress)
+    return f"{line}  store {outage}" if outage else line
 
 
 def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:

@@ -7,6 +7,7 @@ apart from bugs; every message names what failed and why, never credentials.
     ├── SpecError(ShardcrawlError, ValueError)       bad crawl spec: names the field and the value
     ├── ConfigError(ShardcrawlError, ValueError)     bad process setting (environment variable)
     ├── StoreError(ShardcrawlError)                  the output store cannot be read or written
+    │   └── StoreUnavailable(StoreError)             ... for now: the same call may succeed later
     ├── ScheduleError(ShardcrawlError)               a schedule cannot be made, found or parsed
     └── TemporalUnavailableError(ShardcrawlError)    no Temporal server answers at the address
 """
@@ -19,6 +20,7 @@ __all__ = [
     "ShardcrawlError",
     "SpecError",
     "StoreError",
+    "StoreUnavailable",
     "TemporalUnavailableError",
 ]
 
@@ -37,6 +39,12 @@ class ConfigError(ShardcrawlError, ValueError):
 
 class StoreError(ShardcrawlError):
     """The output store cannot be read or written; the message names the store url and cause."""
+
+
+class StoreUnavailable(StoreError):
+    """The store failed in a way that passes (refused, timed out, 5xx, throttled, disk full):
+    a crawl waits for it. Any other ``StoreError`` (bad credentials, no such bucket, access
+    denied) is permanent, and fails a crawl at once."""
 
 
 class ScheduleError(ShardcrawlError):

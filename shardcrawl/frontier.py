@@ -79,6 +79,13 @@ class Frontier:
             self._counts.pop(origin, None)
         return out
 
+    def requeue(self, task: UrlTask) -> None:
+        """Queue again a URL taken for a batch that did not run to the end (the store was
+        down, or the crawl cancelled it): it is in the seen-set already, not a new URL."""
+        fp = urls.fingerprint(task.url)
+        if fp not in self._pending:
+            self._queue(task, fp)
+
     def origins(self) -> list[str]:
         """Origins with queued URLs, shallowest head first (ties by arrival)."""
         live = [o for o in list(self._queues) if self._live(o)]

@@ -23,6 +23,9 @@ __all__ = [
 MAX_FIELDS = frozenset({"history_length", "largest_payload_bytes"})
 """Totals that are a run's own size, so the crawl's is the largest shard's, not a sum."""
 
+_STORE_FIELDS = frozenset({"store_down_since", "store_down_cause"})
+"""Whether the store is down: the crawl's is its shards' earliest outage, not a sum."""
+
 REPORT_HOSTS_INLINE = 100
 """Hosts kept in the report that travels through history; report.json has every host."""
 
@@ -39,8 +42,17 @@ class ShardPart:
 
 def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
     total = ShardTotals()
+    down = [p for p in parts if p.store_down_since]
+    if down:
+        first = min(down, key=lambda p: p.store_down_since)
+        total.store_down_since, total.store_down_cause = (
+            first.store_down_since,
+            first.store_down_cause,
+        )
     for part in parts:
         for name in ShardTotals.model_fields:
+            if name in _STORE_FIELDS:
+                continue
             mine, theirs = getattr(total, name), getattr(part, name)
             if isinstance(mine, dict):
                 _merge_counts(mine, theirs)

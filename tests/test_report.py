@@ -346,10 +346,20 @@ def test_sum_totals_adds_every_counter_and_keeps_the_largest_run_size() -> None:
     two = ShardTotals(**{name: 2 for name in counters}, retry_histogram={"1": 2, "3": 1})
     total = sum_totals([one, two])
     assert set(counters) >= MAX_FIELDS
-    assert set(counters) | {"retry_histogram"} == set(ShardTotals.model_fields)
+    store_fields = {"store_down_since", "store_down_cause"}
+    assert set(counters) | {"retry_histogram"} | store_fields == set(ShardTotals.model_fields)
     for name in counters:
         assert getattr(total, name) == (2 if name in MAX_FIELDS else 3), name
     assert total.retry_histogram == {"1": 3, "3": 1}
+
+
+def test_sum_totals_shows_the_earliest_store_outage_of_any_shard() -> None:
+    up = ShardTotals(pages=1)
+    later = ShardTotals(store_down_since=200.0, store_down_cause="refused, later")
+    first = ShardTotals(store_down_since=100.0, store_down_cause="refused")
+    total = sum_totals([up, later, first])
+    assert (total.store_down_since, total.store_down_cause) == (100.0, "refused")
+    assert sum_totals([up, up]).store_down_since == 0.0
 
 
 def test_trim_hosts_keeps_the_busiest_and_counts_the_rest(crawl_report: CrawlReport) -> None:

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 
 import shardcrawl.store.s3 as s3_store_module
-from shardcrawl.errors import ShardcrawlError, StoreError
+from shardcrawl.errors import ShardcrawlError, StoreError, StoreUnavailable
 from shardcrawl.store import (
     TMP_PREFIX,
     FileStore,
@@ -213,6 +213,7 @@ def test_file_check_writable_fails_when_root_is_a_file(tmp_path: Path) -> None:
     assert store.url in message
     assert "not writable" in message
     assert isinstance(info.value, ShardcrawlError)
+    assert not isinstance(info.value, StoreUnavailable), "an operator must fix this: permanent"
 
 
 def test_file_list_on_missing_root_is_empty(tmp_path: Path) -> None:
@@ -283,6 +284,7 @@ def test_s3_check_writable_missing_bucket(
     with pytest.raises(StoreError) as info:
         store.check_writable()
     message = str(info.value)
+    assert not isinstance(info.value, StoreUnavailable)
     assert "'no-such-bucket-7c1e' does not exist" in message
     assert "s3://no-such-bucket-7c1e/p" in message
     assert aws_test_env["AWS_SECRET_ACCESS_KEY"] not in message
@@ -296,7 +298,7 @@ def test_s3_unreachable_endpoint_is_a_store_error(
     monkeypatch.setattr(s3_store_module, "_CLIENT_CONFIG", fast)
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     store = S3Store("bucket", endpoint_url=endpoint)
-    with pytest.raises(StoreError) as info:
+    with pytest.raises(StoreUnavailable) as info:
         store.check_writable()
     message = str(info.value)
     assert "cannot reach the S3 endpoint" in message
@@ -310,8 +312,9 @@ def test_s3_missing_credentials_is_a_store_error(
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     store = S3Store(s3_bucket, endpoint_url=moto_s3_endpoint)
-    with pytest.raises(StoreError, match="no usable AWS credentials"):
+    with pytest.raises(StoreError, match="no usable AWS credentials") as info:
         store.check_writable()
+    assert not isinstance(info.value, StoreUnavailable)
 
 
 def test_s3_get_from_missing_bucket_is_an_error_not_none(

@@ -60,6 +60,10 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["CrawlWorkflow"]
 
 ADMIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+# The report waits out a store outage (a store that refuses for good fails it at once).
+REPORT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 # A cancel surfaces as asyncio's CancelledError at most awaits, but as Temporal's when it cuts
 # off an operation in flight (e.g. "Signal was cancelled before being sent").
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
@@ -251,7 +255,7 @@ class CrawlWorkflow:
             request,
             result_type=CrawlReport,
             start_to_close_timeout=timedelta(seconds=120),
-            retry_policy=ADMIN_RETRY,
+            retry_policy=REPORT_RETRY,
         )
         self._size.note(report)
         return report

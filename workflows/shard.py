@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import MetricCounter, MetricGauge, RetryPolicy
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         DEFERRED,
         HOST_ABANDONED,
         ROBOTS_FETCH_FAILED,
+        STORE_UNAVAILABLE,
         BatchRequest,
         BatchResult,
         Enqueue,
@@ -54,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         ShardReport,
         ShardResult,
         ShardTotals,
+        StoreProbe,
         UrlTask,
     )
     from shardcrawl.frontier import Frontier, RecentSet
@@ -75,16 +78,27 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["DomainShardWorkflow"]
 
+T = TypeVar("T")
+
 # A worker that dies is noticed within HEARTBEAT_TIMEOUT and its batch runs elsewhere.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# A store that is down is not retried here: the shard puts the work back and waits for the
+# store with one probe (STORE_PROBE_RETRY), however long the outage lasts.
 BATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=["UnknownSpider"],
+    non_retryable_error_types=["UnknownSpider", STORE_UNAVAILABLE],
 )
-ROBOTS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+ROBOTS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=[STORE_UNAVAILABLE],
+)
+STORE_PROBE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15)
+)
 # Proxies a robots.txt fetch may fail through before the failure stands for the host.
 ROBOTS_PROXY_TRIES = 3
 MAX_BATCHES_IN_FLIGHT = 64
@@ -93,9 +107,13 @@ CANCEL_GRACE = timedelta(seconds=30)
 # its owner once, not once per page. Only an optimisation: the owner still dedups everything.
 FORWARDED_MEMORY = 200_000
 SEGMENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[STORE_UNAVAILABLE],
 )
-SEGMENT_TIMEOUT = timedelta(seconds=60)
+# One store call may take boto3's five attempts at its 5 s connect and 30 s read timeouts.
+STORE_CALL_SECONDS = 180
+SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
 # Forwarded URLs per report, and URL text per batch: each message stays one small payload.
 MAX_FORWARDS_PER_REPORT = 1000
 # Retry batches of all hosts together hold at most this share of the shard's batch slots, so
@@ -109,7 +127,8 @@ CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 def _batch_timeout(request: BatchRequest) -> timedelta:
     """Long enough for every URL to time out one after another within its lease, plus slack."""
     per_url = request.fetch.download_timeout_seconds + request.delay_seconds
-    return timedelta(seconds=60 + per_url * len(request.urls) / request.concurrency)
+    fetching = per_url * len(request.urls) / request.concurrency
+    return timedelta(seconds=60 + STORE_CALL_SECONDS + fetching)
 
 
 @workflow.defn(name="DomainShardWorkflow")
@@ -134,12 +153,16 @@ class DomainShardWorkflow:
         self._robots: dict[str, RobotsResult | None] = {}
         self._robots_tries: dict[str, int] = {}
         self._previous_next = 0
-        self._batches: set[asyncio.Task[None]] = set()
+        # In-flight batch tasks, in start order (a dict: a set's order could differ on replay).
+        self._batches: dict[asyncio.Task[None], None] = {}
         self._batch_seq = 0
         self._last_report: tuple[object, ...] | None = None
         self._fatal: BaseException | None = None
         self._draining = False
         self._dispatched_at = 0.0
+        # While the store is down: since when (workflow time) and its last error.
+        self._store_down_since = 0.0
+        self._store_down_cause = ""
         # Counter values already exported (by this run, or the runs before it).
         self._exported: dict[str, int] = {}
         # Metric instruments, made once per run on first use.
@@ -276,7 +299,7 @@ class DomainShardWorkflow:
         try:
             await workflow.wait_condition(lambda: not self._batches, timeout=timeout)
         except TimeoutError:
-            for task in self._batches:
+            for task in list(self._batches):
                 task.cancel()
             await workflow.wait_condition(lambda: not self._batches)
 
@@ -322,18 +345,21 @@ class DomainShardWorkflow:
         """A page of the previous crawl's URLs (incremental crawl): queued like seeds, so that
         every page of it is asked for again, conditionally."""
         assert self._input.previous_crawl is not None
-        page = await workflow.execute_activity(
-            "previous_urls",
-            PreviousRequest(
-                output=self._spec.output,
-                crawl_id=self._input.crawl_id,
-                previous_crawl=self._input.previous_crawl,
-                shard=self._input.shard,
-                start=self._previous_next,
-            ),
-            result_type=PreviousPage,
-            start_to_close_timeout=SEGMENT_TIMEOUT,
-            retry_policy=SEGMENT_RETRY,
+        request = PreviousRequest(
+            output=self._spec.output,
+            crawl_id=self._input.crawl_id,
+            previous_crawl=self._input.previous_crawl,
+            shard=self._input.shard,
+            start=self._previous_next,
+        )
+        page = await self._until_stored(
+            lambda: workflow.execute_activity(
+                "previous_urls",
+                request,
+                result_type=PreviousPage,
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=SEGMENT_RETRY,
+            )
         )
         self._size.note(page)
         self._previous_next = page.next
@@ -343,7 +369,7 @@ class DomainShardWorkflow:
     # -- outgoing batches ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        if self._paused or self._finish or self._draining:
+        if self._paused or self._finish or self._draining or self._store_down_since:
             return
         now = workflow.now().timestamp()
         self._dispatched_at = now
@@ -472,12 +498,12 @@ class DomainShardWorkflow:
 
     def _start(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
-        self._batches.add(task)
+        self._batches[task] = None
         task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         """Nobody awaits a batch task, so its failure is kept here for the main loop to raise."""
-        self._batches.discard(task)
+        self._batches.pop(task, None)
         if not task.cancelled() and task.exception() is not None and self._fatal is None:
             self._fatal = task.exception()
         self._dirty = True
@@ -518,17 +544,23 @@ class DomainShardWorkflow:
             proxies=proxies,
         )
         try:
-            result = await workflow.execute_activity(
-                "fetch_robots",
-                request,
-                result_type=RobotsResult,
-                start_to_close_timeout=timedelta(
-                    seconds=60 + 6 * self._fetch.download_timeout_seconds
-                ),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=ROBOTS_RETRY,
+            result = await self._until_stored(
+                lambda: workflow.execute_activity(
+                    "fetch_robots",
+                    request,
+                    result_type=RobotsResult,
+                    start_to_close_timeout=timedelta(
+                        seconds=60 + STORE_CALL_SECONDS + 6 * self._fetch.download_timeout_seconds
+                    ),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=ROBOTS_RETRY,
+                )
             )
         except ActivityError as exc:
+            if isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable:
+                raise ApplicationError(
+                    exc.cause.message, type=exc.cause.type, non_retryable=True
+                ) from exc
             workflow.logger.warning("robots.txt of %s not fetched: %s", origin, exc.cause)
             result = RobotsResult(error=ROBOTS_FETCH_FAILED)
         finally:
@@ -569,30 +601,35 @@ class DomainShardWorkflow:
         )
         self._size.note(request)
         try:
-            result = await workflow.execute_activity(
-                "crawl_batch",
-                request,
-                result_type=BatchResult,
-                start_to_close_timeout=_batch_timeout(request),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=BATCH_RETRY,
+            # The same request again after a store outage: the same batch id, so the same
+            # items key, which a write that landed unseen before the outage is replaced by.
+            result = await self._until_stored(
+                lambda: workflow.execute_activity(
+                    "crawl_batch",
+                    request,
+                    result_type=BatchResult,
+                    start_to_close_timeout=_batch_timeout(request),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=BATCH_RETRY,
+                )
             )
+        except CANCELLED:
+            self._requeue(tasks)
+            raise
         except ActivityError as exc:
-            if isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable:
-                raise ApplicationError(
-                    exc.cause.message, type=exc.cause.type, non_retryable=True
-                ) from exc
-            workflow.logger.warning("batch %s lost: %s", request.batch_id, exc.cause)
-            result = BatchResult(
-                batch_id=request.batch_id,
-                outcomes=[
-                    FetchOutcome(url=t.url, error=BATCH_FAILED, attempt=t.attempt) for t in tasks
-                ],
-                links=[],
-                items_key="",
-                items_written=0,
-                attempt=BATCH_RETRY.maximum_attempts,
-            )
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from exc
+            if isinstance(cause, TemporalCancelledError):
+                self._requeue(tasks)
+                return
+            raise ApplicationError(
+                f"batch {request.batch_id} ({len(tasks)} URLs of {origin}) failed "
+                f"{BATCH_RETRY.maximum_attempts} times, the last with {cause}: the crawl "
+                "stops rather than drop its URLs",
+                type=BATCH_FAILED,
+                non_retryable=True,
+            ) from exc
         finally:
             self._politeness.release(lease, now=workflow.now().timestamp())
             self._proxies.release(proxies)
@@ -646,11 +683,57 @@ class DomainShardWorkflow:
         for link in result.links:
             self._route(UrlTask(url=link.url, depth=link.depth), count=link.count)
 
+    def _requeue(self, tasks: list[UrlTask]) -> None:
+        """URLs of a batch cut off (a cancel): back where they came from, no attempt counted,
+        so the report counts them as left unfetched, not as lost."""
+        now = workflow.now().timestamp()
+        for task in tasks:
+            if task.attempt > 1:
+                self._retries.push(task, now)
+            else:
+                self._frontier.requeue(task)
+                self._credits += 1
+
     def _follow_redirect(self, source: UrlTask, target: str) -> None:
         if source.redirects >= self._spec.max_redirects:
             self._stats.totals.redirects_exceeded += 1
             return
         self._route(UrlTask(url=target, depth=source.depth, redirects=source.redirects + 1))
+
+    # -- the store -----------------------------------------------------------------------------
+
+    async def _until_stored(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run an activity that uses the store; while the store is down, wait for it and run
+        the activity again with the same input (so the same keys), counting no attempt."""
+        while True:
+            try:
+                return await call()
+            except ActivityError as exc:
+                cause = exc.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == STORE_UNAVAILABLE):
+                    raise
+                await self._wait_for_store(cause.message)
+
+    async def _wait_for_store(self, cause: str) -> None:
+        """One probe per shard, retried with backoff and no limit, however many batches wait;
+        no batch is cut meanwhile, and status shows since when the store is down."""
+        if self._store_down_since:
+            await workflow.wait_condition(lambda: not self._store_down_since)
+            return
+        self._store_down_since = workflow.now().timestamp()
+        self._store_down_cause = cause
+        workflow.logger.warning("store down, waiting for it: %s", cause)
+        try:
+            await workflow.execute_activity(
+                "check_store",
+                StoreProbe(output=self._spec.output),
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=STORE_PROBE_RETRY,
+            )
+        finally:
+            self._store_down_since = 0.0
+            self._store_down_cause = ""
+            self._dirty = True
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -674,6 +757,8 @@ class DomainShardWorkflow:
         totals.retry_waiting = len(self._retries)
         totals.parked_hosts = len(self._pressure.parked())
         totals.abandoned_hosts = len(self._pressure.abandoned())
+        totals.store_down_since = self._store_down_since
+        totals.store_down_cause = self._store_down_cause
         return totals
 
     async def _report(self) -> None:
@@ -802,22 +887,26 @@ class DomainShardWorkflow:
             )
             request = SegmentWrite(output=self._spec.output, key=key, data=data)
             self._size.note(request)
-            await workflow.execute_activity(
-                "save_segment",
-                request,
-                start_to_close_timeout=SEGMENT_TIMEOUT,
-                retry_policy=SEGMENT_RETRY,
+            await self._until_stored(
+                lambda request=request: workflow.execute_activity(  # type: ignore[misc]
+                    "save_segment",
+                    request,
+                    start_to_close_timeout=SEGMENT_TIMEOUT,
+                    retry_policy=SEGMENT_RETRY,
+                )
             )
             keys.append(key)
         return keys
 
     async def _load_segment(self, key: str) -> bytes:
-        result = await workflow.execute_activity(
-            "load_segment",
-            SegmentRead(output=self._spec.output, key=key),
-            result_type=SegmentData,
-            start_to_close_timeout=SEGMENT_TIMEOUT,
-            retry_policy=SEGMENT_RETRY,
+        result = await self._until_stored(
+            lambda: workflow.execute_activity(
+                "load_segment",
+                SegmentRead(output=self._spec.output, key=key),
+                result_type=SegmentData,
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=SEGMENT_RETRY,
+            )
         )
         self._size.note(result)
         return result.data
@@ -862,14 +951,17 @@ class DomainShardWorkflow:
         for key in checkpoint.proxy_segments:
             self._proxies.restore(unpack_records(await self._load_segment(key)))
         # Loaded into history now, so the store's copy is no longer needed.
-        await workflow.execute_activity(
-            "delete_segments",
-            SegmentDelete(
-                output=self._spec.output,
-                prefix=layout.shard_state_prefix(
-                    self._input.crawl_id, self._input.shard, checkpoint.generation
-                ),
+        delete = SegmentDelete(
+            output=self._spec.output,
+            prefix=layout.shard_state_prefix(
+                self._input.crawl_id, self._input.shard, checkpoint.generation
             ),
-            start_to_close_timeout=SEGMENT_TIMEOUT,
-            retry_policy=SEGMENT_RETRY,
+        )
+        await self._until_stored(
+            lambda: workflow.execute_activity(
+                "delete_segments",
+                delete,
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=SEGMENT_RETRY,
+            )
         )

@@ -7,7 +7,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from shardcrawl.errors import StoreError
+from shardcrawl.errors import StoreError, StoreUnavailable
 
 __all__ = ["PROBE_PREFIX", "TMP_PREFIX", "redact_url"]
 
@@ -102,13 +102,18 @@ class _BaseStore(ABC):
         try:
             yield
         except self._failures as exc:
-            raise StoreError(f"store {self._describe()}: {what}: {self._cause(exc)}") from exc
+            error = StoreUnavailable if self._passes(exc) else StoreError
+            raise error(f"store {self._describe()}: {what}: {self._cause(exc)}") from exc
 
     def _describe(self) -> str:
         return self.url
 
     @abstractmethod
     def _cause(self, exc: BaseException) -> str: ...
+
+    @abstractmethod
+    def _passes(self, exc: BaseException) -> bool:
+        """Whether the failure may pass by itself (an outage), rather than need an operator."""
 
     @abstractmethod
     def _write(self, key: str, data: bytes) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -11,6 +12,13 @@ from pathlib import Path
 from shardcrawl.store._base import TMP_PREFIX, _BaseStore
 
 __all__ = ["FileStore"]
+
+# A full disk or quota, an I/O hiccup, a stale network mount: these pass once someone frees
+# space or the mount comes back. Permissions, a read-only or missing root do not.
+_PASSING_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR}
+    | {errno.ETIMEDOUT, errno.ESTALE, errno.ENOBUFS, errno.ENOMEM}
+)
 
 
 class FileStore(_BaseStore):
@@ -28,6 +36,9 @@ class FileStore(_BaseStore):
 
     def _cause(self, exc: BaseException) -> str:
         return str(exc)
+
+    def _passes(self, exc: BaseException) -> bool:
+        return isinstance(exc, OSError) and exc.errno in _PASSING_ERRNOS
 
     def _write(self, key: str, data: bytes) -> None:
         path = self._path(key)

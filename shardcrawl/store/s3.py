@@ -73,6 +73,9 @@ class S3Store(_BaseStore):
     def _cause(self, exc: BaseException) -> str:
         return _redact_secrets(_s3_cause(exc, self.bucket))
 
+    def _passes(self, exc: BaseException) -> bool:
+        return _passes(exc)
+
     def _write(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
@@ -107,6 +110,28 @@ _CONNECTION_ERRORS = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectTimeoutError,
 )
+
+
+_PASSING_ERRORS = (
+    botocore.exceptions.ConnectionError,  # refused, unreachable, connect timed out
+    botocore.exceptions.HTTPClientError,  # connections lost, reads timed out
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.CredentialRetrievalError,  # an instance role's service, for now
+)
+# Answers that say "not now" rather than "no": throttling and timeouts (S3 sends 503 SlowDown).
+_PASSING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequests"}
+    | {"RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable"}
+)
+
+
+def _passes(exc: BaseException) -> bool:
+    """Unreachable, timed out, 5xx or throttled: an outage that passes. Credentials, a
+    missing bucket, a denied access or a malformed request need an operator."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _error_code(exc) in _PASSING_CODES or status >= 500 or status == 429
+    return isinstance(exc, _PASSING_ERRORS)
 
 
 def _s3_cause(exc: BaseException, bucket: str) -> str:

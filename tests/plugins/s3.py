@@ -21,7 +21,14 @@ import pytest
 
 from shardcrawl.devserver import free_port
 
-__all__ = ["aws_test_env", "moto_s3_endpoint", "s3_bucket"]
+__all__ = [
+    "aws_test_env",
+    "make_bucket",
+    "moto_s3_endpoint",
+    "s3_bucket",
+    "start_moto",
+    "stop_moto",
+]
 
 _STARTUP_TIMEOUT_S = 20.0
 _LOOPBACK_HOSTS = "127.0.0.1,localhost"
@@ -70,7 +77,7 @@ def _wait_until_answering(url: str, proc: subprocess.Popen[bytes], log_path: Pat
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_moto(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -80,16 +87,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def moto_s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run ``python -m moto.server`` on a free loopback port for the whole session.
+def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m moto.server`` on a free loopback port, once it answers; its URL.
 
     Output goes to a log file, not a pipe: moto logs every request and an unread
     pipe would eventually block the server.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("moto") / "moto-server.log"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -97,9 +102,20 @@ def moto_s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     try:
         _wait_until_answering(url, proc, log_path)
+    except BaseException:
+        stop_moto(proc)
+        raise
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def moto_s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One moto S3 server for the whole session."""
+    proc, url = start_moto(tmp_path_factory.mktemp("moto") / "moto-server.log")
+    try:
         yield url
     finally:
-        _stop(proc)
+        stop_moto(proc)
 
 
 def _append_env(monkeypatch: pytest.MonkeyPatch, name: str, hosts: str) -> None:
@@ -136,9 +152,12 @@ def aws_test_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def s3_bucket(moto_s3_endpoint: str, aws_test_env: dict[str, str]) -> str:
     """Create a uniquely named, empty bucket in the moto server and return its name."""
+    return make_bucket(moto_s3_endpoint)
+
+
+def make_bucket(endpoint: str) -> str:
+    """A new, empty, uniquely named bucket at the S3 server ``endpoint``."""
     name = f"shardcrawl-test-{uuid.uuid4().hex[:12]}"
-    client = boto3.session.Session().client(
-        "s3", endpoint_url=moto_s3_endpoint, region_name="us-east-1"
-    )
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=name)
     return name
