@@ -48,7 +48,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, config: Config) -> Worker:
-    runtime = ScrapyRuntime()
+    runtime = ScrapyRuntime(spider_modules=config.spider_module_list())
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
     guard = AddressGuard()
     batch = BatchActivities(

@@ -18,12 +18,14 @@ from activities.netguard import AddressGuard
 from activities.previous import PreviousRecords, change_of, conditions
 from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
-from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
+from activities.scrapy_runtime import CrawlerStartError, ScrapyRuntime, UnknownSpiderError
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
 from shardcrawl.contracts import (
     NOT_FETCHED,
+    REQUEST_NOT_TRANSFERABLE,
     ROBOTS_DISALLOWED,
+    SPIDER_START_FAILED,
     BatchRequest,
     BatchResult,
     FetchOutcome,
@@ -36,9 +38,13 @@ from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["BatchActivities", "page_record"]
+__all__ = ["RECORD_FIELDS", "BatchActivities", "page_record"]
 
-_BASE_FIELDS = ("url", "status", "depth", "fetched_at")
+# A page record's own fields; a spider's item is merged in only if it has none of them.
+RECORD_FIELDS = frozenset(
+    {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
+    | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
+)
 
 
 def page_record(page: PageCapture) -> dict[str, Any]:
@@ -57,8 +63,10 @@ def page_record(page: PageCapture) -> dict[str, Any]:
     for name in ("etag", "last_modified", "content_hash"):
         if getattr(page, name):
             record[name] = getattr(page, name)
-    if len(page.items) == 1:
-        record.update({k: v for k, v in page.items[0].items() if k not in _BASE_FIELDS})
+    # One item is merged into the page's record, unless a field of it would overwrite one of
+    # ours; then, as with several items, they are kept whole under "items".
+    if len(page.items) == 1 and not RECORD_FIELDS.intersection(page.items[0]):
+        record.update(page.items[0])
     elif page.items:
         record["items"] = page.items
     return record
@@ -70,29 +78,41 @@ _canonical = functools.lru_cache(maxsize=1 << 16)(urls.canonicalize)
 
 
 def _links(pages: list[PageCapture]) -> list[Link]:
-    """Canonical, crawlable links of the batch, each once, at its smallest depth, with how
-    many times the pages link it (so the shard counts every duplicate)."""
-    raw_depth: dict[str, int] = {}
-    raw_count: dict[str, int] = {}
+    """The crawlable requests the batch's spider yielded, at canonical URLs, each once (by
+    Scrapy's identity: URL, method, body; the first one yielded wins) at its smallest depth,
+    with how many times the pages yielded it (so the shard counts every duplicate). A
+    ``dont_filter`` request is never merged with another."""
+    links: dict[object, Link] = {}
     for page in pages:
         depth = page.depth + 1
-        for raw in page.links:
-            raw_depth[raw] = min(depth, raw_depth.get(raw, depth))
-            raw_count[raw] = raw_count.get(raw, 0) + 1
-    best: dict[str, int] = {}
-    count: dict[str, int] = {}
-    for raw, depth in raw_depth.items():
-        canonical = _canonical(raw)
-        if canonical is not None:
-            best[canonical] = min(depth, best.get(canonical, depth))
-            count[canonical] = count.get(canonical, 0) + raw_count[raw]
-    return [Link(url=u, depth=d, count=count[u]) for u, d in best.items()]
+        for found in page.links:
+            canonical = _canonical(found.url)
+            if canonical is None:
+                continue
+            request = found.request
+            key: object = canonical
+            if request is not None and request.dont_filter:
+                key = len(links)
+            elif request is not None and (request.method != "GET" or request.body_b64):
+                key = (canonical, request.method, request.body_b64)
+            link = links.get(key)
+            if link is None:
+                links[key] = Link(
+                    url=canonical, depth=depth, priority=found.priority, request=found.request
+                )
+            else:
+                link.count += 1
+                link.depth = min(link.depth, depth)
+    return list(links.values())
 
 
-def _outcome(page: PageCapture, attempt: int, change: PageChange | None = None) -> FetchOutcome:
+def _outcome(
+    page: PageCapture, task: int, attempt: int, change: PageChange | None = None
+) -> FetchOutcome:
     redirect = urls.canonicalize(page.location) if page.location else None
     return FetchOutcome(
         url=page.url,
+        task=task,
         status=page.status,
         error=page.error if page.status is None else None,
         redirect_to=redirect,
@@ -147,14 +167,15 @@ class BatchActivities:
             urls.hostname(request.origin),
             allow_private_networks=request.fetch.allow_private_networks,
         )
-        refused: dict[str, str] = {}
-        to_fetch: list[UrlTask] = []
-        for task in request.urls:
+        refused: dict[int, str] = {}
+        fetched: list[int] = []  # indexes in request.urls of the requests that go out
+        for index, task in enumerate(request.urls):
             reason = await self._robots_refusal(request, task) or address_refusal
             if reason:
-                refused[task.url] = reason
+                refused[index] = reason
             else:
-                to_fetch.append(task)
+                fetched.append(index)
+        to_fetch = [request.urls[i] for i in fetched]
 
         previous: dict[str, dict[str, Any]] = {}
         if request.previous_crawl:
@@ -162,48 +183,63 @@ class BatchActivities:
                 request.output, request.previous_crawl, request.origin
             )
         capture = BatchCapture(
-            [(t.url, t.depth) for t in to_fetch],
+            to_fetch,
             blocks=request.fetch.blocks,
             proxies=proxy_slots(request.proxies),
             conditions=conditions(previous, [t.url for t in to_fetch]),
         )
         if to_fetch:
             settings = batch_settings(request, reactor=self._runtime.reactor())
-            await self._runtime.crawl(
-                spidercls,
-                settings,
-                spider_kwargs={CAPTURE_ARG: capture},
-                heartbeat=lambda: activity.heartbeat(request.batch_id),
+            try:
+                await self._runtime.crawl(
+                    spidercls,
+                    settings,
+                    spider_kwargs={CAPTURE_ARG: capture},
+                    heartbeat=lambda: activity.heartbeat(request.batch_id),
+                )
+            except CrawlerStartError as exc:
+                raise ApplicationError(
+                    f"spider {request.spider!r} cannot run: {exc}",
+                    type=SPIDER_START_FAILED,
+                    non_retryable=True,
+                ) from exc
+        if capture.problem:
+            raise ApplicationError(
+                capture.problem, type=REQUEST_NOT_TRANSFERABLE, non_retryable=True
             )
-        pages = list(capture.pages.values())
-        for page in pages:
+        pages = dict(zip(fetched, capture.pages, strict=True))
+        for page in pages.values():
             if page.status is None and page.error is None:
                 page.error = NOT_FETCHED
 
-        attempts = {t.url: t.attempt for t in request.urls}
         outcomes = [
-            FetchOutcome(url=u, error=why, attempt=attempts[u]) for u, why in refused.items()
+            FetchOutcome(
+                url=request.urls[i].url, task=i, error=why, attempt=request.urls[i].attempt
+            )
+            for i, why in refused.items()
         ]
         changes = {
-            p.url: change_of(p.status, p.content_hash, previous.get(p.url))
-            for p in pages
+            i: change_of(p.status, p.content_hash, previous.get(p.url))
+            for i, p in pages.items()
             if request.previous_crawl and p.status is not None
         }
-        outcomes += [_outcome(p, attempts[p.url], changes.get(p.url)) for p in pages]
-        # A response the shard will try again leaves no record: the URL's last attempt writes
-        # it, so each URL is in the output once.
-        retried = {o.url for o in outcomes if will_retry(o, request.fetch.retry)}
+        outcomes += [
+            _outcome(p, i, request.urls[i].attempt, changes.get(i)) for i, p in pages.items()
+        ]
+        # A response the shard will try again leaves no record: the request's last attempt
+        # writes it, so each request is in the output once.
+        retried = {o.task for o in outcomes if will_retry(o, request.fetch.retry)}
         key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
         records = [
-            _record(p, changes.get(p.url), previous.get(p.url))
-            for p in pages
-            if p.status is not None and p.url not in retried
+            _record(p, changes.get(i), previous.get(p.url))
+            for i, p in pages.items()
+            if p.status is not None and i not in retried
         ]
         body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
         result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
-            links=_links(pages),
+            links=_links(list(pages.values())),
             items_key=key,
             items_written=len(records),
             attempt=activity.info().attempt,

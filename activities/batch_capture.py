@@ -1,6 +1,7 @@
-"""Adapts any ordinary Scrapy spider to one batch: exactly the batch's URLs go out, every link the
-spider yields comes back to the shard instead of being scheduled, and every response, item and
-failure is recorded per URL.
+"""Adapts any ordinary Scrapy spider to one batch: exactly the batch's requests go out, each to
+its own callback with its own arguments, every request the spider yields (from a callback or an
+errback) comes back to the shard instead of being scheduled, and every response, item and
+failure is recorded per request.
 
 ``BatchCapture`` is the record of one crawl; ``BatchCaptureMiddleware`` (a spider middleware, the
 closest one to the spider) feeds it. The capture object travels as a spider argument (Scrapy
@@ -10,8 +11,9 @@ deep-copies settings), so one process can run many batches at once without share
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +30,14 @@ from scrapy.exceptions import (
     IgnoreRequest,
     ResponseDataLossError,
 )
-from scrapy.http import Response, TextResponse
+from scrapy.http import Response
 from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
+from activities.request_codec import RequestNotTransferable, request_data, scrapy_request
 from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
-from shardcrawl.contracts import DEFERRED, BlockSpec
+from shardcrawl.contracts import DEFERRED, BlockSpec, RequestData, UrlTask
 
 if TYPE_CHECKING:
     from activities.proxy_assign import ProxySlots
@@ -86,12 +89,23 @@ def classify_failure(exc: BaseException) -> str:
     return "error:" + type(exc).__name__
 
 
+@dataclass(frozen=True)
+class FoundRequest:
+    """A request a spider yielded: where it goes, and (if not a plain GET to ``parse``) the
+    rest of it."""
+
+    url: str
+    priority: int = 0
+    request: RequestData | None = None
+
+
 @dataclass
 class PageCapture:
-    """What one batch URL produced."""
+    """What one batch request produced."""
 
     url: str
     depth: int
+    errback: str | None = None
     status: int | None = None
     error: str | None = None
     fetched_at: float | None = None
@@ -99,7 +113,7 @@ class PageCapture:
     location: str | None = None
     size_bytes: int = 0
     items: list[dict[str, Any]] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
+    links: list[FoundRequest] = field(default_factory=list)
     body: bytes | None = None
     blocked: str | None = None
     retry_after: float | None = None
@@ -112,11 +126,12 @@ class PageCapture:
 
 
 class BatchCapture:
-    """The record of one batch crawl, keyed by the batch URL each response belongs to."""
+    """The record of one batch crawl, by the index of the batch request each response
+    belongs to."""
 
     def __init__(
         self,
-        tasks: list[tuple[str, int]],
+        tasks: list[UrlTask],
         *,
         keep_bodies: bool = False,
         blocks: BlockSpec | None = None,
@@ -130,25 +145,38 @@ class BatchCapture:
         self.proxies = proxies
         self.conditions = conditions or {}
         self.hold_until = 0.0
-        self.pages: dict[str, PageCapture] = {u: PageCapture(url=u, depth=d) for u, d in tasks}
-
-    def requests(self, spider_callback: Any) -> list[Request]:
-        return [
-            Request(
-                page.url,
-                callback=spider_callback,
-                errback=self.on_error,
-                dont_filter=True,
-                meta={_META_KEY: page.url, "depth": page.depth},
-                headers=self.conditions.get(page.url),
-            )
-            for page in self.pages.values()
+        self.tasks = tasks
+        self.pages = [
+            PageCapture(url=t.url, depth=t.depth, errback=t.request.errback if t.request else None)
+            for t in tasks
         ]
+        self.spider: Any = None
+        self.problem: str | None = None
+        """Why a request the spider yielded cannot travel (the batch then fails, saying so)."""
+
+    def requests(self, spider: Any) -> list[Request]:
+        """The batch's requests, rebuilt for this spider; one that cannot be (the spider lost
+        the method its callback names) is the batch's problem, reported when it ends."""
+        self.spider = spider
+        out = []
+        for index, task in enumerate(self.tasks):
+            try:
+                request = scrapy_request(
+                    task,
+                    spider,
+                    meta={_META_KEY: index, "depth": task.depth},
+                    headers=self.conditions.get(task.url),
+                    errback=self.on_error,
+                )
+            except RequestNotTransferable as exc:
+                self.problem = self.problem or f"{exc} (to rebuild {task.url})"
+                continue
+            out.append(request)
+        return out
 
     def page_of(self, request: Request | None) -> PageCapture | None:
-        if request is None:
-            return None
-        return self.pages.get(request.meta.get(_META_KEY, ""))
+        index = request.meta.get(_META_KEY) if request is not None else None
+        return self.pages[index] if isinstance(index, int) else None
 
     def on_response(self, response: Response, request: Request, spider: Any = None) -> None:
         page = self.page_of(request)
@@ -188,16 +216,42 @@ class BatchCapture:
         page.retry_after = retry_after_seconds(response.headers.get(b"Retry-After"))
         return page
 
-    def on_error(self, failure: Failure) -> None:
-        request = getattr(failure, "request", None)
+    def on_error(self, failure: Failure) -> Any:
+        """Every batch request's errback: records a download failure, then calls the spider's
+        own errback, if the request had one, and takes the requests it yields as links."""
+        request = _request_of(failure)
         page = self.page_of(request)
-        if page is not None and page.status is None:
+        if page is None:
+            return None
+        if page.status is None:
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
             page.proxy = request.meta.get(PROXY_META) if request is not None else None
+        if page.errback is None or isinstance(failure.value, HeldByRetryAfter):
+            return None
+        output = getattr(self.spider, page.errback)(failure)
+        if inspect.isasyncgen(output):
+            return self._links_of_async(output, page)
+        return None if output is None else self._links_of(output, page)
 
-    def on_item(self, item: Any, response: Response, spider: Any = None) -> None:
-        page = self.page_of(response.request if response is not None else None)
+    def _links_of(self, output: Iterable[Any], page: PageCapture) -> Iterator[Any]:
+        for obj in output:
+            if isinstance(obj, Request):
+                self.found(obj, page)
+            else:
+                yield obj
+
+    async def _links_of_async(
+        self, output: AsyncIterator[Any], page: PageCapture
+    ) -> AsyncIterator[Any]:
+        async for obj in output:
+            if isinstance(obj, Request):
+                self.found(obj, page)
+            else:
+                yield obj
+
+    def on_item(self, item: Any, response: Any, spider: Any = None) -> None:
+        page = self.page_of(_request_of(response))
         if page is not None:
             page.items.append(ItemAdapter(item).asdict())
 
@@ -207,22 +261,33 @@ class BatchCapture:
             page.items.append({"parse_error": f"{type(failure.value).__name__}: {failure.value}"})
 
     def on_link(self, request: Request, response: Response | None) -> None:
+        """A request a callback yielded: the spider decides what to follow, the shard when."""
         page = self.page_of(response.request if response is not None else None)
-        if page is None or page.status is None or not _is_html(response):
+        if page is not None:
+            self.found(request, page)
+
+    def found(self, request: Request, page: PageCapture) -> None:
+        try:
+            data = request_data(request, self.spider)
+        except RequestNotTransferable as exc:
+            self.problem = self.problem or f"{exc} (yielded on {page.url})"
             return
-        page.links.append(request.url)
+        page.links.append(FoundRequest(url=request.url, priority=request.priority, request=data))
+
+
+def _request_of(response_or_failure: Any) -> Request | None:
+    """The request behind a response, or behind a failure (a download error carries it; an
+    HttpError carries its response)."""
+    request = getattr(response_or_failure, "request", None)
+    if request is None and isinstance(response_or_failure, Failure):
+        response = getattr(response_or_failure.value, "response", None)
+        request = getattr(response, "request", None)
+    return request if isinstance(request, Request) else None
 
 
 def _header(response: Response, name: bytes) -> str | None:
     value = response.headers.get(name)
     return value.decode("latin-1") if value else None
-
-
-def _is_html(response: Response | None) -> bool:
-    if not isinstance(response, TextResponse):
-        return False
-    ctype = (response.headers.get(b"Content-Type") or b"text/html").lower()
-    return b"html" in ctype
 
 
 def capture_of(crawler: Crawler) -> BatchCapture:
@@ -286,8 +351,7 @@ class BatchCaptureMiddleware:
         return mw
 
     async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        spider = self.crawler.spider
-        for request in self.capture.requests(spider.parse if spider else None):
+        for request in self.capture.requests(self.crawler.spider):
             yield request
 
     def process_spider_output(

@@ -20,7 +20,7 @@ from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
-from shardcrawl.contracts import RobotsRequest, RobotsResult
+from shardcrawl.contracts import RobotsRequest, RobotsResult, UrlTask
 from shardcrawl.scrapy_settings import fetch_settings
 
 __all__ = ["RobotsActivities", "RobotsRules"]
@@ -72,7 +72,7 @@ class RobotsActivities:
             return RobotsResult(error=refusal)
         robots_url = request.origin + "/robots.txt"
         capture = BatchCapture(
-            [(robots_url, 0)], keep_bodies=True, proxies=proxy_slots(request.proxies)
+            [UrlTask(url=robots_url)], keep_bodies=True, proxies=proxy_slots(request.proxies)
         )
         settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
         settings.update(
@@ -88,7 +88,7 @@ class RobotsActivities:
             spider_kwargs={CAPTURE_ARG: capture},
             heartbeat=activity.heartbeat,
         )
-        page = capture.pages[robots_url]
+        page = capture.pages[0]
         if page.status is None:
             return RobotsResult(error=page.error)
         if 200 <= page.status < 300:

@@ -18,13 +18,20 @@ from scrapy.crawler import Crawler, CrawlerRunner
 from scrapy.settings import Settings
 from scrapy.spiderloader import SpiderLoader
 
-__all__ = ["ScrapyRuntime", "UnknownSpiderError"]
+from shardcrawl.errors import ConfigError
+
+__all__ = ["CrawlerStartError", "ScrapyRuntime", "UnknownSpiderError"]
 
 SPIDER_MODULES = ["spiders"]
 
 
 class UnknownSpiderError(LookupError):
-    """The spec names a spider that the worker's spiders/ package does not have."""
+    """The spec names a spider that none of the worker's spider modules has."""
+
+
+class CrawlerStartError(RuntimeError):
+    """Scrapy could not build or start a crawler for the spider (its settings, its __init__):
+    the same on every try, so a batch fails at once, with the cause."""
 
 
 class ScrapyRuntime:
@@ -34,9 +41,14 @@ class ScrapyRuntime:
     _started = False
 
     def __init__(self, *, spider_modules: list[str] | None = None) -> None:
-        self._spider_loader = SpiderLoader.from_settings(
-            Settings({"SPIDER_MODULES": spider_modules or SPIDER_MODULES})
-        )
+        modules = spider_modules or SPIDER_MODULES
+        try:
+            self._spider_loader = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": modules}))
+        except ImportError as exc:
+            raise ConfigError(
+                f"SHARDCRAWL_SPIDER_MODULES={','.join(modules)!r}: cannot import {exc.name or ''}"
+                f" ({exc})"
+            ) from None
         self._runner: CrawlerRunner | None = None
         self.reactor_path = ""
 
@@ -101,11 +113,17 @@ class ScrapyRuntime:
             loop.call_soon_threadsafe(apply)
 
         def start() -> None:
-            merged = Settings()
-            merged.setdict(settings, priority="cmdline")
-            crawler = Crawler(spidercls, merged)
-            holder["crawler"] = crawler
-            deferred = runner.crawl(crawler, **(spider_kwargs or {}))
+            # Whatever building or starting the crawler raises ends the wait with it, instead
+            # of the batch heartbeating until its timeout.
+            try:
+                merged = Settings()
+                merged.setdict(settings, priority="cmdline")
+                crawler = Crawler(spidercls, merged)
+                holder["crawler"] = crawler
+                deferred = runner.crawl(crawler, **(spider_kwargs or {}))
+            except Exception as exc:
+                settle(CrawlerStartError(f"{spidercls.__name__}: {type(exc).__name__}: {exc}"))
+                return
             deferred.addCallbacks(lambda _: settle(None), lambda f: settle(f.value))
 
         crochet.run_in_reactor(start)()

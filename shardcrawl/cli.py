@@ -151,7 +151,7 @@ def _check_spider(name: str) -> None:
     from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 
     try:
-        ScrapyRuntime().spider_class(name)
+        ScrapyRuntime(spider_modules=Config.load().spider_module_list()).spider_class(name)
     except UnknownSpiderError as exc:
         raise SpecError(f"invalid crawl spec:\nspider: {exc}") from None
 

@@ -43,12 +43,21 @@ class Config(BaseSettings):
     connect_wait_seconds: float = Field(
         default=120.0, ge=0.0, description="how long a starting worker waits for Temporal"
     )
+    spider_modules: str = Field(
+        default="spiders",
+        pattern=r"^\s*[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*$",
+        description="comma-separated modules whose Scrapy spiders a worker runs (a user's own "
+        "Scrapy project package works as it is)",
+    )
     log_level: str = Field(default="INFO")
     metrics_address: str | None = Field(
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="HOST:PORT where a worker serves Prometheus metrics; unset means none",
     )
+
+    def spider_module_list(self) -> list[str]:
+        return [name.strip() for name in self.spider_modules.split(",")]
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Config:

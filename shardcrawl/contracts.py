@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -30,6 +30,8 @@ from shardcrawl.proxy_urls import check_proxy_url
 __all__ = [
     "BATCH_FAILED",
     "CRAWL_ID",
+    "REQUEST_NOT_TRANSFERABLE",
+    "SPIDER_START_FAILED",
     "STORE_FAILED",
     "STORE_UNAVAILABLE",
     "DEFERRED",
@@ -61,6 +63,7 @@ __all__ = [
     "ProxySpec",
     "ProxyStats",
     "ReportRequest",
+    "RequestData",
     "RobotsRequest",
     "RobotsResult",
     "SegmentData",
@@ -95,6 +98,10 @@ BATCH_FAILED = "BatchFailed"
 crawl (its URLs are never turned into failures: something is wrong with the fleet, not them)."""
 STORE_UNAVAILABLE = "StoreUnavailable"
 """The store is down for now: the work goes back, and the shard waits for the store."""
+REQUEST_NOT_TRANSFERABLE = "RequestNotTransferable"
+"""A spider yielded a request no other worker could rebuild: the crawl fails, naming it."""
+SPIDER_START_FAILED = "SpiderStartFailed"
+"""Scrapy could not build or start the spider's crawler: the crawl fails, with the cause."""
 STORE_FAILED = "StoreFailed"
 """The store refuses for good (credentials, bucket, access): the crawl fails at once."""
 
@@ -412,14 +419,35 @@ class FetchOptions(_Model):
         )
 
 
+class RequestData(_Model):
+    """What a Scrapy request carries beyond its URL, depth and priority, so that any worker can
+    rebuild it: callback and errback by method name on the spider, their arguments, ``meta``
+    (JSON values), headers, and a non-GET's method and body. A plain GET that ``parse``
+    handles has none (``UrlTask.request`` is then None), which keeps most payloads small."""
+
+    callback: str | None = Field(default=None, description="spider method; None: parse")
+    errback: str | None = None
+    cb_kwargs: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    method: str = "GET"
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    body_b64: str = Field(default="", description="the body, base64")
+    dont_filter: bool = Field(default=False, description="fetched even if seen before")
+    request_class: str | None = Field(
+        default=None, description="import path of a Request subclass (FormRequest, ...)"
+    )
+
+
 class UrlTask(_Model):
-    """A canonical URL waiting to be fetched, with what the frontier orders it by."""
+    """A request waiting to be fetched: its canonical URL, what the frontier orders it by, and
+    (beyond a plain GET for ``parse``) the rest of the Scrapy request."""
 
     url: str
     depth: int = 0
     priority: int = 0
     redirects: int = 0
     attempt: int = Field(default=1, ge=1, description="which request of this URL this is")
+    request: RequestData | None = None
 
 
 class PrepareRequest(_Model):
@@ -505,9 +533,10 @@ class BatchRequest(_Model):
 
 
 class FetchOutcome(_Model):
-    """What happened to one URL of a batch. ``status`` is set when a response came back."""
+    """What happened to one request of a batch. ``status`` is set when a response came back."""
 
     url: str
+    task: int = Field(default=0, ge=0, description="the request's index in the batch")
     status: int | None = None
     error: str | None = Field(default=None, description="failure class when no usable response")
     redirect_to: str | None = None
@@ -525,9 +554,13 @@ class FetchOutcome(_Model):
 
 
 class Link(_Model):
+    """A request a batch's spider yielded: its canonical URL, and the rest of it if not plain."""
+
     url: str
     depth: int
     count: int = Field(default=1, ge=1, description="times the batch's pages link it")
+    priority: int = 0
+    request: RequestData | None = None
 
 
 class BatchResult(_Model):

@@ -1,28 +1,34 @@
 """A shard's frontier and seen-set: what to fetch next, and what was already taken.
 
-Plain and deterministic (the shard workflow holds one). URLs queue per origin, ordered
+Plain and deterministic (the shard workflow holds one). Requests queue per origin, ordered
 breadth-first by depth, then by priority (higher first), then by arrival. The seen-set holds
-64-bit fingerprints, never URLs. A URL rediscovered at a smaller depth while still queued
-moves up to that depth, so the depth limit cuts the shortest path, not the first one found.
+64-bit request fingerprints (Scrapy's identity: canonical URL, method, body), never URLs; a
+request with ``dont_filter`` skips it, as in Scrapy. A request rediscovered at a smaller depth
+while still queued moves up to that depth, so the depth limit cuts the shortest path, not the
+first one found.
 """
 
 from __future__ import annotations
 
+import base64
 import heapq
 from collections.abc import Iterable
 from typing import Any
 
 from shardcrawl import urls
-from shardcrawl.contracts import UrlTask
+from shardcrawl.contracts import RequestData, UrlTask
 from shardcrawl.fingerprints import FingerprintSet
 
-__all__ = ["Frontier", "RecentSet"]
+__all__ = ["Frontier", "RecentSet", "fingerprint_of"]
 
 
-# Heap entries are (depth, -priority, seq, fingerprint); a queued URL is (url, depth, priority,
-# redirects). Plain tuples, not objects: a large frontier holds hundreds of thousands.
+# Heap entries are (depth, -priority, seq, key); a queued request is (url, depth, priority,
+# redirects, request). Plain tuples, not objects: a large frontier holds hundreds of thousands.
+# The key is the request's fingerprint, or for a dont_filter request one past 64 bits (so it
+# never meets a fingerprint): such a request is queued however often it comes.
 _Entry = tuple[int, int, int, int]
-_Queued = tuple[str, int, int, int]
+_Queued = tuple[str, int, int, int, RequestData | None]
+_UNFILTERED = 1 << 64
 
 
 class Frontier:
@@ -36,8 +42,12 @@ class Frontier:
         self._seq = 0
 
     def offer(self, task: UrlTask) -> bool:
-        """Queue a canonical URL; False if it was seen before (a duplicate)."""
-        fp = urls.fingerprint(task.url)
+        """Queue a request; False if it was seen before (a duplicate)."""
+        fp = fingerprint_of(task)
+        if task.request is not None and task.request.dont_filter:
+            self._seen.add(fp)
+            self._queue(task, _UNFILTERED + self._seq)
+            return True
         if not self._seen.add(fp):
             queued = self._pending.get(fp)
             if queued is not None and task.depth < queued[1]:
@@ -70,8 +80,12 @@ class Frontier:
                 break
             heapq.heappop(heap)
             del self._pending[fp]
-            url, depth, priority, redirects = queued
-            out.append(UrlTask(url=url, depth=depth, priority=priority, redirects=redirects))
+            url, depth, priority, redirects, request = queued
+            out.append(
+                UrlTask(
+                    url=url, depth=depth, priority=priority, redirects=redirects, request=request
+                )
+            )
         if out:
             self._counts[origin] -= len(out)
         if not self._live(origin):
@@ -82,8 +96,10 @@ class Frontier:
     def requeue(self, task: UrlTask) -> None:
         """Queue again a URL taken for a batch that did not run to the end (the store was
         down, or the crawl cancelled it): it is in the seen-set already, not a new URL."""
-        fp = urls.fingerprint(task.url)
-        if fp not in self._pending:
+        fp = fingerprint_of(task)
+        if task.request is not None and task.request.dont_filter:
+            self._queue(task, _UNFILTERED + self._seq)
+        elif fp not in self._pending:
             self._queue(task, fp)
 
     def origins(self) -> list[str]:
@@ -113,7 +129,11 @@ class Frontier:
             for depth, _, _, fp in sorted(heap):
                 queued = self._pending.get(fp)
                 if queued is not None and queued[1] == depth:
-                    records.append(list(queued))
+                    url, depth, priority, redirects, request = queued
+                    record: list[Any] = [url, depth, priority, redirects]
+                    if request is not None:
+                        record.append(request.model_dump(mode="json", exclude_defaults=True))
+                    records.append(record)
         return records
 
     def restore_seen(self, data: bytes) -> None:
@@ -122,9 +142,15 @@ class Frontier:
 
     def restore_queued(self, records: Iterable[list[Any]]) -> None:
         """Queue ``export`` records again; their URLs are already in the restored seen-set."""
-        for url, depth, priority, redirects in records:
-            task = UrlTask(url=url, depth=depth, priority=priority, redirects=redirects)
-            self._queue(task, urls.fingerprint(url))
+        for url, depth, priority, redirects, *request in records:
+            task = UrlTask(
+                url=url,
+                depth=depth,
+                priority=priority,
+                redirects=redirects,
+                request=RequestData.model_validate(request[0]) if request else None,
+            )
+            self.requeue(task)
 
     def _push(self, task: UrlTask, fp: int) -> None:
         self._seq += 1
@@ -144,11 +170,21 @@ class Frontier:
 
 
 def _queued(task: UrlTask) -> _Queued:
-    return (task.url, task.depth, task.priority, task.redirects)
+    return (task.url, task.depth, task.priority, task.redirects, task.request)
+
+
+def fingerprint_of(task: UrlTask) -> int:
+    """The request's identity for dedup (Scrapy's: URL, method, body; not the callback)."""
+    request = task.request
+    if request is None:
+        return urls.fingerprint(task.url)
+    return urls.request_fingerprint(
+        task.url, request.method, base64.b64decode(request.body_b64) if request.body_b64 else b""
+    )
 
 
 class RecentSet:
-    """Bounded memory of URL fingerprints with the smallest depth seen, forgetting everything
+    """Bounded memory of request fingerprints with the smallest depth seen, forgetting everything
     when full.
 
     For optimisations that may forget (forgetting costs a redundant message, never a URL), with
@@ -161,9 +197,12 @@ class RecentSet:
         self.capacity = capacity
         self._depths: dict[int, int] = {}
 
-    def add(self, url: str, depth: int) -> bool:
-        """Remember ``url`` at ``depth``; False if it was remembered at this depth or smaller."""
-        fp = urls.fingerprint(url)
+    def add(self, task: UrlTask) -> bool:
+        """Remember the request at its depth; False if it was remembered at this depth or
+        smaller (a dont_filter request is never remembered: it goes every time)."""
+        if task.request is not None and task.request.dont_filter:
+            return True
+        fp, depth = fingerprint_of(task), task.depth
         known = self._depths.get(fp)
         if known is not None and known <= depth:
             return False

@@ -10,7 +10,7 @@ import heapq
 from typing import Any
 
 from shardcrawl import urls
-from shardcrawl.contracts import UrlTask
+from shardcrawl.contracts import RequestData, UrlTask
 
 __all__ = ["RetryQueue"]
 
@@ -56,16 +56,24 @@ class RetryQueue:
         return self._size
 
     def export(self) -> list[list[Any]]:
-        return [
-            [ready_at, t.url, t.depth, t.priority, t.redirects, t.attempt]
-            for heap in self._queues.values()
-            for ready_at, _, t in sorted(heap)
-        ]
+        records: list[list[Any]] = []
+        for heap in self._queues.values():
+            for ready_at, _, t in sorted(heap, key=lambda entry: entry[:2]):
+                record = [ready_at, t.url, t.depth, t.priority, t.redirects, t.attempt]
+                if t.request is not None:
+                    record.append(t.request.model_dump(mode="json", exclude_defaults=True))
+                records.append(record)
+        return records
 
     def restore(self, records: list[list[Any]]) -> None:
-        for ready_at, url, depth, priority, redirects, attempt in records:
+        for ready_at, url, depth, priority, redirects, attempt, *request in records:
             task = UrlTask(
-                url=url, depth=depth, priority=priority, redirects=redirects, attempt=attempt
+                url=url,
+                depth=depth,
+                priority=priority,
+                redirects=redirects,
+                attempt=attempt,
+                request=RequestData.model_validate(request[0]) if request else None,
             )
             self.push(task, ready_at)
 

@@ -37,7 +37,6 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
         "RETRY_ENABLED": False,
         "REDIRECT_ENABLED": False,
         "METAREFRESH_ENABLED": False,
-        "HTTPERROR_ALLOW_ALL": True,
         "COOKIES_ENABLED": False,
         "AUTOTHROTTLE_ENABLED": False,
         "DOWNLOAD_DELAY_JITTER": 0,

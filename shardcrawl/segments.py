@@ -80,7 +80,12 @@ def unpack_records(segment: bytes) -> list[Any]:
 
 def pack_batch_result(outcomes: list[FetchOutcome], links: list[Link]) -> list[bytes]:
     records: list[Any] = [["o", o.model_dump(mode="json", exclude_none=True)] for o in outcomes]
-    records += [["l", link.url, link.depth, link.count] for link in links]
+    records += [
+        ["l", link.model_dump(mode="json", exclude_defaults=True)]
+        if link.request is not None or link.priority
+        else ["l", link.url, link.depth, link.count]
+        for link in links
+    ]
     return list(pack_records(records))
 
 
@@ -91,6 +96,8 @@ def unpack_batch_result(segments: list[bytes]) -> tuple[list[FetchOutcome], list
         for record in unpack_records(segment):
             if record[0] == "o":
                 outcomes.append(FetchOutcome.model_validate(record[1]))
+            elif len(record) == 2:
+                links.append(Link.model_validate(record[1]))
             else:
                 links.append(Link(url=record[1], depth=record[2], count=record[3]))
     return outcomes, links

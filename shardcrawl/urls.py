@@ -16,6 +16,7 @@ from w3lib.url import canonicalize_url
 __all__ = [
     "canonicalize",
     "fingerprint",
+    "request_fingerprint",
     "host_in_domains",
     "hostname",
     "in_allowed_domains",
@@ -63,6 +64,17 @@ def fingerprint(canonical_url: str) -> int:
     """A 64-bit fingerprint: eight bytes a URL in the seen-set, collisions ~n²/2⁶⁵."""
     digest = hashlib.blake2b(canonical_url.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def request_fingerprint(canonical_url: str, method: str = "GET", body: bytes = b"") -> int:
+    """Scrapy's request identity (its ``fingerprint``: canonical URL, method, body) in 64 bits;
+    a plain GET's is its URL's, so a seen-set of URLs and one of requests agree."""
+    if method == "GET" and not body:
+        return fingerprint(canonical_url)
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(method.encode("ascii", "replace") + b" " + canonical_url.encode("utf-8"))
+    digest.update(b"\0" + body)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def hostname(url: str) -> str:

@@ -15,7 +15,7 @@ from scrapy.exceptions import (
 from twisted.internet import error as txerror
 
 from activities.batch import _links, _outcome, page_record
-from activities.batch_capture import PageCapture, classify_failure
+from activities.batch_capture import FoundRequest, PageCapture, classify_failure
 from activities.previous import change_of, conditions
 from shardcrawl.contracts import Link
 
@@ -76,6 +76,7 @@ def capture(**kwargs: object) -> PageCapture:
         "size_bytes": 512,
     }
     base.update(kwargs)
+    base["links"] = [FoundRequest(url=u) for u in base.get("links", [])]  # type: ignore[attr-defined]
     return PageCapture(**base)  # type: ignore[arg-type]
 
 
@@ -120,7 +121,7 @@ def test_page_record_merges_single_item_fields() -> None:
     assert "items" not in record
 
 
-def test_page_record_single_item_cannot_override_base_fields() -> None:
+def test_page_record_single_item_cannot_override_base_fields_nor_be_lost() -> None:
     item = {
         "url": "https://evil.example/",
         "status": 999,
@@ -133,7 +134,7 @@ def test_page_record_single_item_cannot_override_base_fields() -> None:
     assert record["status"] == 200
     assert record["depth"] == 2
     assert record["fetched_at"] == "2023-11-14T22:13:20.123Z"
-    assert record["title"] == "kept"
+    assert record["items"] == [item], "an item that would overwrite the record is kept whole"
 
 
 def test_page_record_several_items_go_under_items() -> None:
@@ -208,7 +209,7 @@ def test_links_of_pages_without_links_is_empty() -> None:
 
 
 def test_outcome_of_fetched_page() -> None:
-    outcome = _outcome(capture(status=200), 1)
+    outcome = _outcome(capture(status=200), 0, 1)
     assert (outcome.url, outcome.status, outcome.error, outcome.content_type) == (
         "https://example.com/a",
         200,
@@ -219,18 +220,22 @@ def test_outcome_of_fetched_page() -> None:
 
 
 def test_outcome_of_failed_page_carries_error() -> None:
-    outcome = _outcome(capture(status=None, error="timeout", content_type=None), 1)
+    outcome = _outcome(capture(status=None, error="timeout", content_type=None), 0, 1)
     assert outcome.status is None
     assert outcome.error == "timeout"
 
 
 def test_outcome_redirect_target_is_canonical() -> None:
-    outcome = _outcome(capture(status=302, location="HTTPS://Example.com:443/next?b=1&a=2#top"), 1)
+    outcome = _outcome(
+        capture(status=302, location="HTTPS://Example.com:443/next?b=1&a=2#top"), 0, 1
+    )
     assert outcome.redirect_to == "https://example.com/next?a=2&b=1"
 
 
 def test_outcome_drops_uncrawlable_redirect_target() -> None:
-    assert _outcome(capture(status=302, location="ftp://example.com/file"), 1).redirect_to is None
+    assert (
+        _outcome(capture(status=302, location="ftp://example.com/file"), 0, 1).redirect_to is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shardcrawl.contracts import UrlTask
+from shardcrawl.contracts import RequestData, UrlTask
 from shardcrawl.frontier import Frontier, RecentSet
 
 A = "https://a.example"
@@ -254,21 +254,25 @@ def test_randomized_offers_then_pops_come_out_in_nondecreasing_depth_per_origin(
 
 def test_recent_set_remembers_until_full_then_forgets_everything():
     recent = RecentSet(capacity=3)
-    assert recent.add("http://a/1", 2) and not recent.add("http://a/1", 2)
-    assert recent.add("http://a/2", 2) and recent.add("http://a/3", 2)
+    assert recent.add(UrlTask(url="http://a/1", depth=2)) and not recent.add(
+        UrlTask(url="http://a/1", depth=2)
+    )
+    assert recent.add(UrlTask(url="http://a/2", depth=2)) and recent.add(
+        UrlTask(url="http://a/3", depth=2)
+    )
     assert len(recent) == 3
-    assert recent.add("http://a/4", 2), "a full set starts over"
-    assert len(recent) == 1 and recent.add("http://a/1", 2)
+    assert recent.add(UrlTask(url="http://a/4", depth=2)), "a full set starts over"
+    assert len(recent) == 1 and recent.add(UrlTask(url="http://a/1", depth=2))
     with pytest.raises(ValueError, match="capacity"):
         RecentSet(capacity=0)
 
 
 def test_recent_set_takes_a_url_again_at_a_smaller_depth_only():
     recent = RecentSet(capacity=10)
-    assert recent.add("http://a/1", 5)
-    assert not recent.add("http://a/1", 6)
-    assert recent.add("http://a/1", 2), "a shallower path must reach the owner"
-    assert not recent.add("http://a/1", 2)
+    assert recent.add(UrlTask(url="http://a/1", depth=5))
+    assert not recent.add(UrlTask(url="http://a/1", depth=6))
+    assert recent.add(UrlTask(url="http://a/1", depth=2)), "a shallower path must reach the owner"
+    assert not recent.add(UrlTask(url="http://a/1", depth=2))
 
 
 def test_queued_at_counts_stay_exact_through_offers_depth_moves_and_pops():
@@ -290,3 +294,31 @@ def test_queued_at_counts_stay_exact_through_offers_depth_moves_and_pops():
                 queued[origin].remove(task.url)
         assert [frontier.queued_at(o) for o in origins] == [len(queued[o]) for o in origins]
     assert sum(len(q) for q in queued.values()) == frontier.queued()
+
+
+def test_requests_dedup_by_url_method_and_body_not_by_callback():
+    f = Frontier()
+    url = "http://a.example/search"
+    assert f.offer(UrlTask(url=url))
+    assert not f.offer(UrlTask(url=url, request=RequestData(callback="parse_other")))
+    post = RequestData(method="POST", body_b64="cT0x", callback="parse_results")
+    assert f.offer(UrlTask(url=url, request=post)), "a POST is another request than the GET"
+    assert not f.offer(UrlTask(url=url, request=post))
+    other_body = post.model_copy(update={"body_b64": "cT0y"})
+    assert f.offer(UrlTask(url=url, request=other_body))
+    assert f.queued() == 3
+
+
+def test_dont_filter_requests_are_queued_every_time_and_survive_a_checkpoint():
+    f = Frontier()
+    again = RequestData(callback="parse_stock", dont_filter=True, cb_kwargs={"again": True})
+    url = "http://a.example/stock/1"
+    assert f.offer(UrlTask(url=url))
+    assert f.offer(UrlTask(url=url, request=again))
+    assert f.offer(UrlTask(url=url, request=again))
+    restored = Frontier()
+    restored.restore_seen(f.seen_bytes())
+    restored.restore_queued(f.export())
+    popped = restored.pop("http://a.example", 10)
+    assert [t.request for t in popped] == [None, again, again]
+    assert not restored.offer(UrlTask(url=url)), "the seen-set came through the checkpoint"

@@ -87,8 +87,10 @@ def test_depth_limit_is_off_and_dupefilter_is_inert(settings: dict[str, Any]) ->
     assert settings["DUPEFILTER_CLASS"] == "scrapy.dupefilters.BaseDupeFilter"
 
 
-def test_error_statuses_reach_the_spider(settings: dict[str, Any]) -> None:
-    assert settings["HTTPERROR_ALLOW_ALL"] is True
+def test_error_statuses_follow_the_spiders_own_rules(settings: dict[str, Any]) -> None:
+    """As in plain Scrapy, a 404 goes to the request's errback (or handle_httpstatus_list
+    lets it reach the callback): the batch records every response whatever the spider does."""
+    assert "HTTPERROR_ALLOW_ALL" not in settings
 
 
 def test_fetch_options_set_size_timeout_and_user_agent(settings: dict[str, Any]) -> None:

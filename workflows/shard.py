@@ -327,7 +327,7 @@ class DomainShardWorkflow:
         owner = urls.shard_of(urls.origin(task.url), self._input.shard_count)
         if owner == self._input.shard:
             self._accept(task, is_link=is_link)
-        elif self._forwarded.add(task.url, task.depth):
+        elif self._forwarded.add(task):
             self._outbox.append(task)
         else:
             self._stats.record_link(task.url, duplicate=True)
@@ -647,7 +647,6 @@ class DomainShardWorkflow:
         now = workflow.now().timestamp()
         host = urls.hostname(origin)
         retry = self._spec.retry
-        by_url = {t.url: t for t in tasks}
         hold_until = 0.0
         for outcome in result.outcomes:
             if outcome.retry_after_seconds is not None and holds_host(
@@ -655,7 +654,7 @@ class DomainShardWorkflow:
             ):
                 hold_until = max(hold_until, now + outcome.retry_after_seconds)
         for outcome in result.outcomes:
-            source = by_url.get(outcome.url)
+            source = tasks[outcome.task] if outcome.task < len(tasks) else None
             if source is not None and outcome.error == DEFERRED:
                 # Never sent: the batch stopped at a Retry-After. Same attempt, after the hold.
                 self._retries.push(source, max(hold_until, now))
@@ -668,7 +667,7 @@ class DomainShardWorkflow:
                 continue
             self._stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
-                self._follow_redirect(source, outcome.redirect_to)
+                self._follow_redirect(source, outcome.redirect_to, outcome.status)
         self._proxies.observe(host, result.outcomes, now=now, jitter=workflow.random().random())
         # A proxy that failed to carry a request tells nothing about the host.
         rest_until = self._pressure.observe(
@@ -681,7 +680,10 @@ class DomainShardWorkflow:
             self._politeness.rest(host, max(rest_until, hold_until))
         self._stats.record_pressure(host, self._pressure.host(host))
         for link in result.links:
-            self._route(UrlTask(url=link.url, depth=link.depth), count=link.count)
+            task = UrlTask(
+                url=link.url, depth=link.depth, priority=link.priority, request=link.request
+            )
+            self._route(task, count=link.count)
 
     def _requeue(self, tasks: list[UrlTask]) -> None:
         """URLs of a batch cut off (a cancel): back where they came from, no attempt counted,
@@ -694,11 +696,24 @@ class DomainShardWorkflow:
                 self._frontier.requeue(task)
                 self._credits += 1
 
-    def _follow_redirect(self, source: UrlTask, target: str) -> None:
+    def _follow_redirect(self, source: UrlTask, target: str, status: int | None) -> None:
+        """The target, as Scrapy's redirect middleware would ask for it: the same request
+        (callback, arguments, meta) at the new URL; a POST turned GET on a 302 or 303."""
         if source.redirects >= self._spec.max_redirects:
             self._stats.totals.redirects_exceeded += 1
             return
-        self._route(UrlTask(url=target, depth=source.depth, redirects=source.redirects + 1))
+        request = source.request
+        if request is not None and status in (302, 303) and request.method != "GET":
+            request = request.model_copy(update={"method": "GET", "body_b64": ""})
+        self._route(
+            UrlTask(
+                url=target,
+                depth=source.depth,
+                priority=source.priority,
+                redirects=source.redirects + 1,
+                request=request,
+            )
+        )
 
     # -- the store -----------------------------------------------------------------------------
 
