@@ -15,6 +15,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -213,7 +214,9 @@ class BatchCapture:
         if 300 <= response.status < 400 and location:
             page.location = response.urljoin(location.decode("latin-1"))
         page.blocked = block_reason(response.status, response.body, page.location, self.blocks)
-        page.retry_after = retry_after_seconds(response.headers.get(b"Retry-After"))
+        page.retry_after = retry_after_seconds(
+            response.headers.get(b"Retry-After"), now=datetime.now(UTC)
+        )
         return page
 
     def on_error(self, failure: Failure) -> Any:

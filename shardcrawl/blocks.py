@@ -24,8 +24,9 @@ MARKER_SCAN_BYTES = 32 * 1024
 MAX_RETRY_AFTER_SECONDS = 86_400.0
 
 
-def retry_after_seconds(value: bytes | None, *, now: datetime | None = None) -> float | None:
-    """A Retry-After header (delta-seconds or an HTTP date) as seconds from ``now``."""
+def retry_after_seconds(value: bytes | None, *, now: datetime) -> float | None:
+    """A Retry-After header (delta-seconds or an HTTP date) as seconds from ``now``, which the
+    caller passes: workflows import this module, and must never read a wall clock."""
     if not value:
         return None
     text = value.decode("latin-1").strip()
@@ -37,7 +38,7 @@ def retry_after_seconds(value: bytes | None, *, now: datetime | None = None) -> 
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    delta = (when - now).total_seconds()
     return min(max(delta, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 

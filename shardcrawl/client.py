@@ -20,7 +20,7 @@ from shardcrawl.contracts import (
     ProxyStats,
     ShardTotals,
 )
-from shardcrawl.report import merge_proxies, sum_totals
+from shardcrawl.report import merge_host_stats, merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.temporal_client import connect, run
 from shardcrawl.visibility import crawl_details, crawl_summary
@@ -71,7 +71,8 @@ class CrawlHandle:
             return progress  # a shard just closed: its last report is in the progress
         hosts: dict[str, HostStats] = {}
         for part in per_shard:
-            hosts.update(part)
+            for name, stats in part.items():
+                hosts[name] = merge_host_stats(hosts[name], stats) if name in hosts else stats
         totals = sum_totals(list(shards))
         elapsed = progress.elapsed_seconds
         return progress.model_copy(

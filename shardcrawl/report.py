@@ -14,6 +14,7 @@ __all__ = [
     "REPORT_HOSTS_INLINE",
     "ShardPart",
     "build_report",
+    "merge_host_stats",
     "merge_proxies",
     "sum_totals",
     "top_urls_retry_share",
@@ -70,18 +71,25 @@ def _merge_counts(into: dict[str, int], more: dict[str, int]) -> None:
         into[key] = into.get(key, 0) + value
 
 
-# A host's current state, not counters: the later shard's wins when two are merged.
-_HOST_STATE_FIELDS = frozenset({"state", "concurrency", "delay_seconds"})
+# A host's state, as its owner sees it: not counters, and only the owner's counts.
+_HOST_STATE_FIELDS = frozenset(
+    {"state", "concurrency", "delay_seconds", "slowdowns", "recoveries", "parks"}
+)
 
 
-def _merge_hosts(a: HostStats, b: HostStats) -> HostStats:
-    """One host's stats from two shards (a host moves only if the shard count changes)."""
+def merge_host_stats(a: HostStats, b: HostStats) -> HostStats:
+    """One host's stats from two shards. Every shard counts the links it found to a host,
+    but only the host's owner sends it requests and so knows its state (parked, abandoned,
+    its concurrency): a shard that only linked to it holds a default state that must not
+    overwrite the owner's. (Two owners only if the shard count changed: the later wins.)"""
     merged = a.model_copy(deep=True)
+    owner_b = b.requests > 0 or a.requests == 0
     for name, value in b:
         if isinstance(value, dict):
             _merge_counts(getattr(merged, name), value)
         elif name in _HOST_STATE_FIELDS:
-            setattr(merged, name, value)
+            if owner_b:
+                setattr(merged, name, value)
         else:
             setattr(merged, name, getattr(merged, name) + value)
     return merged
@@ -158,7 +166,7 @@ def build_report(
     status_counts: dict[str, int] = {}
     for result in results:
         for name, stats in result.hosts.items():
-            hosts[name] = _merge_hosts(hosts[name], stats) if name in hosts else stats
+            hosts[name] = merge_host_stats(hosts[name], stats) if name in hosts else stats
             _merge_counts(failure_classes, stats.failure_classes)
             _merge_counts(status_counts, stats.status_counts)
     elapsed = max((finished_at - started_at).total_seconds(), 1e-9)

@@ -91,14 +91,14 @@ def test_which_retry_after_holds_the_host(status, blocked, holds) -> None:
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds(b"3") == 3.0
+    assert retry_after_seconds(b"3", now=now) == 3.0
     later = format_datetime(now + timedelta(seconds=90), usegmt=True).encode()
     assert retry_after_seconds(later, now=now) == pytest.approx(90.0)
     past = format_datetime(now - timedelta(seconds=90), usegmt=True).encode()
     assert retry_after_seconds(past, now=now) == 0.0
-    assert retry_after_seconds(b"soon") is None
-    assert retry_after_seconds(None) is None
-    assert retry_after_seconds(b"99999999") == 86_400.0
+    assert retry_after_seconds(b"soon", now=now) is None
+    assert retry_after_seconds(None, now=now) is None
+    assert retry_after_seconds(b"99999999", now=now) == 86_400.0
 
 
 def pressure(**blocks: object) -> HostPressure:

@@ -378,3 +378,22 @@ def test_report_does_not_mutate_shard_results() -> None:
     report([res, result(1, shard_one())])
     assert res.hosts == before
     assert isinstance(res.hosts["a.example"], HostStats)
+
+
+@pytest.mark.parametrize("owner_first", [True, False])
+def test_only_the_owner_reports_a_hosts_state(owner_first: bool) -> None:
+    """A shard that only linked to a host holds a default 'ok' state for it: in whichever
+    order the shards merge, the owner's parked or abandoned state stands."""
+    owner = ShardStats()
+    owner.record_outcome(page(f"{A}/1", 403))
+    owner.hosts["a.example"].state = "abandoned"
+    owner.hosts["a.example"].parks = 3
+    owner.hosts["a.example"].concurrency = 1
+    linker = ShardStats()
+    linker.record_link(f"{A}/2", duplicate=False)
+    parts = [result(0, owner), result(1, linker)]
+    merged = report(parts if owner_first else parts[::-1])
+    assert merged.abandoned_hosts == ["a.example"]
+    host = merged.hosts["a.example"]
+    assert (host.state, host.parks, host.concurrency) == ("abandoned", 3, 1)
+    assert host.links_discovered == 1 and host.requests == 1
