@@ -5,8 +5,13 @@ A host that answers with blocks or 429s gets half the concurrency and twice the 
 second less delay, per good batch (additive increase). A host whose block rate over its last
 responses passes a threshold is *parked* for a cool-down that doubles each time, then *probed*
 with a single URL; after ``give_up_after_parks`` parks in a row its URLs are failed, so that a
-host that blocks everything cannot keep a crawl from ending. A run of batches that mostly fail
-in retryable ways (5xx, timeouts) backs the host off exponentially too.
+host that blocks everything cannot keep a crawl from ending.
+
+A host rests (exponential backoff) only on host-level evidence: most of its recent requests
+failing in retryable ways (5xx, timeouts, lost connections), or every request of a batch
+refused or unresolved. A URL that fails on its own (a broken page among good ones) costs that
+URL its attempts and backoff, and nothing more: its retry batches fail, but the host's recent
+requests mostly succeed, so new pages do not wait behind it.
 
 Plain and deterministic (the shard holds one); jitter comes from the caller.
 """
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec
-from shardcrawl.retry_policy import backoff_seconds, is_retryable
+from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, is_retryable
 
 __all__ = ["HostPressure", "HostState"]
 
@@ -26,6 +31,13 @@ State = Literal["ok", "parked", "probing", "abandoned"]
 DELAY_STEP_SECONDS = 0.25
 MAX_DELAY_SECONDS = 60.0
 GOOD_BATCHES_TO_RECOVER = 2
+# Host-level evidence for a rest: of the host's last HEALTH_WINDOW requests, at least
+# HEALTH_MIN_REQUESTS seen and FAILING_SHARE of them failing; or a batch whose every request
+# was refused or did not resolve (the host, not a page, is down).
+HEALTH_WINDOW = 20
+HEALTH_MIN_REQUESTS = 6
+FAILING_SHARE = 0.75
+HOST_DOWN_ERRORS = frozenset({"connection_refused", "dns"})
 
 
 @dataclass
@@ -38,13 +50,15 @@ class HostState:
     good_batches: int = 0
     failing_batches: int = 0
     window: deque[bool] = field(default_factory=deque)
+    recent_failures: deque[bool] = field(default_factory=lambda: deque(maxlen=HEALTH_WINDOW))
     slowdowns: int = 0
     recoveries: int = 0
     parks: int = 0
 
     def export(self) -> dict[str, Any]:
-        record = {k: v for k, v in self.__dict__.items() if k != "window"}
+        record = dict(self.__dict__)
         record["window"] = list(self.window)
+        record["recent_failures"] = list(self.recent_failures)
         return record
 
 
@@ -122,8 +136,7 @@ class HostPressure:
             if host.good_batches >= GOOD_BATCHES_TO_RECOVER and self._speed_up(host):
                 host.good_batches = 0
 
-        failing = [o for o in outcomes if is_retryable(o) and not o.blocked and o.status != 429]
-        if outcomes and len(failing) * 2 >= len(outcomes):
+        if self._host_failing(host, outcomes):
             host.failing_batches += 1
             rest_until = now + backoff_seconds(host.failing_batches, self.retry, jitter)
         elif responses:
@@ -134,6 +147,21 @@ class HostPressure:
         ) >= self.blocks.park_block_rate * len(host.window):
             return self._park(host, now)
         return rest_until
+
+    @staticmethod
+    def _host_failing(host: HostState, outcomes: list[FetchOutcome]) -> bool:
+        """Whether the host, not just some of its URLs, is failing (see the module's doc)."""
+        sent = [o for o in outcomes if o.status is not None or o.error in RETRYABLE_ERRORS]
+        failing = [is_retryable(o) and not o.blocked and o.status != 429 for o in sent]
+        host.recent_failures.extend(failing)
+        if sent and all(o.error in HOST_DOWN_ERRORS for o in sent):
+            return True
+        recent = host.recent_failures
+        return (
+            any(failing)
+            and len(recent) >= HEALTH_MIN_REQUESTS
+            and sum(recent) >= FAILING_SHARE * len(recent)
+        )
 
     def _slow_down(self, host: HostState) -> None:
         host.good_batches = 0
@@ -176,4 +204,5 @@ class HostPressure:
     def restore(self, records: list[list[Any]]) -> None:
         for name, record in records:
             window = deque(record.pop("window"))
-            self._hosts[name] = HostState(**record, window=window)
+            recent = deque(record.pop("recent_failures", ()), maxlen=HEALTH_WINDOW)
+            self._hosts[name] = HostState(**record, window=window, recent_failures=recent)

@@ -141,12 +141,33 @@ def test_a_good_probe_closes_the_breaker_at_one_slot() -> None:
     assert p.host("a").parks_in_a_row == 0
 
 
-def test_mostly_failing_batches_back_the_host_off_exponentially() -> None:
+def test_a_host_most_of_whose_requests_fail_backs_off_exponentially() -> None:
     p = pressure()
+    assert p.observe("a", responses(4, status=503), now=0, jitter=0) == 0.0, "too few yet"
     first = p.observe("a", responses(2, status=503), now=0, jitter=0)
     second = p.observe("a", responses(2, status=503), now=0, jitter=0)
     assert (first, second) == (0.5, 1.0)
     assert p.observe("a", responses(2), now=0, jitter=0) == 0.0
+
+
+def test_a_host_that_refuses_every_connection_rests_at_once() -> None:
+    p = pressure()
+    refused = [FetchOutcome(url=f"{URL}/1", error="connection_refused")]
+    assert p.observe("a", refused, now=0, jitter=0) == 0.5
+
+
+def test_broken_urls_on_a_healthy_host_never_rest_it() -> None:
+    """A few URLs that always fail (a 500, a dropped connection) retried in batches of their
+    own, among good pages: their failures are theirs, not the host's."""
+    p = pressure()
+    broken = [
+        FetchOutcome(url=f"{URL}/broken", status=500),
+        FetchOutcome(url=f"{URL}/dropped", error="connection_lost"),
+    ]
+    for step in range(30):
+        assert p.observe("a", responses(3), now=step, jitter=0) == 0.0
+        assert p.observe("a", broken[step % 2 :][:1], now=step, jitter=0) == 0.0
+        assert p.observe("a", responses(1) + broken, now=step, jitter=0) == 0.0
 
 
 def test_pressure_state_survives_export_and_restore() -> None:
