@@ -20,8 +20,10 @@ setup: $(STAMP)
 demo: setup
 	$(PY) demo/run_demo.py
 
+# Two processes: the suite mostly waits on servers, crawls and timers, so it runs in about
+# two thirds of the time; each process has its own Temporal dev server and moto.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist worksteal
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -360,10 +360,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_worker(args)
         return asyncio.run(_cancel_on_sigterm(_ASYNC[args.command](args)))
     except CrawlNotCompleted as exc:
-        err_console.print(str(exc), highlight=False, markup=False)
+        err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         return EXIT_NOT_COMPLETED
     except (ShardcrawlError, RPCError) as exc:
-        err_console.print(f"shardcrawl {args.command}: {exc}", highlight=False, markup=False)
+        err_console.print(
+            f"shardcrawl {args.command}: {exc}", highlight=False, markup=False, soft_wrap=True
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     log, host, port, pages, broken_every = sys.argv[1:6]
-    _Handler.log_file = Path(log).open("a", encoding="utf-8")
+    _Handler.log_file = Path(log).open("a", encoding="utf-8")  # noqa: SIM115 (open for the server's life)
     _Handler.pages, _Handler.broken_every = int(pages), int(broken_every)
     server = ThreadingHTTPServer((host, int(port)), _Handler)
     print("ready", flush=True)

@@ -91,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     log, host, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    _Handler.log_file = log.open("a", encoding="utf-8")
+    _Handler.log_file = log.open("a", encoding="utf-8")  # noqa: SIM115 (open for the server's life)
     server = ThreadingHTTPServer((host, port), _Handler)
     print("ready", flush=True)
     server.serve_forever()

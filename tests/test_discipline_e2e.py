@@ -52,7 +52,8 @@ async def test_retries_backoff_blocks_and_health_from_server_logs(
         "output": str(out),
         "allow_private_networks": True,
         "retry": {"max_attempts": MAX_ATTEMPTS, "backoff_base_seconds": BACKOFF_BASE},
-        "blocks": {"park_min_responses": 3, "park_seconds": 1.0, "give_up_after_parks": 2},
+        # A park of 3 s: long enough for a live status on a loaded machine to see it.
+        "blocks": {"park_min_responses": 3, "park_seconds": 3.0, "give_up_after_parks": 2},
     }
     handle = await start_crawl(client, spec, task_queue)
     live = CrawlClient(client, task_queue=task_queue).get(handle.id)

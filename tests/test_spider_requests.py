@@ -28,7 +28,7 @@ from tests.helpers import ROOT, read_items, start_crawl, start_ready
 from tests.shop_site import LISTING_PAGES, PRODUCTS_PER_PAGE, REVIEWS_PER_PRODUCT
 
 MODULES = "tests.shop_spiders"
-HOST = "127.0.0.9"
+HOST = "127.0.0.31"
 
 
 class Shop:

@@ -272,8 +272,8 @@ def test_s3_custom_endpoint_uses_path_style(aws_test_env: dict[str, str]) -> Non
 
 def test_s3_client_config_retries_and_timeouts(aws_test_env: dict[str, str]) -> None:
     config = S3Store("bucket").client.meta.config
-    # botocore reads retries["max_attempts"] as retries after the first try: 6 attempts in all.
-    assert config.retries == {"total_max_attempts": 6, "mode": "standard"}
+    # botocore reads retries["max_attempts"] as retries after the first try: 4 attempts in all.
+    assert config.retries == {"total_max_attempts": 4, "mode": "standard"}
     assert (config.connect_timeout, config.read_timeout) == (5, 30)
 
 

@@ -111,7 +111,7 @@ SEGMENT_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=[STORE_UNAVAILABLE],
 )
-# One store call may take boto3's five attempts at its 5 s connect and 30 s read timeouts.
+# One store call may take boto3's four attempts at its 5 s connect and 30 s read timeouts.
 STORE_CALL_SECONDS = 180
 SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
 # Forwarded URLs per report, and URL text per batch: each message stays one small payload.

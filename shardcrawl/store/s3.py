@@ -15,8 +15,10 @@ from shardcrawl.store._location import Location, check_bucket, normalize_prefix
 
 __all__ = ["S3Store"]
 
+# A few quick retries absorb a blip; a longer outage is the shard's to wait out (it puts the
+# work back and probes the store), so boto3 need not spend a minute backing off first.
 _CLIENT_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
 )
 
 
