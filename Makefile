@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: setup
 # two thirds of the time; each process has its own Temporal dev server and moto.
 test: setup
 	$(PY) -m pytest -n 2 --dist worksteal
+
+# The property-based tests at 10,000 examples a property (make test runs a fast profile).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider -q tests/test_fuzz.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -44,7 +44,7 @@ def canonicalize(url: str) -> str | None:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = parts.hostname
-        if scheme not in _DEFAULT_PORTS or not host or any(c.isspace() for c in host):
+        if scheme not in _DEFAULT_PORTS or not host or any(_unprintable(c) for c in host):
             return None
         if parts.username is not None or parts.password is not None:
             return None  # credentials never become part of dedup keys or output
@@ -52,12 +52,20 @@ def canonicalize(url: str) -> str | None:
         canonical = canonicalize_url(url)
     except (ValueError, UnicodeError):
         return None
+    cparts = urlsplit(canonical)
+    chost = cparts.hostname or ""
+    # What w3lib made of the host (IDNA, dropped control characters) must still be a host.
+    if not chost or any(_unprintable(c) for c in chost):
+        return None
     if port is not None and port == _DEFAULT_PORTS[scheme]:
-        cparts = urlsplit(canonical)
-        chost = cparts.hostname or ""
         netloc = f"[{chost}]" if ":" in chost else chost
         canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
     return canonical
+
+
+def _unprintable(char: str) -> bool:
+    """White space or a control character: no host name has one (w3lib would drop it)."""
+    return char.isspace() or not char.isprintable()
 
 
 def fingerprint(canonical_url: str) -> int:
