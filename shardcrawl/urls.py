@@ -49,6 +49,13 @@ def canonicalize(url: str) -> str | None:
         if parts.username is not None or parts.password is not None:
             return None  # credentials never become part of dedup keys or output
         port = parts.port
+        spelled = _host_spelling(host)
+        if spelled != host:
+            # One spelling per address, so that dedup, scope and the address guard all see
+            # the address a resolver would connect to (2852039166 is 169.254.169.254).
+            netloc = f"[{spelled}]" if ":" in spelled else spelled
+            netloc += f":{port}" if port is not None else ""
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         canonical = canonicalize_url(url)
     except (ValueError, UnicodeError):
         return None
@@ -61,6 +68,50 @@ def canonicalize(url: str) -> str | None:
         netloc = f"[{chost}]" if ":" in chost else chost
         canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
     return canonical
+
+
+def _host_spelling(host: str) -> str:
+    """The host as one address is always written: no trailing dot, an IPv4 address in any
+    form inet_aton takes (decimal ``2852039166``, hex ``0xA9FEA9FE``, octal
+    ``0251.0376.0251.0376``, short forms) as a dotted quad, an IPv6 address compressed (an
+    IPv4-mapped one as its IPv4 address). Names are left as they are."""
+    host = host.rstrip(".") or host
+    if ":" in host:
+        try:
+            ip = ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return host
+        return str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else ip.compressed
+    ipv4 = _inet_aton(host)
+    return host if ipv4 is None else ipv4
+
+
+def _inet_aton(host: str) -> str | None:
+    """The dotted quad of a host written as inet_aton reads IPv4 addresses, else None."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        lowered = part.lower()
+        base, digits = 10, lowered
+        if lowered.startswith("0x"):
+            base, digits = 16, lowered[2:]
+        elif len(lowered) > 1 and lowered.startswith("0"):
+            base, digits = 8, lowered[1:]
+        if base == 10 and not (digits.isascii() and digits.isdigit()):
+            return None
+        try:
+            values.append(int(digits, base) if digits else 0)
+        except ValueError:
+            return None
+    *leading, last = values
+    if any(v > 255 for v in leading) or last >= 256 ** (5 - len(values)):
+        return None
+    number = last
+    for index, value in enumerate(leading):
+        number += value << (8 * (3 - index))
+    return str(ipaddress.IPv4Address(number))
 
 
 def _unprintable(char: str) -> bool:
@@ -138,9 +189,10 @@ def is_private_ip(host: str) -> bool:
 
 def is_forbidden_ip(address: str, *, allow_private_networks: bool) -> bool:
     """Whether the crawler must refuse to connect to this resolved address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if any(ip in net for net in _ALWAYS_FORBIDDEN):
+    # 0.0.0.0 and :: reach the machine itself: never a crawl target.
+    if ip.is_unspecified or any(ip in net for net in _ALWAYS_FORBIDDEN):
         return True
     return not ip.is_global and not allow_private_networks

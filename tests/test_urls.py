@@ -9,6 +9,7 @@ import pytest
 from shardcrawl.urls import (
     canonicalize,
     fingerprint,
+    hostname,
     in_allowed_domains,
     is_forbidden_ip,
     is_private_ip,
@@ -323,3 +324,46 @@ def test_private_forbidden_unless_allowed(address: str) -> None:
 def test_public_address_allowed(address: str) -> None:
     assert not is_forbidden_ip(address, allow_private_networks=False)
     assert not is_forbidden_ip(address, allow_private_networks=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("http://2852039166/", "http://169.254.169.254/"),
+        ("http://0xA9FEA9FE/x", "http://169.254.169.254/x"),
+        ("http://0xa9.0xfe.0xa9.0xfe/", "http://169.254.169.254/"),
+        ("http://0251.0376.0251.0376/", "http://169.254.169.254/"),
+        ("http://169.254.43518/", "http://169.254.169.254/"),
+        ("http://169.16689662/", "http://169.254.169.254/"),
+        ("http://[::ffff:169.254.169.254]/", "http://169.254.169.254/"),
+        ("http://[::FFFF:A9FE:A9FE]:8080/", "http://169.254.169.254:8080/"),
+        ("http://169.254.169.254./", "http://169.254.169.254/"),
+        ("http://169.254.169.254..:80/", "http://169.254.169.254/"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://[2001:DB8:0:0::1]/", "http://[2001:db8::1]/"),
+        ("http://example.com./a", "http://example.com/a"),
+        ("http://0x.example/", "http://0x.example/"),
+        ("http://256.1.1.1/", "http://256.1.1.1/"),
+    ],
+)
+def test_every_spelling_of_an_address_canonicalizes_to_one(url: str, canonical: str) -> None:
+    assert canonicalize(url) == canonical
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2852039166/",
+        "http://0xA9FEA9FE/",
+        "http://0251.0376.0251.0376/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://169.254.169.254./latest/meta-data/",
+        "http://0.0.0.0/",
+        "http://0/",
+        "http://[::]/",
+        "http://[fe80::1%25eth0]/",
+    ],
+)
+def test_odd_spellings_of_forbidden_addresses_are_refused_even_for_intranets(url: str) -> None:
+    host = hostname(canonicalize(url) or "")
+    assert is_forbidden_ip(host, allow_private_networks=True), host
