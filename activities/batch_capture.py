@@ -32,6 +32,7 @@ from scrapy.exceptions import (
     ResponseDataLossError,
 )
 from scrapy.http import Response
+from scrapy.utils._compression import _DecompressionMaxSizeExceeded
 from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
@@ -82,6 +83,8 @@ _FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
 
 def classify_failure(exc: BaseException) -> str:
     """A short, stable failure class for reports and, later, retry decisions."""
+    if isinstance(exc, IgnoreRequest) and isinstance(exc.__cause__, _DecompressionMaxSizeExceeded):
+        return "oversize"  # a compressed body that expands past max_response_bytes
     for types, name in _FAILURE_CLASSES:
         if isinstance(exc, types):
             return name
