@@ -150,3 +150,21 @@ async def test_a_request_that_cannot_travel_fails_the_crawl_naming_it(
     assert f"spider {spider!r}" in message, message
     assert f"GET {shop.url}list?page=2" in message, message
     assert says in message, message
+
+
+async def test_a_spider_scrapy_cannot_start_fails_the_crawl_at_once_with_the_cause(
+    client, workers, task_queue, shops, tmp_path
+) -> None:
+    """Not after a batch timeout per retry: the first attempt fails, naming the cause."""
+    shop = Shop(tmp_path, "broken")
+    shops.append(shop)
+    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = MODULES
+    workers.start(1)
+    spec = _spec(shop, tmp_path / "out", "shop_broken_settings")
+    started = asyncio.get_running_loop().time()
+    handle = await start_crawl(client, spec, task_queue)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), timeout=120)
+    assert asyncio.get_running_loop().time() - started < 30
+    message = str(failed.value.cause)
+    assert "spider 'shop_broken_settings' cannot run: BrokenSettingsSpider" in message, message

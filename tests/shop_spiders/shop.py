@@ -101,3 +101,10 @@ class ObjectMetaSpider(scrapy.Spider):
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         yield response.follow("/list?page=2", meta={"session": object()})
+
+
+class BrokenSettingsSpider(scrapy.Spider):
+    """custom_settings Scrapy cannot apply: its Crawler cannot even be built."""
+
+    name = "shop_broken_settings"
+    custom_settings = ["not", "a", "mapping"]  # type: ignore[assignment]
