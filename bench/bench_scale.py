@@ -58,7 +58,6 @@ from _harness import (  # noqa: E402
     warm_up_site,
 )
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from shardcrawl import urls  # noqa: E402
@@ -75,6 +74,7 @@ from shardcrawl.sites.graph import (  # noqa: E402
     reachable_pages,
 )
 from shardcrawl.sites.process import SiteProcess  # noqa: E402
+from shardcrawl.wire import data_converter  # noqa: E402
 
 MAX_DEPTH = 1_000_000
 
@@ -382,7 +382,7 @@ async def run_crawl(
         for i, p in enumerate(procs):
             sampler.track(f"worker-{i}", p.pid)
         sampler.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(server.address, data_converter=data_converter)
         result["worker_start_seconds"] = round(
             await wait_for_pollers(client, task_queue, args.workers), 2
         )

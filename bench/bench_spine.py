@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +33,7 @@ from shardcrawl.devserver import DevServer  # noqa: E402
 from shardcrawl.fleet import worker_command  # noqa: E402
 from shardcrawl.sites.graph import SiteConfig, reachable_pages  # noqa: E402
 from shardcrawl.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.wire import data_converter  # noqa: E402
 
 MAX_DEPTH = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -85,7 +85,7 @@ async def run_shardcrawl(
     )
     procs = [subprocess.Popen(worker_command(), env=env, cwd=ROOT) for _ in range(workers)]
     try:
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(server.address, data_converter=data_converter)
         await asyncio.sleep(3)  # workers import Scrapy and poll before the clock starts
         assert server.process is not None
         cpu_before = sum(cpu_seconds(p.pid) for p in [server.process, *procs])
@@ -122,9 +122,18 @@ async def run_shardcrawl(
         )
         if details:
             ids = [f"bench-{workers}"] + [f"bench-{workers}/shard-{i}" for i in range(4)]
+            events = size = 0
             for wid in ids:
                 history = await client.get_workflow_handle(wid).fetch_history()
+                events += len(history.events)
+                size += sum(e.ByteSize() for e in history.events)
                 print(f"  {wid}: {len(history.events)} history events", flush=True)
+            per_1k = 1000 / max(1, report.pages_fetched)
+            print(
+                f"  history (last runs): {events * per_1k:.0f} events and "
+                f"{size * per_1k / 1024:.0f} KiB per 1,000 pages",
+                flush=True,
+            )
         return {"pages": report.pages_fetched, "seconds": elapsed, "cpu": cpu}
     finally:
         for p in procs:

@@ -22,7 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import to_json
 
 from shardcrawl import urls
 from shardcrawl.proxy_urls import check_proxy_url
@@ -117,8 +116,9 @@ class _Model(BaseModel):
 
 
 def payload_bytes(value: BaseModel) -> int:
-    """The size of a model as the pydantic data converter puts it in history (JSON bytes)."""
-    return len(to_json(value))
+    """The size of a model as the data converter puts it in history (JSON bytes, no field
+    that holds its default: see shardcrawl.wire)."""
+    return len(value.__pydantic_serializer__.to_json(value, exclude_defaults=True))
 
 
 class RetrySpec(_Model):

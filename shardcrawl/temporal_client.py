@@ -1,4 +1,5 @@
-"""Connecting to Temporal with the pydantic data converter, as client and worker must agree."""
+"""Connecting to Temporal with shardcrawl's data converter (shardcrawl.wire), as client and worker
+must agree."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
 from shardcrawl.errors import ConfigError, TemporalUnavailableError
 from shardcrawl.visibility import SEARCH_ATTRIBUTES
+from shardcrawl.wire import data_converter
 
 __all__ = ["connect", "ensure_search_attributes", "exit_now", "metrics_runtime", "run"]
 
@@ -74,7 +75,7 @@ async def connect(
             return await Client.connect(
                 config.temporal_address,
                 namespace=config.temporal_namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter,
                 runtime=runtime,
             )
         except (RPCError, RuntimeError, OSError) as exc:

@@ -13,11 +13,11 @@ from subprocess import Popen
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from shardcrawl.devserver import DevServer, free_ports
 from shardcrawl.sites.graph import is_optional_url, reachable_pages
+from shardcrawl.wire import data_converter
 from tests.helpers import read_items, start_crawl
 from tests.plugins.temporal import Workers
 
@@ -124,7 +124,7 @@ async def test_temporal_server_killed_and_restarted(site_factory, tmp_path):
         fleet.start(2)  # before the server: workers wait for it to answer
         await asyncio.sleep(1)
         server.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(server.address, data_converter=data_converter)
         handle = await start_crawl(client, crawl_spec(site, out), "restarts")
         rng = random.Random()
         for _ in range(KILLS):

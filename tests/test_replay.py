@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from shardcrawl.history_audit import audit_crawl
+from shardcrawl.wire import data_converter
 from tests.helpers import start_crawl
 from worker import WORKFLOWS, workflow_runner
 
@@ -25,7 +25,7 @@ HISTORIES = sorted((Path(__file__).parent / "replay" / "histories").glob("*.json
 def replayer() -> Replayer:
     return Replayer(
         workflows=WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         workflow_runner=workflow_runner(),
     )
 

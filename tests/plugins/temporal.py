@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shardcrawl.devserver import DevServer
 from shardcrawl.fleet import stop_processes, worker_command
+from shardcrawl.wire import data_converter
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSer
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def client(temporal_server: DevServer) -> AsyncIterator[Client]:
-    yield await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+    yield await Client.connect(temporal_server.address, data_converter=data_converter)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shardcrawl.contracts import CrawlReport
 from shardcrawl.devserver import DevServer
@@ -26,6 +25,7 @@ from shardcrawl.fleet import worker_command
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import SiteConfig
 from shardcrawl.sites.process import SiteProcess, free_port
+from shardcrawl.wire import data_converter
 from tests.proxy_lab import ProxyLab
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -33,7 +33,7 @@ TASK_QUEUE = "record-histories"
 
 
 async def record(address: str, site: SiteProcess, proxy: str, out: Path) -> None:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(address, data_converter=data_converter)
     spec = {
         "seeds": [site.seed_url],
         "allowed_domains": ["127.0.0.2", "127.0.0.3"],
