@@ -28,7 +28,7 @@ from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table
 from shardcrawl.errors import ShardcrawlError, SpecError
 from shardcrawl.spec import load_spec_file, parse_spec
-from shardcrawl.store import normalize_store_url
+from shardcrawl.store import normalize_store_url, open_store
 from shardcrawl.temporal_client import exit_now
 
 __all__ = ["build_parser", "entrypoint", "main"]
@@ -87,15 +87,35 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", dest="crawl_id", help="crawl id (default: generated)")
 
 
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="shardcrawl", description="Durable, distributed web crawls on Temporal and Scrapy."
+        prog="shardcrawl",
+        description="Durable, distributed web crawls on Temporal and Scrapy.",
+        allow_abbrev=False,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Subparsers made by add_parser take the keyword too: no command takes a prefix of an
+    # option for the option (--max-page is a typo, not --max-pages).
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="crawl to completion with local workers, show progress")
     _add_spec_options(run)
-    run.add_argument("--workers", type=int, default=2, help="local worker processes")
+    run.add_argument("--workers", type=_positive, default=2, help="local worker processes")
 
     start = sub.add_parser("start", help="submit a crawl to a running cluster, print its id")
     _add_spec_options(start)
@@ -144,6 +164,9 @@ def spec_from_args(args: argparse.Namespace) -> CrawlSpec:
         data["output"] = normalize_store_url("output")
     spec = parse_spec(data)
     _check_spider(spec.spider)
+    if spec.output.startswith("file://"):
+        # Checked here, before anything starts, not by the first batch on some worker.
+        open_store(spec.output).check_writable()
     return spec
 
 
@@ -168,7 +191,7 @@ async def _watch(handle: CrawlHandle, *, interval: float = 0.5) -> None:
     last = 0.0
     while await _running(handle):
         if time.monotonic() - last >= 2.0:
-            console.print(progress_line(await handle.status()), highlight=False)
+            console.print(progress_line(await handle.status()), highlight=False, markup=False)
             last = time.monotonic()
         await asyncio.sleep(interval)
 
@@ -196,7 +219,7 @@ async def _final(handle: CrawlHandle) -> CrawlReport:
 
 async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str | None) -> int:
     handle = await client.start(spec, crawl_id=crawl_id)
-    console.print(f"crawl id: {handle.crawl_id}", highlight=False)
+    console.print(f"crawl id: {handle.crawl_id}", highlight=False, markup=False)
     try:
         await _watch(handle)
     except asyncio.CancelledError:
@@ -208,7 +231,11 @@ async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str 
         raise
     report = await _final(handle)
     console.print(report_table(report))
-    console.print(f"report: {report.output.rstrip('/')}/{report.crawl_id}/report.json")
+    console.print(
+        f"report: {report.output.rstrip('/')}/{report.crawl_id}/report.json",
+        highlight=False,
+        markup=False,
+    )
     return EXIT_OK
 
 
@@ -222,7 +249,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = fleet.start()
         if fleet.server is not None:
-            console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False)
+            console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False, markup=False)
         client = await CrawlClient.connect(config)
         return await _start_and_follow(client, spec, args.crawl_id)
     except CrawlNotCompleted:

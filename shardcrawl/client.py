@@ -9,6 +9,7 @@ from typing import cast
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from shardcrawl.config import Config
@@ -20,8 +21,10 @@ from shardcrawl.contracts import (
     ProxyStats,
     ShardTotals,
 )
+from shardcrawl.errors import CrawlIdInUse
 from shardcrawl.report import merge_host_stats, merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
+from shardcrawl.store import normalize_store_url
 from shardcrawl.temporal_client import connect, run
 from shardcrawl.visibility import crawl_details, crawl_summary
 
@@ -124,16 +127,26 @@ class CrawlClient:
         return cls(await connect(config), task_queue=config.task_queue)
 
     async def start(self, spec: CrawlSpec, *, crawl_id: str | None = None) -> CrawlHandle:
-        handle = await self.client.start_workflow(
-            "CrawlWorkflow",
-            spec.model_dump(mode="json"),
-            id=crawl_id or new_crawl_id(),
-            task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            result_type=CrawlReport,
-            static_summary=crawl_summary(spec),
-            static_details=crawl_details(spec),
-        )
+        """Start a crawl. A relative local output is made absolute here, where the crawl is
+        started, not on whichever worker runs a batch."""
+        spec = spec.model_copy(update={"output": normalize_store_url(spec.output)})
+        crawl_id = crawl_id or new_crawl_id()
+        try:
+            handle = await self.client.start_workflow(
+                "CrawlWorkflow",
+                spec.model_dump(mode="json"),
+                id=crawl_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                result_type=CrawlReport,
+                static_summary=crawl_summary(spec),
+                static_details=crawl_details(spec),
+            )
+        except WorkflowAlreadyStartedError:
+            raise CrawlIdInUse(
+                f"crawl id {crawl_id!r} is taken (a crawl with it ran or runs, and owns its "
+                "output folder): choose another, or leave it out for a new one"
+            ) from None
         # By id alone, not pinned to the first run: the crawl continues as new as it grows,
         # and signals or queries to a closed run fail or answer stale.
         return self.get(handle.id)

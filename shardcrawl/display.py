@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from shardcrawl.contracts import CrawlProgress, CrawlReport, HostStats, ProxyStats
@@ -40,7 +41,8 @@ def store_outage(progress: CrawlProgress, *, now: float | None = None) -> str | 
 def progress_table(progress: CrawlProgress) -> Group:
     """The crawl's live state and health, and a table of its busiest and parked hosts."""
     t = progress.totals
-    table = Table(title=f"{progress.crawl_id}  [{progress.state}]", show_header=False)
+    # Everything from data goes through escape(): rich would read "[running]" as markup.
+    table = Table(title=escape(f"{progress.crawl_id}  [{progress.state}]"), show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     retries_by_host = sorted((h.retries for h in progress.hosts.values()), reverse=True)
@@ -87,7 +89,7 @@ def progress_table(progress: CrawlProgress) -> Group:
     if outage:
         rows.insert(0, ("waiting on the store", outage))
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))
     parts = [table, host_table(progress.hosts)]
     if progress.proxies:
         parts.append(proxy_table(progress.proxies))
@@ -107,15 +109,15 @@ def proxy_table(proxies: dict[str, ProxyStats]) -> Table:
         if p.banned_on:
             state += f", banned on {', '.join(p.banned_on)}"
         table.add_row(
-            redact(url),
-            p.pool + (f" ({', '.join(p.tags)})" if p.tags else ""),
+            escape(redact(url)),
+            escape(p.pool + (f" ({', '.join(p.tags)})" if p.tags else "")),
             str(p.requests),
             str(p.failures),
             str(p.blocks),
             str(p.bans),
             f"{p.mean_latency_ms:.0f} ms" if p.responses else "-",
             f"{p.in_use}/{p.capacity}",
-            state,
+            escape(state),
         )
     return table
 
@@ -127,7 +129,7 @@ def host_table(hosts: dict[str, HostStats], *, title: str = "hosts") -> Table:
     table.add_column("now", justify="right")
     for name, h in sorted(hosts.items(), key=lambda kv: (-kv[1].requests, kv[0])):
         table.add_row(
-            name,
+            escape(name),
             str(h.requests),
             str(h.pages),
             str(h.failures),
@@ -151,7 +153,7 @@ def progress_line(progress: CrawlProgress) -> str:
 
 
 def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
-    table = Table(title=f"{report.crawl_id}: {report.status}", show_header=False)
+    table = Table(title=escape(f"{report.crawl_id}: {report.status}"), show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     failures = ", ".join(f"{k} {v}" for k, v in report.failure_classes.items()) or "none"
@@ -187,7 +189,7 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
             )
         )
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))
     busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))
     more = len(report.hosts) - min(len(report.hosts), max_hosts) + report.hosts_omitted
     title = f"hosts ({more} more in report.json)" if more else "hosts"

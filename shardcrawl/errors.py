@@ -9,6 +9,7 @@ apart from bugs; every message names what failed and why, never credentials.
     ├── StoreError(ShardcrawlError)                  the output store cannot be read or written
     │   └── StoreUnavailable(StoreError)             ... for now: the same call may succeed later
     ├── ScheduleError(ShardcrawlError)               a schedule cannot be made, found or parsed
+    ├── CrawlIdInUse(ShardcrawlError)                a crawl with that id ran or runs already
     └── TemporalUnavailableError(ShardcrawlError)    no Temporal server answers at the address
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CrawlIdInUse",
     "ScheduleError",
     "ShardcrawlError",
     "SpecError",
@@ -49,6 +51,10 @@ class StoreUnavailable(StoreError):
 
 class ScheduleError(ShardcrawlError):
     """A schedule's name, timing or overlap policy is invalid, or no such schedule exists."""
+
+
+class CrawlIdInUse(ShardcrawlError):
+    """A crawl id names one crawl for good (its output folder too): a new crawl needs another."""
 
 
 class TemporalUnavailableError(ShardcrawlError):

@@ -1,0 +1,56 @@
+"""Every subcommand, given a user's mistake, says what is wrong in a line or two and exits
+2 (or 1 for a crawl that did not complete): never a traceback."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.helpers import shardcrawl
+
+SEED = "http://127.0.0.33:9/"
+
+
+def _no_traceback(result, code: int, says: str) -> None:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["run", "--workers", "0", SEED], "--workers: 0 is not 1 or more"),
+        (["run", "--workers", "two", SEED], "'two' is not a whole number"),
+        (["start", "--max-page", "5", SEED], "unrecognized arguments: --max-page"),
+        (
+            ["start", "--out", "/proc/nope/out", "--allow-private-networks", SEED],
+            "store file:///proc/nope/out: not writable",
+        ),
+        (["start", "--max-pages", "-5", SEED], "max_pages"),
+        (["start", "--id", "has a space", SEED], "crawl"),
+        (["status", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["wait", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["pause", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["cancel", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["report", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (
+            ["schedule", "create", "x", "--cron", "not a cron", "--allow-private-networks", SEED],
+            "CronString does not have 5-7 fields",
+        ),
+        (["schedule", "describe", "no-such-schedule-7f3a"], "no-such-schedule-7f3a"),
+        (["nope"], "invalid choice: 'nope'"),
+    ],
+)
+async def test_mistakes_get_one_clear_message(cli_env, args, says) -> None:
+    _no_traceback(await shardcrawl(*args, env=cli_env()), 2, says)
+
+
+async def test_a_crawl_id_already_used_is_refused_in_one_line(client, cli_env, tmp_path) -> None:
+    crawl_id = f"taken-{uuid.uuid4().hex[:8]}"
+    common = ["start", "--id", crawl_id, "--out", str(tmp_path), "--allow-private-networks", SEED]
+    first = await shardcrawl(*common, env=cli_env())
+    assert first.returncode == 0, first.stderr
+    _no_traceback(await shardcrawl(*common, env=cli_env()), 2, f"crawl id {crawl_id!r} is taken")
+    await client.get_workflow_handle(crawl_id).terminate("test over")  # it has no workers
