@@ -50,7 +50,10 @@ class CrawlHandle:
     async def status(self) -> CrawlProgress:
         """The crawl's progress with each shard's live counters (queried, not reported)."""
         progress = await self._handle.query("progress", result_type=CrawlProgress)
-        if progress.state in ("starting", "completed", "cancelled") or not progress.shard_count:
+        if (
+            progress.state in ("starting", "completed", "cancelled", "failed")
+            or not progress.shard_count
+        ):
             return progress
         # A query sees the workflow clock of its last task; a running crawl's age is now.
         if progress.started_at is not None:

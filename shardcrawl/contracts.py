@@ -772,7 +772,7 @@ class CrawlProgress(_Model):
     """The live state of a crawl, as the ``progress`` query returns it."""
 
     crawl_id: str
-    state: Literal["starting", "running", "paused", "finishing", "completed", "cancelled"]
+    state: Literal["starting", "running", "paused", "finishing", "completed", "cancelled", "failed"]
     started_at: datetime | None = None
     elapsed_seconds: float = 0.0
     pages_per_second: float = 0.0
@@ -794,7 +794,7 @@ class CrawlReport(_Model):
     """The final health of a crawl, written to ``OUT/ID/report.json``."""
 
     crawl_id: str
-    status: Literal["completed", "cancelled"]
+    status: Literal["completed", "cancelled", "failed"]
     output: str
     started_at: datetime
     finished_at: datetime
@@ -843,7 +843,7 @@ class ReportRequest(_Model):
     """Everything the report needs; per-host stats are read from the shards' segments."""
 
     crawl_id: str
-    status: Literal["completed", "cancelled"]
+    status: Literal["completed", "cancelled", "failed"]
     output: str
     started_at: datetime
     finished_at: datetime

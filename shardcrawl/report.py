@@ -153,7 +153,7 @@ def top_urls_retry_share(histogram: dict[str, int], urls_ended: int, share: floa
 def build_report(
     *,
     crawl_id: str,
-    status: Literal["completed", "cancelled"],
+    status: Literal["completed", "cancelled", "failed"],
     output: str,
     started_at: datetime,
     finished_at: datetime,

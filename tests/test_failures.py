@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from temporalio.client import WorkflowFailureError
+
 from shardcrawl.devserver import free_port
-from tests.helpers import read_items, start_crawl
+from tests.helpers import read_items, read_report, shardcrawl, start_crawl
 from tests.nasty_site import NastySite
 
 MAX_REDIRECTS = 3
@@ -49,3 +52,22 @@ async def test_failures_are_recorded_and_the_crawl_completes(client, workers, ta
     assert len(loop_requests) == MAX_REDIRECTS + 1, loop_requests
     assert report.hosts["127.0.0.6"].failures == 2
     assert report.hosts["169.254.169.254"].requests == 0, "the metadata address was contacted"
+
+
+async def test_a_crawl_that_fetched_no_page_fails_saying_why(
+    client, workers, task_queue, tmp_path, cli_env
+):
+    """Every seed refused: not 'completed' with 0 pages, but failed, with the cause, its report
+    written, and `wait` exiting 1."""
+    refused = f"http://127.0.0.34:{free_port('127.0.0.34')}/"
+    workers.start(1)
+    out = tmp_path / "out"
+    spec = {"seeds": [refused], "output": str(out), "allow_private_networks": True}
+    handle = await start_crawl(client, spec, task_queue)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), timeout=120)
+    message = str(failed.value.cause)
+    assert "no page could be fetched: 1 URLs failed (connection_refused 1)" in message, message
+    assert read_report(out, handle.id)["status"] == "failed"
+    waited = await shardcrawl("wait", handle.id, env=cli_env())
+    assert waited.returncode == 1 and "no page could be fetched" in waited.stderr, waited

@@ -151,6 +151,7 @@ class CrawlWorkflow:
         while True:
             try:
                 report = await self._wind_down(spec, status)
+                status = report.status
                 break
             except CANCELLED:
                 # A cancel can also arrive while winding down (say, just after the crawl
@@ -161,6 +162,14 @@ class CrawlWorkflow:
         self._publish(pages=report.pages_fetched)
         if status == "cancelled":
             raise asyncio.CancelledError()
+        if status == "failed":
+            classes = ", ".join(f"{k} {v}" for k, v in report.failure_classes.items())
+            raise ApplicationError(
+                f"no page could be fetched: {report.failures} URLs failed"
+                + (f" ({classes})" if classes else ""),
+                type="NothingFetched",
+                non_retryable=True,
+            )
         return report
 
     async def _begin(self, spec: CrawlSpec) -> None:
@@ -239,6 +248,10 @@ class CrawlWorkflow:
             lambda: len(self._results) == spec.shards or self._failure is not None
         )
         await self._fail_on_failed_shard()
+        if status == "completed" and not sum(r.totals.pages for r in self._results.values()):
+            # Out of work without one page is no success: no seed could be fetched. The crawl
+            # ends failed, saying why, with its report written.
+            status = "failed"
         request = ReportRequest(
             crawl_id=self._crawl_id,
             status=status,  # type: ignore[arg-type]
