@@ -1,6 +1,7 @@
-"""Node loss: workers killed mid-batch, stopped gracefully, or all gone for a while, and the
-Temporal server killed and restarted. Every time the crawl completes with every reachable page
-in the output exactly once. Processes are real and killed by PID at random moments."""
+"""Node loss: workers killed mid-batch (ten times in one crawl), stopped gracefully, or all
+gone for a while, and the Temporal server killed and restarted (once while a shard is
+continuing as new). Every time the crawl completes with every reachable page in the output
+exactly once. Processes are real and killed by PID at random moments."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from tests.plugins.temporal import Workers
 
 MAX_DEPTH = 6
 KILLS = 3
+WORKER_KILLS = 10
+# What a shard runs while it continues as new: its state to the store, then back.
+CHECKPOINT_ACTIVITIES = frozenset({"save_segment", "load_segment", "delete_segments"})
 
 
 def crawl_spec(site, out: Path) -> dict:
@@ -68,6 +72,20 @@ async def pid_running_a_batch(client: Client, crawl_id: str, shards: int, live: 
         await asyncio.sleep(0.05)
 
 
+async def shard_continuing_as_new(client: Client, crawl_id: str, shards: int) -> None:
+    """Returns while some shard of the crawl is saving or loading its checkpoint."""
+    while True:
+        for i in range(shards):
+            try:
+                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+            except RPCError:
+                continue
+            pending = description.raw_description.pending_activities
+            if any(p.activity_type.name in CHECKPOINT_ACTIVITIES for p in pending):
+                return
+        await asyncio.sleep(0.02)
+
+
 async def worker_in_a_batch(client: Client, workers: Workers, crawl_id: str) -> Popen[bytes]:
     """After a random pause, a live worker process that is running a batch right now."""
     await asyncio.sleep(random.uniform(0.2, 1.5))
@@ -76,20 +94,53 @@ async def worker_in_a_batch(client: Client, workers: Workers, crawl_id: str) -> 
     return next(p for p in workers.processes if p.pid == victim)
 
 
+async def pids_running_batches(client: Client, crawl_id: str, shards: int) -> set[int]:
+    """PIDs of the workers that have a batch of the crawl started right now (one look)."""
+    pids = set()
+    for i in range(shards):
+        try:
+            description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+        except RPCError:
+            continue
+        for pending in description.raw_description.pending_activities:
+            if (
+                pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                and pending.activity_type.name == "crawl_batch"
+            ):
+                pids.add(int(pending.last_worker_identity.split("@", 1)[0] or 0))
+    return pids
+
+
 async def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
     client, workers, task_queue, site_factory, tmp_path
 ):
-    site = site_factory(pages_per_host=30, delay_ms=60)
+    """Ten SIGKILLs at random moments of one crawl, each of a worker running a batch if one
+    is within 5 s (else of any worker), a new worker started after each. A killed batch
+    holds its host until its heartbeat times out, so not every kill can find one."""
+    site = site_factory(pages_per_host=60, delay_ms=60)
     out = tmp_path / "out"
-    workers.start(2)
+    workers.start(3)
     handle = await start_crawl(client, crawl_spec(site, out), task_queue)
-    for _ in range(KILLS):
-        process = await worker_in_a_batch(client, workers, handle.id)
-        process.kill()  # SIGKILL, by PID
-        await asyncio.to_thread(process.wait, 30)
+    rng = random.Random()
+    batches_hit = 0
+    for _ in range(WORKER_KILLS):
+        await asyncio.sleep(rng.uniform(0.5, 2.0))
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        live = [p for p in workers.processes if p.poll() is None]
+        busy: set[int] = set()
+        for _ in range(100):  # up to ~5 s for a live worker to be running a batch
+            busy = await pids_running_batches(client, handle.id, 3) & {p.pid for p in live}
+            if busy:
+                break
+            await asyncio.sleep(0.05)
+        victim = rng.choice([p for p in live if p.pid in busy] or live)
+        batches_hit += victim.pid in busy
+        victim.kill()  # SIGKILL, by PID
+        await asyncio.to_thread(victim.wait, 30)
         workers.start(1)
     report = await asyncio.wait_for(handle.result(), timeout=240)
-    assert report.batch_retries >= KILLS, "killed batches were not run again"
+    assert batches_hit >= 3, f"only {batches_hit} kills landed mid-batch"
+    assert report.batch_retries >= batches_hit, "killed batches were not run again"
     assert_exactly_once(site, out, handle.id)
 
 
@@ -127,8 +178,11 @@ async def test_temporal_server_killed_and_restarted(site_factory, tmp_path):
         client = await Client.connect(server.address, data_converter=data_converter)
         handle = await start_crawl(client, crawl_spec(site, out), "restarts")
         rng = random.Random()
-        for _ in range(KILLS):
-            await asyncio.sleep(rng.uniform(0.5, 2.0))
+        for kill in range(KILLS):
+            if kill == 0:
+                await asyncio.wait_for(shard_continuing_as_new(client, handle.id, 3), 120)
+            else:
+                await asyncio.sleep(rng.uniform(0.5, 2.0))
             status = (await handle.describe()).status
             assert status == WorkflowExecutionStatus.RUNNING, "the crawl ended before the kill"
             server.stop(kill=True)

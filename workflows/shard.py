@@ -83,12 +83,15 @@ T = TypeVar("T")
 # A worker that dies is noticed within HEARTBEAT_TIMEOUT and its batch runs elsewhere.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # A store that is down is not retried here: the shard puts the work back and waits for the
-# store with one probe (STORE_PROBE_RETRY), however long the outage lasts.
+# store with one probe (STORE_PROBE_RETRY), however long the outage lasts. A worker that dies
+# takes its batch's attempt with it, and a fleet that loses workers must not fail crawls, so a
+# batch has 20 attempts; one that fails every worker it lands on (a page that crashes
+# Scrapy) fails the crawl after those, some ten minutes on.
 BATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
+    maximum_attempts=20,
     non_retryable_error_types=["UnknownSpider", STORE_UNAVAILABLE],
 )
 ROBOTS_RETRY = RetryPolicy(
