@@ -26,7 +26,7 @@ from shardcrawl.client import CrawlClient, CrawlHandle
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table
-from shardcrawl.errors import ShardcrawlError, SpecError
+from shardcrawl.errors import ShardcrawlError, SpecError, root_cause
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url, open_store
 from shardcrawl.temporal_client import exit_now
@@ -210,8 +210,7 @@ async def _final(handle: CrawlHandle) -> CrawlReport:
     try:
         return await handle.wait()
     except WorkflowFailureError as exc:
-        cause = exc.cause
-        message = getattr(cause, "message", None) or str(cause)
+        message = root_cause(exc)
         status = await handle.execution_status()
         name = status.name.lower() if status else "failed"
         raise CrawlNotCompleted(f"crawl {handle.crawl_id} {name}: {message}") from None
@@ -307,7 +306,10 @@ async def cmd_report(args: argparse.Namespace) -> int:
     handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
     report = await handle.report()
     if report is None:
-        raise CrawlNotCompleted(f"crawl {args.crawl_id} has no report yet (still running?)")
+        failure = await handle.failure()
+        if failure is not None:
+            raise CrawlNotCompleted(f"crawl {args.crawl_id} failed, with no report: {failure}")
+        raise CrawlNotCompleted(f"crawl {args.crawl_id} has no report yet: it is still running")
     print(report.model_dump_json(indent=2))
     return EXIT_OK
 

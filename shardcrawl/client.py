@@ -7,7 +7,12 @@ import secrets
 from datetime import UTC, datetime
 from typing import cast
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -21,7 +26,7 @@ from shardcrawl.contracts import (
     ProxyStats,
     ShardTotals,
 )
-from shardcrawl.errors import CrawlIdInUse
+from shardcrawl.errors import CrawlIdInUse, root_cause
 from shardcrawl.report import merge_host_stats, merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.store import normalize_store_url
@@ -30,6 +35,11 @@ from shardcrawl.visibility import crawl_details, crawl_summary
 
 __all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id", "run"]
 
+_FAILED = (
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.TIMED_OUT,
+)
 STATUS_HOSTS = 10
 """Busiest hosts per shard in a live status (parked and abandoned hosts always show)."""
 
@@ -49,7 +59,16 @@ class CrawlHandle:
 
     async def status(self) -> CrawlProgress:
         """The crawl's progress with each shard's live counters (queried, not reported)."""
-        progress = await self._handle.query("progress", result_type=CrawlProgress)
+        failure = await self.failure()
+        try:
+            progress = await self._handle.query("progress", result_type=CrawlProgress)
+        except RPCError:
+            if failure is None:
+                raise
+            # A closed crawl answers queries only while a worker runs: say what is known.
+            progress = CrawlProgress(crawl_id=self.crawl_id, state="failed")
+        if failure is not None:
+            return progress.model_copy(update={"state": "failed", "failure": failure})
         if (
             progress.state in ("starting", "completed", "cancelled", "failed")
             or not progress.shard_count
@@ -93,6 +112,17 @@ class CrawlHandle:
 
     async def execution_status(self) -> WorkflowExecutionStatus | None:
         return (await self._handle.describe()).status
+
+    async def failure(self) -> str | None:
+        """Why the crawl failed (the root cause, not Temporal's wrapper), or None if it did
+        not fail."""
+        if await self.execution_status() not in _FAILED:
+            return None
+        try:
+            await self._handle.result()
+        except WorkflowFailureError as exc:
+            return root_cause(exc)
+        return None
 
     async def wait(self) -> CrawlReport:
         """The report of a completed crawl; raises WorkflowFailureError otherwise."""

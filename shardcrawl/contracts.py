@@ -788,6 +788,7 @@ class CrawlProgress(_Model):
     continued_as_new: int = Field(default=0, description="the crawl workflow's earlier runs")
     largest_payload_bytes: int = Field(default=0, description="crawl workflow's largest payload")
     proxies: dict[str, ProxyStats] = Field(default_factory=dict)
+    failure: str | None = Field(default=None, description="why a failed crawl failed")
 
 
 class CrawlReport(_Model):

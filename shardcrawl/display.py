@@ -88,6 +88,8 @@ def progress_table(progress: CrawlProgress) -> Group:
     outage = store_outage(progress)
     if outage:
         rows.insert(0, ("waiting on the store", outage))
+    if progress.failure:
+        rows.insert(0, ("failed", progress.failure))
     for name, value in rows:
         table.add_row(name, escape(value))
     parts = [table, host_table(progress.hosts)]

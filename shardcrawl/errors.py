@@ -16,6 +16,7 @@ apart from bugs; every message names what failed and why, never credentials.
 from __future__ import annotations
 
 __all__ = [
+    "root_cause",
     "ConfigError",
     "CrawlIdInUse",
     "ScheduleError",
@@ -25,6 +26,24 @@ __all__ = [
     "StoreUnavailable",
     "TemporalUnavailableError",
 ]
+
+
+# What Temporal says of a failure that only wraps another: never the cause a user needs.
+_WRAPPERS = ("Activity task failed", "Child Workflow execution failed", "Workflow execution failed")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first message down the failure's chain that is not only a wrapper: Temporal wraps
+    an activity's error ("Activity task failed") and a workflow's, and the user needs what
+    is inside; our own errors already name the cause below them (the store's OSError). Pure
+    (it walks ``cause`` attributes), so workflows use it too."""
+    current: BaseException | None = exc
+    while current is not None:
+        message = getattr(current, "message", None) or str(current)
+        if message and message not in _WRAPPERS:
+            return str(message)
+        current = getattr(current, "cause", None) or current.__cause__
+    return str(exc) or type(exc).__name__
 
 
 class ShardcrawlError(Exception):

@@ -82,12 +82,26 @@ async def connect(
             if time.monotonic() + delay > deadline:
                 raise TemporalUnavailableError(
                     f"no Temporal server answers at {config.temporal_address} "
-                    f"(namespace {config.temporal_namespace!r}): {exc}. Start one with "
-                    "`shardcrawl server`, or set TEMPORAL_ADDRESS."
+                    f"({_address_source()}; namespace {config.temporal_namespace!r}): {exc}. "
+                    + _address_hint()
                 ) from None
             log.warning("Temporal at %s not answering, retrying: %s", config.temporal_address, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _address_source() -> str:
+    """Where the address came from, so the message says what was tried and why."""
+    for name in ("TEMPORAL_ADDRESS", "SHARDCRAWL_TEMPORAL_ADDRESS"):
+        if name in os.environ:
+            return f"from ${name}"
+    return "the default; $TEMPORAL_ADDRESS is not set"
+
+
+def _address_hint() -> str:
+    if "TEMPORAL_ADDRESS" in os.environ or "SHARDCRAWL_TEMPORAL_ADDRESS" in os.environ:
+        return "Check that the server runs and that the variable names it."
+    return "Start one with `shardcrawl server`, or set TEMPORAL_ADDRESS to a running one."
 
 
 async def ensure_search_attributes(client: Client) -> None:

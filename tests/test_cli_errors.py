@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
-from tests.helpers import shardcrawl
+from tests.helpers import shardcrawl, start_crawl
 
 SEED = "http://127.0.0.33:9/"
 
@@ -54,3 +55,24 @@ async def test_a_crawl_id_already_used_is_refused_in_one_line(client, cli_env, t
     assert first.returncode == 0, first.stderr
     _no_traceback(await shardcrawl(*common, env=cli_env()), 2, f"crawl id {crawl_id!r} is taken")
     await client.get_workflow_handle(crawl_id).terminate("test over")  # it has no workers
+
+
+async def test_a_failed_crawl_says_its_root_cause_everywhere(client, cli_env, workers, task_queue):
+    """Not Temporal's 'Activity task failed': the store's own words, from wait, status and
+    report (which must not guess 'still running')."""
+    workers.start(1)
+    handle = await start_crawl(
+        client,
+        {"seeds": [SEED], "output": "/proc/nope/out", "allow_private_networks": True},
+        task_queue,
+    )
+    cause = "store file:///proc/nope/out: not writable"
+    waited = await shardcrawl("wait", handle.id, env=cli_env())
+    _no_traceback(waited, 1, cause)
+    assert "Activity task failed" not in waited.stderr
+    status = await shardcrawl("status", handle.id, env=cli_env())
+    assert status.returncode == 0 and f"{handle.id}  [failed]" in status.stdout, status.stdout
+    as_json = await shardcrawl("status", handle.id, "--json", env=cli_env())
+    progress = json.loads(as_json.stdout)
+    assert progress["state"] == "failed" and cause in progress["failure"], progress
+    _no_traceback(await shardcrawl("report", handle.id, env=cli_env()), 1, cause)

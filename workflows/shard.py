@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         StoreProbe,
         UrlTask,
     )
+    from shardcrawl.errors import root_cause
     from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.host_pressure import HostPressure
     from shardcrawl.politeness import Lease, Politeness
@@ -251,7 +252,7 @@ class DomainShardWorkflow:
             raise
         except Exception as exc:
             # A parent run that did not start this shard cannot see it fail: tell it.
-            failure = ShardFailure(shard=shard.shard, message=f"{type(exc).__name__}: {exc}")
+            failure = ShardFailure(shard=shard.shard, message=root_cause(exc))
             await self._parent.signal("shard_failed", failure)
             raise
         await self._parent.signal("shard_finished", result)
