@@ -25,7 +25,7 @@ from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.client import CrawlClient, CrawlHandle
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
-from shardcrawl.display import progress_line, progress_table, report_table
+from shardcrawl.display import progress_line, progress_table, report_table, shown_location
 from shardcrawl.errors import ShardcrawlError, SpecError, root_cause
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url, open_store
@@ -231,7 +231,7 @@ async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str 
     report = await _final(handle)
     console.print(report_table(report))
     console.print(
-        f"report: {report.output.rstrip('/')}/{report.crawl_id}/report.json",
+        f"report: {shown_location(report.output).rstrip('/')}/{report.crawl_id}/report.json",
         highlight=False,
         markup=False,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from rich.console import Group
 from rich.markup import escape
@@ -19,12 +20,20 @@ __all__ = [
     "progress_table",
     "proxy_table",
     "report_table",
+    "shown_location",
     "store_outage",
 ]
 
 
 def _rate(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
+
+
+def shown_location(url: str) -> str:
+    """A local output as the path a person types (/data/crawls), other stores as URLs."""
+    if url.startswith("file://"):
+        return unquote(urlsplit(url).path) or "/"
+    return url
 
 
 def store_outage(progress: CrawlProgress, *, now: float | None = None) -> str | None:
@@ -180,7 +189,7 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
         ("out of scope / too deep", f"{report.out_of_scope} / {report.too_deep}"),
         ("left unfetched", str(report.unfetched)),
         ("elapsed", f"{report.elapsed_seconds:.1f} s ({report.pages_per_second:.1f} pages/s)"),
-        ("output", report.output),
+        ("output", shown_location(report.output)),
     ]
     if report.previous_crawl:
         rows.append(

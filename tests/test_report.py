@@ -8,6 +8,7 @@ import pytest
 
 from shardcrawl.blocks import block_reason
 from shardcrawl.contracts import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
+from shardcrawl.display import shown_location
 from shardcrawl.report import (
     MAX_FIELDS,
     ShardPart,
@@ -397,3 +398,8 @@ def test_only_the_owner_reports_a_hosts_state(owner_first: bool) -> None:
     host = merged.hosts["a.example"]
     assert (host.state, host.parks, host.concurrency) == ("abandoned", 3, 1)
     assert host.links_discovered == 1 and host.requests == 1
+
+
+def test_local_outputs_show_as_paths_and_other_stores_as_urls() -> None:
+    assert shown_location("file:///data/my%20crawls") == "/data/my crawls"
+    assert shown_location("s3://bucket/prefix") == "s3://bucket/prefix"
