@@ -119,7 +119,7 @@ async def test_schedule_from_python_skips_a_run_while_one_is_going(
         concurrency_per_host=1,
     )
     await crawls.schedules.create(name, spec, cron="0 * * * *")
-    assert name in await crawls.schedules.names()
+    await _listed(crawls, name, True)
     await crawls.schedules.trigger(name)
     first = await _running_run(crawls, name)
     await crawls.schedules.trigger(name)  # skipped: the first is still going
@@ -129,7 +129,17 @@ async def test_schedule_from_python_skips_a_run_while_one_is_going(
     assert summary.next_runs and summary.when == "cron 0 * * * *"
     await crawls.get(first).cancel()
     await crawls.schedules.delete(name)
-    assert name not in await crawls.schedules.names()
+    await _listed(crawls, name, False)
+
+
+async def _listed(crawls: CrawlClient, name: str, listed: bool) -> None:
+    """Listing schedules reads Temporal's visibility store, which catches up a moment after a
+    create or delete (longer on a loaded machine)."""
+    for _ in range(100):
+        if (name in await crawls.schedules.names()) == listed:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"schedule {name} {'never' if listed else 'still'} listed")
 
 
 async def _running_run(crawls: CrawlClient, name: str) -> str:
