@@ -818,8 +818,11 @@ class DomainShardWorkflow:
     def _next_wake(self) -> timedelta | None:
         """When a resting host may take a lease, a retry's wait ends or a park's cool-down
         does, if that is what the shard waits for; zero if one of those came due since the
-        last dispatch (time passes while the shard reports)."""
-        if self._paused:
+        last dispatch (time passes while the shard reports). None while dispatch is off
+        (paused, draining for continue-as-new, waiting on the store): then only a message, a
+        landing batch or the store's return wakes the shard, and a time that came due cannot
+        send the loop round without a dispatch that would move the mark."""
+        if self._paused or self._draining or self._store_down_since:
             return None
         now = workflow.now().timestamp()
         origins = self._retries.origins()
