@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -22,7 +23,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
 from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
-from shardcrawl.client import CrawlClient, CrawlHandle
+from shardcrawl.client import CrawlClient, CrawlHandle, new_crawl_id
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table, shown_location
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="crawl to completion with local workers, show progress")
     _add_spec_options(run)
     run.add_argument("--workers", type=_positive, default=2, help="local worker processes")
+    run.add_argument(
+        "--worker-logs",
+        action="store_true",
+        help="print the end of the workers' logs if the crawl does not complete (they are "
+        "kept in .shardcrawl/logs/CRAWL_ID/ either way)",
+    )
 
     start = sub.add_parser("start", help="submit a crawl to a running cluster, print its id")
     _add_spec_options(start)
@@ -244,15 +251,21 @@ async def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     config = Config.load()
     embedded = "TEMPORAL_ADDRESS" not in os.environ
-    fleet = LocalFleet(config, workers=args.workers, embedded=embedded)
+    crawl_id = args.crawl_id or new_crawl_id()
+    log_dir = Path(".shardcrawl", "logs", crawl_id).resolve()
+    fleet = LocalFleet(config, workers=args.workers, embedded=embedded, worker_log_dir=log_dir)
     try:
         config = fleet.start()
         if fleet.server is not None:
             console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False, markup=False)
         client = await CrawlClient.connect(config)
-        return await _start_and_follow(client, spec, args.crawl_id)
+        return await _start_and_follow(client, spec, crawl_id)
     except CrawlNotCompleted:
-        err_console.print(fleet.worker_logs()[-2000:], highlight=False, markup=False)
+        # The workers' own words stay out of the terminal unless asked for: the cause is in
+        # the message that follows; the logs are a path away.
+        if args.worker_logs:
+            err_console.print(fleet.worker_logs()[-2000:], highlight=False, markup=False)
+        err_console.print(f"worker logs: {log_dir}", highlight=False, markup=False)
         raise
     finally:
         fleet.stop()
@@ -315,8 +328,6 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from shardcrawl.devserver import DevServer
 
     server = DevServer(ip=args.ip, port=args.port, ui_port=args.ui_port, db_file=Path(args.db))

@@ -38,7 +38,11 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: f
 class LocalFleet:
     """Owns the processes it starts; ``stop`` ends exactly those."""
 
-    def __init__(self, config: Config, *, workers: int, embedded: bool) -> None:
+    def __init__(
+        self, config: Config, *, workers: int, embedded: bool, worker_log_dir: Path | None = None
+    ) -> None:
+        """``worker_log_dir``: where the workers' logs go, to outlive the fleet (default: a
+        temporary folder, removed with the embedded server's state at ``stop``)."""
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers = workers
@@ -47,6 +51,7 @@ class LocalFleet:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="shardcrawl-")
         self.log_dir = Path(self._tmp.name)
+        self.worker_log_dir = worker_log_dir or self.log_dir
         # A private task queue, so this run's workers take only this run's crawl.
         self.config = config.model_copy(
             update={"task_queue": f"{config.task_queue}-{uuid.uuid4().hex[:8]}"}
@@ -66,8 +71,9 @@ class LocalFleet:
                 "SHARDCRAWL_TASK_QUEUE": self.config.task_queue,
             }
         )
+        self.worker_log_dir.mkdir(parents=True, exist_ok=True)
         for index in range(self.workers):
-            log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
+            log = open(self.worker_log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
             if self.config.metrics_address:
                 # One machine, so one port each: HOST:PORT, HOST:PORT+1, ...
                 host, _, port = self.config.metrics_address.rpartition(":")
@@ -79,7 +85,8 @@ class LocalFleet:
 
     def worker_logs(self) -> str:
         return "\n".join(
-            p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+            p.read_text(errors="replace")[-4000:]
+            for p in sorted(self.worker_log_dir.glob("worker-*.log"))
         )
 
     def stop(self) -> None:

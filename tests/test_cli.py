@@ -15,6 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from shardcrawl.client import CrawlHandle
+from shardcrawl.devserver import free_port
 from shardcrawl.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 
@@ -158,6 +159,21 @@ async def test_run_starts_its_own_server_and_workers(site_factory, tmp_path):
     assert report["status"] == "completed"
     assert report["pages_fetched"] == len(read_items(out, crawl_id)) > 10
     assert "pages fetched" in result.stdout
+
+
+async def test_run_of_a_failing_crawl_names_the_cause_and_keeps_worker_logs_out(tmp_path):
+    """The cause in one line, the workers' logs a path away (not dumped in the terminal)."""
+    refused = f"http://127.0.0.35:{free_port('127.0.0.35')}/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHARDCRAWL_", "TEMPORAL_"))}
+    result = await shardcrawl(
+        "run", refused, "--out", str(tmp_path / "out"), "--workers", "1",
+        "--allow-private-networks", env=env, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no page could be fetched: 1 URLs failed (connection_refused 1)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    logs = Path(result.stderr.split("worker logs: ", 1)[1].split()[0])
+    assert (logs / "worker-0.log").is_file(), result.stderr
 
 
 def descendants(pid: int) -> set[int]:
