@@ -3,31 +3,18 @@ pages, and links to hosts that refuse connections or must never be contacted."""
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.thread_site import ThreadSite
 
 
-class NastySite:
+class NastySite(ThreadSite):
     """Serves on ``ip``:port in a thread of the test process and logs request paths."""
 
     def __init__(self, ip: str, refused_origin: str) -> None:
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                site.requests.append(self.path)
-                site.route(self)
-
         self.refused_origin = refused_origin
-        self.server = ThreadingHTTPServer((ip, 0), Handler)
-        self.server.daemon_threads = True
-        self.origin = f"http://{ip}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(ip)
 
     def route(self, h: BaseHTTPRequestHandler) -> None:
         path = h.path
@@ -80,11 +67,3 @@ class NastySite:
         h.send_header("Location", location)
         h.send_header("Content-Length", "0")
         h.end_headers()
-
-    def __enter__(self) -> NastySite:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

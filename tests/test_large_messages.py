@@ -6,44 +6,33 @@ or fetched twice, and no payload in any history reaches 256 KB."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from shardcrawl import urls
 from shardcrawl.history_audit import audit_crawl
 from tests.helpers import read_items, start_crawl
+from tests.thread_site import ThreadSite
 
 LINKS_PER_HOST = 2500
 PAD = "p" * 70
 
 
-class LinkFarm:
+class LinkFarm(ThreadSite):
     """``/`` links LINKS_PER_HOST long URLs here and as many on the other farm; those pages
     link nowhere."""
 
     def __init__(self, ip: str) -> None:
-        self.requests: list[str] = []
         self.other = ""
-        farm = self
+        super().__init__(ip)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                farm.requests.append(self.path)
-                body = farm.page(self.path).encode()
-                self.send_response(200 if self.path != "/robots.txt" else 404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer((ip, 0), Handler)
-        self.server.daemon_threads = True
-        self.origin = f"http://{ip}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def route(self, h: BaseHTTPRequestHandler) -> None:
+        body = self.page(h.path).encode()
+        h.send_response(200 if h.path != "/robots.txt" else 404)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
 
     def page(self, path: str) -> str:
         if path != "/":
@@ -51,10 +40,6 @@ class LinkFarm:
         hrefs = [f"/leaf/{i}?pad={PAD}" for i in range(LINKS_PER_HOST)]
         hrefs += [f"{self.other}/leaf/{i}?pad={PAD}" for i in range(LINKS_PER_HOST)]
         return "<title>farm</title>" + "".join(f'<a href="{h}">x</a>' for h in hrefs)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 async def test_large_link_lists_travel_in_small_payloads(client, workers, task_queue, tmp_path):

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import brotli
 
 from tests.helpers import start_crawl
+from tests.thread_site import ThreadSite
 
 MAX_RESPONSE_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT = 3.0
@@ -34,62 +34,49 @@ def _bombs() -> dict[str, tuple[str, bytes]]:
     }
 
 
-class LyingSite:
+class LyingSite(ThreadSite):
     def __init__(self, ip: str) -> None:
-        bombs = _bombs()
-        self.requests: list[str] = []
-        site = self
+        self.bombs = _bombs()
+        super().__init__(ip)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def route(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path == "/":
+            links = "".join(f'<a href="{p}">x</a>' for p in [*self.bombs, "/drip"])
+            return _send(h, b"<title>liar</title>" + links.encode(), {})
+        if h.path in self.bombs:
+            encoding, body = self.bombs[h.path]
+            return _send(h, body, {"Content-Encoding": encoding})
+        if h.path == "/drip":
+            return _drip(h)
+        h.send_error(404)
 
-            def do_GET(self) -> None:
-                site.requests.append(self.path)
-                if self.path == "/":
-                    links = "".join(f'<a href="{p}">x</a>' for p in [*bombs, "/drip"])
-                    return self._send(b"<title>liar</title>" + links.encode(), {})
-                if self.path in bombs:
-                    encoding, body = bombs[self.path]
-                    return self._send(body, {"Content-Encoding": encoding})
-                if self.path == "/drip":
-                    return self._drip()
-                self.send_error(404)
 
-            def _send(self, body: bytes, headers: dict[str, str]) -> None:
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+def _send(h: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]) -> None:
+    try:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            h.send_header(name, value)
+        h.end_headers()
+        h.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
-            def _drip(self) -> None:
-                """A byte a second for at most 30 s: only the download timeout ends it sooner."""
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", "30")
-                    self.end_headers()
-                    for _ in range(30):
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(1)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
-        self.server = ThreadingHTTPServer((ip, 0), Handler)
-        self.server.daemon_threads = True
-        self.origin = f"http://{ip}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _drip(h: BaseHTTPRequestHandler) -> None:
+    """A byte a second for at most 30 s: only the download timeout ends it sooner."""
+    try:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", "30")
+        h.end_headers()
+        for _ in range(30):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(1)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def _peak_rss_bytes(pid: int) -> int:
