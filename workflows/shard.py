@@ -128,6 +128,14 @@ MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 
 
+def _raise_if_final(exc: ActivityError) -> None:
+    """An activity that failed for good (a spider that cannot run, a store that refuses)
+    fails the shard with the activity's own type and message, not Temporal's wrapper."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from exc
+
+
 def _batch_timeout(request: BatchRequest) -> timedelta:
     """Long enough for every URL to time out one after another within its lease, plus slack."""
     per_url = request.fetch.download_timeout_seconds + request.delay_seconds
@@ -356,15 +364,7 @@ class DomainShardWorkflow:
             shard=self._input.shard,
             start=self._previous_next,
         )
-        page = await self._until_stored(
-            lambda: workflow.execute_activity(
-                "previous_urls",
-                request,
-                result_type=PreviousPage,
-                start_to_close_timeout=SEGMENT_TIMEOUT,
-                retry_policy=SEGMENT_RETRY,
-            )
-        )
+        page = await self._store_activity("previous_urls", request, PreviousPage)
         self._size.note(page)
         self._previous_next = page.next
         for task in page.urls:
@@ -561,10 +561,7 @@ class DomainShardWorkflow:
                 )
             )
         except ActivityError as exc:
-            if isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable:
-                raise ApplicationError(
-                    exc.cause.message, type=exc.cause.type, non_retryable=True
-                ) from exc
+            _raise_if_final(exc)
             workflow.logger.warning("robots.txt of %s not fetched: %s", origin, exc.cause)
             result = RobotsResult(error=ROBOTS_FETCH_FAILED)
         finally:
@@ -621,9 +618,8 @@ class DomainShardWorkflow:
             self._requeue(tasks)
             raise
         except ActivityError as exc:
+            _raise_if_final(exc)
             cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.non_retryable:
-                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from exc
             if isinstance(cause, TemporalCancelledError):
                 self._requeue(tasks)
                 return
@@ -732,6 +728,21 @@ class DomainShardWorkflow:
                 if not (isinstance(cause, ApplicationError) and cause.type == STORE_UNAVAILABLE):
                     raise
                 await self._wait_for_store(cause.message)
+
+    async def _store_activity(
+        self, name: str, request: object, result_type: type[T] | None = None
+    ) -> T:
+        """A claim-check activity (segments, the previous crawl's files): one store call,
+        retried as long as it fails in other ways, and waited out while the store is down."""
+        return await self._until_stored(
+            lambda: workflow.execute_activity(
+                name,
+                request,
+                result_type=result_type,
+                start_to_close_timeout=SEGMENT_TIMEOUT,
+                retry_policy=SEGMENT_RETRY,
+            )
+        )
 
     async def _wait_for_store(self, cause: str) -> None:
         """One probe per shard, retried with backoff and no limit, however many batches wait;
@@ -909,26 +920,13 @@ class DomainShardWorkflow:
             )
             request = SegmentWrite(output=self._spec.output, key=key, data=data)
             self._size.note(request)
-            await self._until_stored(
-                lambda request=request: workflow.execute_activity(  # type: ignore[misc]
-                    "save_segment",
-                    request,
-                    start_to_close_timeout=SEGMENT_TIMEOUT,
-                    retry_policy=SEGMENT_RETRY,
-                )
-            )
+            await self._store_activity("save_segment", request)
             keys.append(key)
         return keys
 
     async def _load_segment(self, key: str) -> bytes:
-        result = await self._until_stored(
-            lambda: workflow.execute_activity(
-                "load_segment",
-                SegmentRead(output=self._spec.output, key=key),
-                result_type=SegmentData,
-                start_to_close_timeout=SEGMENT_TIMEOUT,
-                retry_policy=SEGMENT_RETRY,
-            )
+        result = await self._store_activity(
+            "load_segment", SegmentRead(output=self._spec.output, key=key), SegmentData
         )
         self._size.note(result)
         return result.data
@@ -979,11 +977,4 @@ class DomainShardWorkflow:
                 self._input.crawl_id, self._input.shard, checkpoint.generation
             ),
         )
-        await self._until_stored(
-            lambda: workflow.execute_activity(
-                "delete_segments",
-                delete,
-                start_to_close_timeout=SEGMENT_TIMEOUT,
-                retry_policy=SEGMENT_RETRY,
-            )
-        )
+        await self._store_activity("delete_segments", delete)
