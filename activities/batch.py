@@ -34,6 +34,7 @@ from shardcrawl.contracts import (
     UrlTask,
     payload_bytes,
 )
+from shardcrawl.frontier import request_fingerprint, unfiltered
 from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
@@ -89,12 +90,12 @@ def _links(pages: list[PageCapture]) -> list[Link]:
             canonical = _canonical(found.url)
             if canonical is None:
                 continue
-            request = found.request
-            key: object = canonical
-            if request is not None and request.dont_filter:
-                key = len(links)
-            elif request is not None and (request.method != "GET" or request.body_b64):
-                key = (canonical, request.method, request.body_b64)
+            # The frontier's identity, so the batch merges exactly what the shard would.
+            key: object = (
+                ("unfiltered", len(links))
+                if unfiltered(found.request)
+                else request_fingerprint(canonical, found.request)
+            )
             link = links.get(key)
             if link is None:
                 links[key] = Link(

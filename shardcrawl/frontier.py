@@ -19,7 +19,7 @@ from shardcrawl import urls
 from shardcrawl.contracts import RequestData, UrlTask
 from shardcrawl.fingerprints import FingerprintSet
 
-__all__ = ["Frontier", "RecentSet", "fingerprint_of"]
+__all__ = ["Frontier", "RecentSet", "fingerprint_of", "request_fingerprint", "unfiltered"]
 
 
 # Heap entries are (depth, -priority, seq, key); a queued request is (url, depth, priority,
@@ -44,7 +44,7 @@ class Frontier:
     def offer(self, task: UrlTask) -> bool:
         """Queue a request; False if it was seen before (a duplicate)."""
         fp = fingerprint_of(task)
-        if task.request is not None and task.request.dont_filter:
+        if unfiltered(task.request):
             self._seen.add(fp)
             self._queue(task, _UNFILTERED + self._seq)
             return True
@@ -97,7 +97,7 @@ class Frontier:
         """Queue again a URL taken for a batch that did not run to the end (the store was
         down, or the crawl cancelled it): it is in the seen-set already, not a new URL."""
         fp = fingerprint_of(task)
-        if task.request is not None and task.request.dont_filter:
+        if unfiltered(task.request):
             self._queue(task, _UNFILTERED + self._seq)
         elif fp not in self._pending:
             self._queue(task, fp)
@@ -175,12 +175,21 @@ def _queued(task: UrlTask) -> _Queued:
 
 def fingerprint_of(task: UrlTask) -> int:
     """The request's identity for dedup (Scrapy's: URL, method, body; not the callback)."""
-    request = task.request
+    return request_fingerprint(task.url, task.request)
+
+
+def request_fingerprint(url: str, request: RequestData | None) -> int:
+    """``fingerprint_of`` for a canonical URL and the rest of its request."""
     if request is None:
-        return urls.fingerprint(task.url)
+        return urls.fingerprint(url)
     return urls.request_fingerprint(
-        task.url, request.method, base64.b64decode(request.body_b64) if request.body_b64 else b""
+        url, request.method, base64.b64decode(request.body_b64) if request.body_b64 else b""
     )
+
+
+def unfiltered(request: RequestData | None) -> bool:
+    """Whether the request skips dedup (Scrapy's ``dont_filter``)."""
+    return request is not None and request.dont_filter
 
 
 class RecentSet:
@@ -200,7 +209,7 @@ class RecentSet:
     def add(self, task: UrlTask) -> bool:
         """Remember the request at its depth; False if it was remembered at this depth or
         smaller (a dont_filter request is never remembered: it goes every time)."""
-        if task.request is not None and task.request.dont_filter:
+        if unfiltered(task.request):
             return True
         fp, depth = fingerprint_of(task), task.depth
         known = self._depths.get(fp)
