@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import SchemaSerializer, core_schema
 
 from shardcrawl import urls
 from shardcrawl.proxy_urls import check_proxy_url
@@ -78,6 +79,7 @@ __all__ = [
     "ShardTotals",
     "UrlTask",
     "payload_bytes",
+    "wire_json",
 ]
 
 DEFAULT_USER_AGENT = "shardcrawl/0.1 (+https://github.com/shardcrawl/shardcrawl)"
@@ -115,10 +117,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_WIRE = SchemaSerializer(core_schema.any_schema())
+
+
+def wire_json(value: Any) -> bytes:
+    """A value as shardcrawl's data converter (shardcrawl.wire) writes it into history: JSON,
+    with no field that holds its default (decoding fills those back in)."""
+    return _WIRE.to_json(value, exclude_defaults=True)
+
+
 def payload_bytes(value: BaseModel) -> int:
-    """The size of a model as the data converter puts it in history (JSON bytes, no field
-    that holds its default: see shardcrawl.wire)."""
-    return len(value.__pydantic_serializer__.to_json(value, exclude_defaults=True))
+    """The size of a model as the data converter puts it in history (JSON bytes)."""
+    return len(wire_json(value))
 
 
 class RetrySpec(_Model):

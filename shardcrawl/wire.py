@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import temporalio.api.common.v1
-from pydantic_core import SchemaSerializer, core_schema
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -16,16 +15,16 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
-__all__ = ["CompactPayloadConverter", "data_converter"]
+from shardcrawl.contracts import wire_json
 
-_SERIALIZER = SchemaSerializer(core_schema.any_schema())
+__all__ = ["CompactPayloadConverter", "data_converter"]
 
 
 class _CompactJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
     def to_payload(self, value: Any) -> temporalio.api.common.v1.Payload | None:
         return temporalio.api.common.v1.Payload(
             metadata={"encoding": self.encoding.encode()},
-            data=_SERIALIZER.to_json(value, exclude_defaults=True),
+            data=wire_json(value),
         )
 
 
