@@ -150,7 +150,8 @@ class HostPressure:
 
     @staticmethod
     def _host_failing(host: HostState, outcomes: list[FetchOutcome]) -> bool:
-        """Whether the host, not just some of its URLs, is failing (see the module's doc)."""
+        """Adds the batch's requests to the host's recent window, then says whether the
+        host, not just some of its URLs, is failing (see the module's doc)."""
         sent = [o for o in outcomes if o.status is not None or o.error in RETRYABLE_ERRORS]
         failing = [is_retryable(o) and not o.blocked and o.status != 429 for o in sent]
         host.recent_failures.extend(failing)
