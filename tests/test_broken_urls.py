@@ -17,7 +17,6 @@ from typing import Any
 
 from shardcrawl.devserver import free_port
 from tests.helpers import start_crawl, start_ready
-from tests.plugins.temporal import Workers
 
 PAGES = 200
 BROKEN_EVERY = 20  # 10 broken URLs
@@ -28,7 +27,9 @@ def _log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-async def _crawl(client: Any, address: str, tmp_path: Path, ip: str, broken_every: int) -> Path:
+async def _crawl(
+    client: Any, fleet_factory: Any, tmp_path: Path, ip: str, broken_every: int
+) -> Path:
     port = free_port(ip)
     log = tmp_path / f"chain-{ip}.jsonl"
     site = start_ready(
@@ -36,10 +37,7 @@ async def _crawl(client: Any, address: str, tmp_path: Path, ip: str, broken_ever
         [str(log), ip, str(port), str(PAGES), str(broken_every)],
         what="the chain site",
     )
-    log_dir = tmp_path / f"workers-{ip}"
-    log_dir.mkdir()
-    fleet = Workers(address, f"chain-{ip}-{port}", log_dir)
-    fleet.start(1)
+    fleet = fleet_factory(1)
     try:
         spec = {
             "seeds": [f"http://{ip}:{port}/"],
@@ -51,7 +49,6 @@ async def _crawl(client: Any, address: str, tmp_path: Path, ip: str, broken_ever
         handle = await start_crawl(client, spec, fleet.task_queue)
         await asyncio.wait_for(handle.result(), timeout=240)
     finally:
-        fleet.stop()
         site.terminate()
         site.wait(timeout=10)
     return log
@@ -62,10 +59,10 @@ def _span(entries: list[dict[str, Any]]) -> float:
     return max(pages) - min(pages)
 
 
-async def test_broken_urls_do_not_slow_their_host(client, temporal_server, tmp_path) -> None:
+async def test_broken_urls_do_not_slow_their_host(client, fleet_factory, tmp_path) -> None:
     clean_log, broken_log = await asyncio.gather(
-        _crawl(client, temporal_server.address, tmp_path, "127.0.0.21", 0),
-        _crawl(client, temporal_server.address, tmp_path, "127.0.0.22", BROKEN_EVERY),
+        _crawl(client, fleet_factory, tmp_path, "127.0.0.21", 0),
+        _crawl(client, fleet_factory, tmp_path, "127.0.0.22", BROKEN_EVERY),
     )
     clean, broken = _log(clean_log), _log(broken_log)
     for entries in (clean, broken):

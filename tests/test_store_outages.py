@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import errno
 import json
-import os
 import signal
 import subprocess
 import time
@@ -102,29 +101,23 @@ async def _status_says_store_down(crawl_id: str, env: dict[str, str], *, within:
 
 
 class Outages:
-    """What the scenarios share: the server, its client, workers per scenario."""
+    """What the scenarios share: the client, a fleet of workers per scenario, sites."""
 
-    def __init__(self, client: Any, address: str, tmp_path: Path, site_factory: Any) -> None:
+    def __init__(
+        self, client: Any, tmp_path: Path, site_factory: Any, fleet_factory: Any, cli_env: Any
+    ) -> None:
         self.client = client
-        self.address = address
         self.tmp_path = tmp_path
         self.site_factory = site_factory
-        self.fleets: list[Workers] = []
+        self.fleet_factory = fleet_factory
+        self._cli_env = cli_env
 
-    def workers(self, name: str, count: int, **env: str) -> Workers:
-        log_dir = self.tmp_path / f"workers-{name}"
-        log_dir.mkdir()
-        fleet = Workers(self.address, f"outage-{name}-{os.getpid()}-{time.time_ns()}", log_dir)
-        fleet.extra_env.update(env)
-        fleet.start(count)
-        self.fleets.append(fleet)
+    def workers(self, count: int, **env: str) -> Workers:
+        fleet: Workers = self.fleet_factory(count, **env)
         return fleet
 
     def cli_env(self, fleet: Workers) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDCRAWL_")}
-        env.update(
-            TEMPORAL_ADDRESS=self.address, SHARDCRAWL_TASK_QUEUE=fleet.task_queue, NO_PROXY="*"
-        )
+        env: dict[str, str] = self._cli_env(SHARDCRAWL_TASK_QUEUE=fleet.task_queue)
         return env
 
     def site(self) -> SiteProcess:
@@ -145,7 +138,7 @@ async def _s3_outage(
     host, port = moto_endpoint.removeprefix("http://").split(":")
     forwarder = TcpForwarder(host, int(port))
     await forwarder.forward()
-    fleet = outages.workers(name, 2, SHARDCRAWL_S3_ENDPOINT_URL=forwarder.url)
+    fleet = outages.workers(2, SHARDCRAWL_S3_ENDPOINT_URL=forwarder.url)
     handle = await start_crawl(
         outages.client, _spec(site, f"s3://{bucket}/crawls"), fleet.task_queue
     )
@@ -170,7 +163,7 @@ async def _frozen_s3(outages: Outages, moto: subprocess.Popen[bytes], endpoint: 
     timeouts and goes on."""
     site = outages.site()
     bucket = make_bucket(endpoint)
-    fleet = outages.workers("frozen", 2, SHARDCRAWL_S3_ENDPOINT_URL=endpoint)
+    fleet = outages.workers(2, SHARDCRAWL_S3_ENDPOINT_URL=endpoint)
     handle = await start_crawl(
         outages.client, _spec(site, f"s3://{bucket}/crawls"), fleet.task_queue
     )
@@ -233,7 +226,7 @@ async def _full_disk(outages: Outages) -> None:
     site = outages.site()
     with _tmpfs(outages.tmp_path / "disk", "8m") as disk:
         out = disk / "crawls"
-        fleet = outages.workers("disk", 2)
+        fleet = outages.workers(2)
         handle = await start_crawl(outages.client, _spec(site, str(out)), fleet.task_queue)
         await _mid_crawl(site)
         filler = await asyncio.to_thread(_fill, disk)
@@ -260,7 +253,7 @@ async def _store_refuses_for_good(outages: Outages) -> None:
     naming the store and the cause, rather than wait or drop pages."""
     site = outages.site()
     out = outages.tmp_path / "broken"
-    fleet = outages.workers("broken", 1)
+    fleet = outages.workers(1)
     handle = await start_crawl(outages.client, _spec(site, str(out)), fleet.task_queue)
     await _mid_crawl(site)
     items = out / handle.id / "items"
@@ -284,9 +277,9 @@ def _chain(exc: BaseException) -> str:
 
 
 async def test_store_outages_lose_no_page(
-    temporal_server, client, aws_test_env, moto_s3_endpoint, site_factory, tmp_path
+    client, aws_test_env, moto_s3_endpoint, site_factory, fleet_factory, cli_env, tmp_path
 ) -> None:
-    outages = Outages(client, temporal_server.address, tmp_path, site_factory)
+    outages = Outages(client, tmp_path, site_factory, fleet_factory, cli_env)
     frozen_moto, frozen_endpoint = start_moto(tmp_path / "frozen-moto.log")
     try:
         await asyncio.gather(
@@ -299,6 +292,4 @@ async def test_store_outages_lose_no_page(
             _store_refuses_for_good(outages),
         )
     finally:
-        for fleet in outages.fleets:
-            fleet.stop()
         stop_moto(frozen_moto)

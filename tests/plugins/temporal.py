@@ -90,6 +90,26 @@ def workers(temporal_server: DevServer, task_queue: str, tmp_path: Path) -> Iter
 
 
 @pytest.fixture
+def fleet_factory(temporal_server: DevServer, tmp_path: Path) -> Iterator[Callable[..., Workers]]:
+    """More worker fleets in one test, each on a task queue of its own, for crawls run side by
+    side; ``make(count, **env)`` starts one. All are stopped at the end of the test."""
+    fleets: list[Workers] = []
+
+    def make(count: int, **env: str) -> Workers:
+        log_dir = tmp_path / f"fleet-{len(fleets)}-logs"
+        log_dir.mkdir()
+        fleet = Workers(temporal_server.address, f"test-{uuid.uuid4().hex[:12]}", log_dir)
+        fleet.extra_env.update(env)
+        fleets.append(fleet)
+        fleet.start(count)
+        return fleet
+
+    yield make
+    for fleet in fleets:
+        fleet.stop()
+
+
+@pytest.fixture
 def cli_env(temporal_server: DevServer, task_queue: str) -> Callable[..., dict[str, str]]:
     """Environment for running the ``shardcrawl`` CLI against the test server."""
 
