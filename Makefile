@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test fuzz lint bench clean
+.PHONY: setup demo test fuzz lint bench bench-broad clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: setup
 
 bench: setup
 	$(PY) bench/bench_spine.py
+
+# Many small hosts, every one a seed: 1,000 hosts x 20 pages (options: see the script).
+bench-broad: setup
+	$(PY) bench/bench_broad.py
 
 clean:
 	rm -rf $(VENV) output .shardcrawl *.egg-info

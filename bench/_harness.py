@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: the test site, the Temporal dev server and worker processes
-on this machine, and what /proc says about them (CPU seconds, resident memory).
+on this machine, and what /proc says about them (CPU seconds, resident memory); the plain
+Scrapy baseline (plain_scrapy.py) and a timed shardcrawl crawl on a fleet of its own.
 
 Every process is started here and stopped by its PID (never by name).
 """
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import resource
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -29,19 +33,31 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: 
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
-from shardcrawl.fleet import worker_command  # noqa: E402
+from shardcrawl.contracts import CrawlReport  # noqa: E402
+from shardcrawl.devserver import DevServer  # noqa: E402
+from shardcrawl.fleet import stop_processes, worker_command  # noqa: E402
+from shardcrawl.history_audit import audit_crawl  # noqa: E402
 from shardcrawl.sites.graph import SiteConfig  # noqa: E402
 from shardcrawl.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.wire import data_converter  # noqa: E402
 
 __all__ = [
     "ROOT",
+    "Fleet",
+    "HistoryTotals",
     "RssSampler",
+    "TimedCrawl",
     "cpu_seconds",
     "descendants",
+    "history_totals",
     "loopback_hosts",
+    "loopback_ips",
     "machine_busy_seconds",
+    "run_plain",
+    "shardcrawl_fleet",
     "start_workers",
     "status_kb",
+    "timed_crawl",
     "tree_cpu_seconds",
     "wait_for_pollers",
     "warm_up_site",
@@ -192,11 +208,26 @@ class RssSampler:
 # --------------------------------------------------------------------------- processes
 
 
+def loopback_ips(count: int) -> list[str]:
+    """``count`` distinct loopback IPs 127.0.0.2, 127.0.0.3, ... 127.0.0.254, 127.0.1.1, ...:
+    all of 127.0.0.0/8 is loopback on Linux; last octets 0 and 255 are left out, and so is
+    127.0.0.1 (the Temporal server's). Never an address off this machine."""
+    if not 1 <= count <= 60_000:
+        raise ValueError(f"loopback hosts must be 1..60000, got {count}")
+    ips: list[str] = []
+    for third in range(256):
+        for fourth in range(2 if third == 0 else 1, 255):
+            ips.append(f"127.0.{third}.{fourth}")
+            if len(ips) == count:
+                return ips
+    raise AssertionError("unreachable: 60,000 fit in 127.0.0.0/16")
+
+
 def loopback_hosts(count: int) -> tuple[list[str], int]:
-    """``count`` loopback IPs 127.0.0.2.. and one port free on all of them."""
+    """``count`` loopback IPs (``loopback_ips``) and one port free on all of them."""
     if not 1 <= count <= 250:
         raise ValueError(f"--hosts must be 1..250, got {count}")
-    ips = [f"127.0.0.{i}" for i in range(2, 2 + count)]
+    ips = loopback_ips(count)
     return ips, free_port(ips[0], also=ips)
 
 
@@ -288,3 +319,162 @@ async def wait_for_pollers(
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"only {seen} pollers on {task_queue} after {timeout:.0f}s")
         await asyncio.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- the crawlers
+
+# A host list longer than this goes to plain_scrapy.py in a file (Linux caps one argument at
+# 128 KiB).
+_ARG_MAX = 32 * 1024
+
+
+def _list_arg(items: list[str], work_dir: Path, name: str) -> str:
+    joined = ",".join(items)
+    if len(joined) <= _ARG_MAX:
+        return joined
+    path = work_dir / f"{name}.txt"
+    path.write_text("\n".join(items) + "\n", encoding="utf-8")
+    return f"@{path}"
+
+
+def run_plain(
+    seeds: list[str],
+    domains: list[str],
+    *,
+    per_host: int,
+    max_depth: int,
+    concurrent_items: int,
+    concurrent_requests: int | None = None,
+    work_dir: Path,
+) -> dict[str, float]:
+    """One crawl by plain Scrapy (bench/plain_scrapy.py) in a subprocess: its JSON line, with
+    ``pages``, ``seconds`` and ``cpu`` (CPU seconds of the crawl, start-up not counted).
+    ``concurrent_requests`` None keeps plain_scrapy.py's per_host x len(domains)."""
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "plain_scrapy.py"),
+        _list_arg(seeds, work_dir, "plain-seeds"),
+        _list_arg(domains, work_dir, "plain-domains"),
+        str(per_host),
+        str(max_depth),
+        str(concurrent_items),
+    ]
+    if concurrent_requests is not None:
+        command.append(str(concurrent_requests))
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@dataclass
+class Fleet:
+    """An embedded Temporal dev server and worker processes of our own, and a client."""
+
+    server: DevServer
+    workers: list[subprocess.Popen[bytes]]
+    client: Client
+    task_queue: str
+    log_dir: Path
+
+    @property
+    def server_pid(self) -> int:
+        assert self.server.process is not None
+        return self.server.process.pid
+
+    def worker_log_tails(self, chars: int = 2000) -> str:
+        return "\n".join(
+            f"--- {path.name} (tail)\n{path.read_text(errors='replace')[-chars:]}"
+            for path in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+
+@contextlib.asynccontextmanager
+async def shardcrawl_fleet(
+    workers: int, work_dir: Path, *, name: str, task_queue: str = "bench"
+) -> AsyncIterator[Fleet]:
+    """A dev server (its database in work_dir/NAME.db) and ``workers`` workers (their logs in
+    work_dir/NAME/), ready: every worker polls both task queues. Stopped by PID on exit."""
+    log_dir = work_dir / name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = DevServer(headless=True, db_file=work_dir / f"{name}.db").start()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[bytes]] = []
+    try:
+        procs, logs = start_workers(
+            workers, address=server.address, task_queue=task_queue, log_dir=log_dir
+        )
+        client = await Client.connect(server.address, data_converter=data_converter)
+        await wait_for_pollers(client, task_queue, workers)
+        yield Fleet(server, procs, client, task_queue, log_dir)
+    finally:
+        stop_processes(procs)
+        for log in logs:
+            log.close()
+        server.stop()
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class TimedCrawl:
+    """One crawl workflow run to its end, and the CPU seconds each process spent meanwhile."""
+
+    report: CrawlReport
+    seconds: float
+    server_cpu: float
+    worker_cpu: list[float]
+    client_cpu: float  # this process: starting the crawl and waiting for it
+
+    @property
+    def cpu(self) -> float:
+        """Every process of the crawler: the Temporal server, the workers and the client."""
+        return self.server_cpu + sum(self.worker_cpu) + self.client_cpu
+
+
+async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> TimedCrawl:
+    """Run CrawlWorkflow(spec) as ``crawl_id`` on the fleet and wait for its report. CPU from
+    /proc of the server and the workers (with their descendants), over the crawl only."""
+    pids = [fleet.server_pid, *(p.pid for p in fleet.workers)]
+    before = [tree_cpu_seconds(pid) for pid in pids]
+    self_before = _self_cpu()
+    start = time.monotonic()
+    report: CrawlReport = await fleet.client.execute_workflow(
+        "CrawlWorkflow",
+        spec,
+        id=crawl_id,
+        task_queue=fleet.task_queue,
+        result_type=CrawlReport,
+    )
+    seconds = time.monotonic() - start
+    after = [tree_cpu_seconds(pid) for pid in pids]
+    used = [a - b for a, b in zip(after, before, strict=True)]
+    return TimedCrawl(
+        report=report,
+        seconds=seconds,
+        server_cpu=used[0],
+        worker_cpu=used[1:],
+        client_cpu=_self_cpu() - self_before,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryTotals:
+    runs: int
+    workflow_ids: int
+    events: int
+    history_bytes: int
+
+
+async def history_totals(client: Client, crawl_id: str) -> HistoryTotals:
+    """Events and bytes of every run of the crawl workflow and of its shards (each one's
+    continue-as-new runs too), listed from visibility and read from Temporal."""
+    audits = await audit_crawl(client, crawl_id)
+    return HistoryTotals(
+        runs=len(audits),
+        workflow_ids=len({a.workflow_id for a in audits}),
+        events=sum(a.events for a in audits),
+        history_bytes=sum(a.history_bytes for a in audits),
+    )

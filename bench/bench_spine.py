@@ -12,58 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import resource
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from temporalio.client import Client
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _harness import cpu_seconds, run_plain, shardcrawl_fleet, timed_crawl  # noqa: E402
 
-from shardcrawl.contracts import CrawlReport  # noqa: E402
-from shardcrawl.devserver import DevServer  # noqa: E402
-from shardcrawl.fleet import worker_command  # noqa: E402
 from shardcrawl.sites.graph import SiteConfig, reachable_pages  # noqa: E402
 from shardcrawl.sites.process import SiteProcess, free_port  # noqa: E402
-from shardcrawl.wire import data_converter  # noqa: E402
 
 MAX_DEPTH = 1000
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process and its reaped children, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
-
-
-def run_plain(
-    site: SiteProcess, domains: list[str], per_host: int, concurrent_items: int
-) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "plain_scrapy.py"),
-            site.seed_url,
-            ",".join(domains),
-            str(per_host),
-            str(MAX_DEPTH),
-            str(concurrent_items),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 async def run_shardcrawl(
@@ -76,71 +38,40 @@ async def run_shardcrawl(
     *,
     details: bool,
 ) -> dict[str, float]:
-    server = DevServer(headless=True, db_file=tmp / f"bench-{workers}.db").start()
-    env = dict(
-        os.environ,
-        TEMPORAL_ADDRESS=server.address,
-        SHARDCRAWL_TASK_QUEUE="bench",
-        SHARDCRAWL_LOG_LEVEL="WARNING",
-    )
-    procs = [subprocess.Popen(worker_command(), env=env, cwd=ROOT) for _ in range(workers)]
-    try:
-        client = await Client.connect(server.address, data_converter=data_converter)
-        await asyncio.sleep(3)  # workers import Scrapy and poll before the clock starts
-        assert server.process is not None
-        cpu_before = sum(cpu_seconds(p.pid) for p in [server.process, *procs])
-        self_before = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.monotonic()
-        spec = {
-            "seeds": [site.seed_url],
-            "allowed_domains": domains,
-            "max_depth": MAX_DEPTH,
-            "max_pages": 1_000_000,
-            "concurrency_per_host": per_host,
-            "batch_size": batch_size,
-            "output": str(tmp / f"out-{workers}"),
-            "allow_private_networks": True,
-        }
-        report: CrawlReport = await client.execute_workflow(
-            "CrawlWorkflow",
-            spec,
-            id=f"bench-{workers}",
-            task_queue="bench",
-            result_type=CrawlReport,
-        )
-        elapsed = time.monotonic() - start
+    crawl_id = f"bench-{workers}"
+    spec = {
+        "seeds": [site.seed_url],
+        "allowed_domains": domains,
+        "max_depth": MAX_DEPTH,
+        "max_pages": 1_000_000,
+        "concurrency_per_host": per_host,
+        "batch_size": batch_size,
+        "output": str(tmp / f"out-{workers}"),
+        "allow_private_networks": True,
+    }
+    async with shardcrawl_fleet(workers, tmp, name=crawl_id) as fleet:
+        crawl = await timed_crawl(fleet, spec, crawl_id)
         if details:
             print(
-                f"  CPU s: Temporal server {cpu_seconds(server.process.pid):.1f}, workers "
-                f"{', '.join(f'{cpu_seconds(p.pid):.1f}' for p in procs)} (with start-up)",
+                f"  CPU s: Temporal server {cpu_seconds(fleet.server_pid):.1f}, workers "
+                f"{', '.join(f'{cpu_seconds(p.pid):.1f}' for p in fleet.workers)} "
+                "(with start-up)",
                 flush=True,
             )
-        cpu = sum(cpu_seconds(p.pid) for p in [server.process, *procs]) - cpu_before
-        self_after = resource.getrusage(resource.RUSAGE_SELF)
-        cpu += (self_after.ru_utime + self_after.ru_stime) - (
-            self_before.ru_utime + self_before.ru_stime
-        )
-        if details:
-            ids = [f"bench-{workers}"] + [f"bench-{workers}/shard-{i}" for i in range(4)]
+            ids = [crawl_id] + [f"{crawl_id}/shard-{i}" for i in range(4)]
             events = size = 0
             for wid in ids:
-                history = await client.get_workflow_handle(wid).fetch_history()
+                history = await fleet.client.get_workflow_handle(wid).fetch_history()
                 events += len(history.events)
                 size += sum(e.ByteSize() for e in history.events)
                 print(f"  {wid}: {len(history.events)} history events", flush=True)
-            per_1k = 1000 / max(1, report.pages_fetched)
+            per_1k = 1000 / max(1, crawl.report.pages_fetched)
             print(
                 f"  history (last runs): {events * per_1k:.0f} events and "
                 f"{size * per_1k / 1024:.0f} KiB per 1,000 pages",
                 flush=True,
             )
-        return {"pages": report.pages_fetched, "seconds": elapsed, "cpu": cpu}
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=60)
-        server.stop()
+    return {"pages": crawl.report.pages_fetched, "seconds": crawl.seconds, "cpu": crawl.cpu}
 
 
 def line(name: str, r: dict[str, float], base: float | None) -> str:
@@ -188,10 +119,24 @@ def main() -> None:
         only = args.only or ["plain", "1", "2"]
         base = None
         if "plain" in only:
-            plain = run_plain(site, ips, args.per_host, 100)
+            plain = run_plain(
+                [site.seed_url],
+                ips,
+                per_host=args.per_host,
+                max_depth=MAX_DEPTH,
+                concurrent_items=100,
+                work_dir=tmp,
+            )
             base = plain["pages"] / plain["seconds"]
             print(line("plain scrapy (defaults)", plain, None), flush=True)
-            tuned = run_plain(site, ips, args.per_host, 4)
+            tuned = run_plain(
+                [site.seed_url],
+                ips,
+                per_host=args.per_host,
+                max_depth=MAX_DEPTH,
+                concurrent_items=4,
+                work_dir=tmp,
+            )
             print(line("plain scrapy, items 4", tuned, base), flush=True)
         for n in (1, 2):
             if str(n) in only:

@@ -27,6 +27,8 @@ from shardcrawl.sites.server import bind_address
 __all__ = ["SiteProcess", "free_port", "max_overlap"]
 
 _DEFAULT_IPS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+# Longer host lists go to the server in a file: Linux caps one argument at 128 KiB.
+_HOSTS_ARG_MAX = 32 * 1024
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -73,6 +75,7 @@ class SiteProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._stderr_final = ""
+        self._hosts_file: Path | None = None
 
     @property
     def seed_url(self) -> str:
@@ -84,12 +87,14 @@ class SiteProcess:
 
     def command(self) -> list[str]:
         c = self.config
+        hosts = ["--hosts", ",".join(c.hosts)]
+        if self._hosts_file is not None:
+            hosts = ["--hosts-file", str(self._hosts_file)]
         cmd = [
             sys.executable,
             "-m",
             "shardcrawl.sites.server",
-            "--hosts",
-            ",".join(c.hosts),
+            *hosts,
             "--pages-per-host",
             str(c.pages_per_host),
             "--links-per-page",
@@ -114,6 +119,11 @@ class SiteProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        if len(",".join(self.config.hosts)) > _HOSTS_ARG_MAX:
+            fd, name = tempfile.mkstemp(prefix="site-hosts-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(self.config.hosts) + "\n")
+            self._hosts_file = Path(name)  # removed in stop()
         self.proc = subprocess.Popen(
             self.command(), stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=str(_ROOT)
         )
@@ -144,6 +154,9 @@ class SiteProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM our server PID and wait (SIGKILL if it hangs)."""
         proc, self.proc = self.proc, None
+        if self._hosts_file is not None:
+            self._hosts_file.unlink(missing_ok=True)
+            self._hosts_file = None
         if proc is None:
             return
         if proc.poll() is None:

@@ -11,6 +11,10 @@ Usage::
         [--links-per-page 5] [--cross-host-ratio 0.3] [--no-variants] \\
         [--no-extras] [--parent-pid PID]
 
+``--hosts-file PATH`` (one host, or a comma-separated list, per line) instead of ``--hosts``
+for thousands of hosts, whose list is longer than one command-line argument may be. Each host
+is one listening socket: the soft limit of open files is raised to the hard limit.
+
 Prints ``READY`` once every socket listens; stops on SIGTERM/SIGINT.
 """
 
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -188,7 +194,9 @@ async def serve(config: SiteConfig, log_path: str | None, parent_pid: int | None
 def parse_args(argv: list[str] | None = None) -> tuple[SiteConfig, str | None, int | None]:
     """CLI -> (config, log path, parent pid)."""
     p = argparse.ArgumentParser(prog="python -m shardcrawl.sites.server")
-    p.add_argument("--hosts", required=True, help="comma-separated host:port list")
+    hosts_arg = p.add_mutually_exclusive_group(required=True)
+    hosts_arg.add_argument("--hosts", help="comma-separated host:port list")
+    hosts_arg.add_argument("--hosts-file", help="file of host:port, one or a comma list a line")
     p.add_argument("--pages-per-host", type=int, required=True)
     p.add_argument("--links-per-page", type=int, default=5)
     p.add_argument("--cross-host-ratio", type=float, default=0.3)
@@ -199,7 +207,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[SiteConfig, str | None, i
     p.add_argument("--no-extras", action="store_true")
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     a = p.parse_args(argv)
-    hosts = tuple(h.strip() for h in a.hosts.split(",") if h.strip())
+    if a.hosts_file is not None:
+        with open(a.hosts_file, encoding="utf-8") as fh:
+            listed = fh.read().replace("\n", ",")
+    else:
+        listed = a.hosts
+    hosts = tuple(h.strip() for h in listed.split(",") if h.strip())
     for h in hosts:
         bind_address(h)
     config = SiteConfig(
@@ -215,9 +228,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[SiteConfig, str | None, i
     return config, a.log, a.parent_pid
 
 
+def _raise_open_files_limit() -> None:
+    """One socket per host, and one per connection: a site of thousands of hosts needs more
+    than the usual soft limit of 1,024 open files. Raise it to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        # If it cannot be raised, binding fails loudly when the soft limit is too low.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``python -m shardcrawl.sites.server``."""
     config, log_path, parent_pid = parse_args(argv)
+    _raise_open_files_limit()
     asyncio.run(serve(config, log_path, parent_pid))
 
 
