@@ -361,7 +361,16 @@ def run_plain(
     ]
     if concurrent_requests is not None:
         command.append(str(concurrent_requests))
-    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    # This checkout's spiders/, not whichever one the virtualenv's editable install names.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    out = subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=path),
+    )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -427,6 +436,7 @@ class TimedCrawl:
     server_cpu: float
     worker_cpu: list[float]
     client_cpu: float  # this process: starting the crawl and waiting for it
+    machine_busy: float  # every core of the machine, less interrupts and steal
 
     @property
     def cpu(self) -> float:
@@ -440,6 +450,7 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
     pids = [fleet.server_pid, *(p.pid for p in fleet.workers)]
     before = [tree_cpu_seconds(pid) for pid in pids]
     self_before = _self_cpu()
+    machine_before = machine_busy_seconds()
     start = time.monotonic()
     report: CrawlReport = await fleet.client.execute_workflow(
         "CrawlWorkflow",
@@ -450,6 +461,7 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
     )
     seconds = time.monotonic() - start
     after = [tree_cpu_seconds(pid) for pid in pids]
+    machine = {k: v - machine_before[k] for k, v in machine_busy_seconds().items()}
     used = [a - b for a, b in zip(after, before, strict=True)]
     return TimedCrawl(
         report=report,
@@ -457,6 +469,7 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
         server_cpu=used[0],
         worker_cpu=used[1:],
         client_cpu=_self_cpu() - self_before,
+        machine_busy=machine["busy"] - machine["irq"] - machine["steal"],
     )
 
 

@@ -42,6 +42,7 @@ from _harness import (  # noqa: E402
     cpu_seconds,
     history_totals,
     loopback_ips,
+    machine_busy_seconds,
     run_plain,
     shardcrawl_fleet,
     timed_crawl,
@@ -114,14 +115,34 @@ def line(
     )
 
 
-def site_line(seen: dict[str, int], site_cpu: float, expected: int) -> str:
+def site_line(seen: dict[str, int], site_cpu: float, other_cpu: float, expected: int) -> str:
+    """What the site server saw, and the CPU other programs took meanwhile (the machine's busy
+    time less the crawler's and the site server's: near 0 when the machine is ours)."""
     same = "" if seen["distinct"] == expected == seen["requests"] else "  <-- differs"
     return (
         f"{'':<{NAME_WIDTH}} site saw {seen['requests']} page requests ({seen['distinct']} "
         f"distinct of {expected} reachable, {seen['non_200']} not 200), {seen['robots']} "
         f"robots.txt; site server CPU {per_1k(site_cpu, max(1, seen['requests'])):.2f} "
-        f"ms/page{same}"
+        f"ms/page; other programs {other_cpu:.1f} CPU s{same}"
     )
+
+
+def plain_run(
+    args: argparse.Namespace, seeds: list[str], ips: list[str], items: int, tmp: Path
+) -> dict[str, Any]:
+    before = machine_busy_seconds()
+    result: dict[str, Any] = run_plain(
+        seeds,
+        ips,
+        per_host=args.per_host,
+        max_depth=MAX_DEPTH,
+        concurrent_items=items,
+        concurrent_requests=args.plain_concurrency,
+        work_dir=tmp,
+    )
+    machine = {k: v - before[k] for k, v in machine_busy_seconds().items()}
+    result["machine_busy"] = machine["busy"] - machine["irq"] - machine["steal"]
+    return result
 
 
 async def run_shardcrawl(
@@ -235,24 +256,14 @@ def main() -> None:
 
         if "plain" in only:
             for name, items in (("plain scrapy (defaults)", 100), ("plain scrapy, items 4", 4)):
-                out = measured(
-                    name,
-                    lambda items=items: run_plain(
-                        seeds,
-                        ips,
-                        per_host=args.per_host,
-                        max_depth=MAX_DEPTH,
-                        concurrent_items=items,
-                        concurrent_requests=args.plain_concurrency,
-                        work_dir=tmp,
-                    ),
-                )
+                out = measured(name, lambda items=items: plain_run(args, seeds, ips, items, tmp))
                 if out is None:
                     continue
                 r, seen, site_cpu = out
                 rate = r["pages"] / r["seconds"]
                 print(line(name, r["pages"], r["seconds"], r["cpu"], base=base), flush=True)
-                print(site_line(seen, site_cpu, expected), flush=True)
+                other = r["machine_busy"] - r["cpu_total"] - site_cpu
+                print(site_line(seen, site_cpu, other, expected), flush=True)
                 if r.get("errors"):
                     print(f"{'':<{NAME_WIDTH}} {r['errors']} download errors", flush=True)
                 pages_by_crawler[name] = r["pages"]
@@ -280,7 +291,8 @@ def main() -> None:
                 ),
                 flush=True,
             )
-            print(site_line(seen, site_cpu, expected), flush=True)
+            other = crawl.machine_busy - crawl.cpu - site_cpu
+            print(site_line(seen, site_cpu, other, expected), flush=True)
             pages_by_crawler[name] = pages
         counts = set(pages_by_crawler.values())
         verdict = "yes" if counts == {expected} else f"NO: {pages_by_crawler}"
