@@ -28,6 +28,7 @@ from shardcrawl.contracts import (
     SPIDER_START_FAILED,
     BatchRequest,
     BatchResult,
+    BatchSlice,
     FetchOutcome,
     Link,
     PageChange,
@@ -163,30 +164,33 @@ class BatchActivities:
             spidercls = self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:
             raise ApplicationError(str(exc), type="UnknownSpider", non_retryable=True) from exc
-        # Every URL of a batch is on its origin's host: the address check is one per batch.
-        address_refusal = await self._guard.refusal(
-            urls.hostname(request.origin),
-            allow_private_networks=request.fetch.allow_private_networks,
-        )
         refused: dict[int, str] = {}
         fetched: list[int] = []  # indexes in request.urls of the requests that go out
-        for index, task in enumerate(request.urls):
-            reason = await self._robots_refusal(request, task) or address_refusal
-            if reason:
-                refused[index] = reason
-            else:
-                fetched.append(index)
+        previous: dict[str, dict[str, Any]] = {}
+        for part, indexes in request.sliced():
+            # Every URL of a slice is on its host: the address check is one per slice.
+            address_refusal = await self._guard.refusal(
+                urls.hostname(part.origin),
+                allow_private_networks=request.fetch.allow_private_networks,
+            )
+            for index in indexes:
+                reason = address_refusal or await self._robots_refusal(
+                    request, part, request.urls[index]
+                )
+                if reason:
+                    refused[index] = reason
+                else:
+                    fetched.append(index)
+            if request.previous_crawl:
+                previous.update(
+                    await self._previous.of(request.output, request.previous_crawl, part.origin)
+                )
         to_fetch = [request.urls[i] for i in fetched]
 
-        previous: dict[str, dict[str, Any]] = {}
-        if request.previous_crawl:
-            previous = await self._previous.of(
-                request.output, request.previous_crawl, request.origin
-            )
         capture = BatchCapture(
             to_fetch,
             blocks=request.fetch.blocks,
-            proxies=proxy_slots(request.proxies),
+            proxies=proxy_slots({urls.hostname(p.origin): p.proxies for p in request.slices}),
             conditions=conditions(previous, [t.url for t in to_fetch]),
         )
         if to_fetch:
@@ -230,24 +234,32 @@ class BatchActivities:
         # A response the shard will try again leaves no record: the request's last attempt
         # writes it, so each request is in the output once.
         retried = {o.task for o in outcomes if will_retry(o, request.fetch.retry)}
-        key = layout.items_key(request.crawl_id, request.origin, request.batch_id)
-        records = [
-            _record(p, changes.get(i), previous.get(p.url))
-            for i, p in pages.items()
-            if p.status is not None and i not in retried
-        ]
-        body = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        # One items file per origin of the batch, as the previous crawl's index expects.
+        bodies: dict[str, list[str]] = {}
+        written = 0
+        for part, indexes in request.sliced():
+            lines = bodies.setdefault(part.origin, [])
+            for i in indexes:
+                found = pages.get(i)
+                if found is None or found.status is None or i in retried:
+                    continue
+                record = _record(found, changes.get(i), previous.get(found.url))
+                lines.append(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                written += 1
         result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
             links=_links(list(pages.values())),
-            items_key=key,
-            items_written=len(records),
+            items_written=written,
             attempt=activity.info().attempt,
         )
         spilled = await self._spill_if_large(request, result)
-        # The items last: once they are written, nothing else can fail this attempt.
-        await self._stores.put(request.output, key, body.encode("utf-8"))
+        # The items last: once they are written, nothing else can fail this attempt. Every
+        # origin's file is written, empty too, so that it replaces what an earlier attempt of
+        # this batch wrote (a record of a response that this attempt will retry).
+        for origin, lines in bodies.items():
+            key = layout.items_key(request.crawl_id, origin, request.batch_id)
+            await self._stores.put(request.output, key, "".join(lines).encode("utf-8"))
         record_batch(request, result, time.monotonic() - started)
         return spilled
 
@@ -263,11 +275,13 @@ class BatchActivities:
             keys.append(key)
         return result.model_copy(update={"outcomes": [], "links": [], "segments": keys})
 
-    async def _robots_refusal(self, request: BatchRequest, task: UrlTask) -> str | None:
-        if request.robots_disallow_all:
+    async def _robots_refusal(
+        self, request: BatchRequest, part: BatchSlice, task: UrlTask
+    ) -> str | None:
+        if part.robots_disallow_all:
             return ROBOTS_DISALLOWED
-        if request.robots_key and not await self._robots.allows(
-            request.output, request.robots_key, task.url, request.fetch.user_agent
+        if part.robots_key and not await self._robots.allows(
+            request.output, part.robots_key, task.url, request.fetch.user_agent
         ):
             return ROBOTS_DISALLOWED
         return None

@@ -40,6 +40,7 @@ from twisted.web._newclient import ResponseNeverReceived
 from activities.request_codec import RequestNotTransferable, request_data, scrapy_request
 from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
 from shardcrawl.contracts import DEFERRED, BlockSpec, RequestData, UrlTask
+from shardcrawl.urls import hostname
 
 if TYPE_CHECKING:
     from activities.proxy_assign import ProxySlots
@@ -51,6 +52,7 @@ __all__ = [
     "BatchHoldMiddleware",
     "HeldByRetryAfter",
     "PROXY_META",
+    "SLOT_META",
     "PageCapture",
     "capture_of",
     "classify_failure",
@@ -58,6 +60,8 @@ __all__ = [
 
 CAPTURE_ARG = "shardcrawl_capture"
 _META_KEY = "shardcrawl_url"
+SLOT_META = "download_slot"
+"""Scrapy's download slot of a request: its host, as the shard's politeness keys it."""
 PROXY_META = "shardcrawl_proxy"
 """The proxy (its spec URL) a request went through, set by proxy_assign."""
 PROXY_AUTH_REFUSED = "proxy_auth"
@@ -139,16 +143,18 @@ class BatchCapture:
         *,
         keep_bodies: bool = False,
         blocks: BlockSpec | None = None,
-        proxies: ProxySlots | None = None,
+        proxies: dict[str, ProxySlots] | None = None,
         conditions: dict[str, dict[str, str]] | None = None,
     ) -> None:
-        """``conditions``: request headers that make a URL's request conditional
-        (If-None-Match, If-Modified-Since), for an incremental crawl."""
+        """``proxies``: the proxy slots of each host that goes through proxies (a host not in
+        it goes direct). ``conditions``: request headers that make a URL's request
+        conditional (If-None-Match, If-Modified-Since), for an incremental crawl."""
         self.keep_bodies = keep_bodies
         self.blocks = blocks or BlockSpec()
-        self.proxies = proxies
+        self.proxies = proxies or {}
         self.conditions = conditions or {}
-        self.hold_until = 0.0
+        # Per host (its download slot): until when a Retry-After it sent holds its requests.
+        self.hold_until: dict[str, float] = {}
         self.tasks = tasks
         self.pages = [
             PageCapture(url=t.url, depth=t.depth, errback=t.request.errback if t.request else None)
@@ -168,7 +174,9 @@ class BatchCapture:
                 request = scrapy_request(
                     task,
                     spider,
-                    meta={_META_KEY: index, "depth": task.depth},
+                    # The host is the download slot, whatever the spider's meta says, so
+                    # each host gets the concurrency and delay of its own lease.
+                    meta={_META_KEY: index, "depth": task.depth, SLOT_META: hostname(task.url)},
                     headers=self.conditions.get(task.url),
                     errback=self.on_error,
                 )
@@ -304,9 +312,9 @@ def capture_of(crawler: Crawler) -> BatchCapture:
 
 
 class BatchHoldMiddleware:
-    """A downloader middleware: once the host sent a Retry-After (with a 429, a 5xx or a
-    block), the batch's remaining requests are not sent; they go back to the shard as
-    ``deferred``, and the shard holds the host until the Retry-After ends."""
+    """A downloader middleware: once a host sent a Retry-After (with a 429, a 5xx or a
+    block), the batch's remaining requests for that host are not sent; they go back to the
+    shard as ``deferred``, and the shard holds the host until the Retry-After ends."""
 
     def __init__(self, capture: BatchCapture, crawler: Crawler) -> None:
         self.capture = capture
@@ -320,8 +328,9 @@ class BatchHoldMiddleware:
         return mw
 
     def process_request(self, request: Request, spider: Any = None) -> None:
-        if self.capture.hold_until > time.time():
-            raise HeldByRetryAfter(f"held by Retry-After until {self.capture.hold_until:.3f}")
+        until = self.capture.hold_until.get(request.meta.get(SLOT_META, ""), 0.0)
+        if until > time.time():
+            raise HeldByRetryAfter(f"held by Retry-After until {until:.3f}")
 
     def on_downloaded(self, response: Response, request: Request, spider: Any = None) -> None:
         page = self.capture.judge(response, request)
@@ -331,10 +340,13 @@ class BatchHoldMiddleware:
             or not holds_host(response.status, page.blocked)
         ):
             return
-        self.capture.hold_until = max(self.capture.hold_until, time.time() + page.retry_after)
-        # Requests already queued in the downloader passed process_request: fail them too.
+        host = request.meta.get(SLOT_META, "")
+        holds = self.capture.hold_until
+        holds[host] = max(holds.get(host, 0.0), time.time() + page.retry_after)
+        # The host's requests already queued in the downloader passed process_request: fail
+        # them too. Other hosts of the batch go on.
         downloader = self.crawler.engine.downloader if self.crawler.engine else None
-        slot = downloader.slots.get(request.meta.get("download_slot", "")) if downloader else None
+        slot = downloader.slots.get(host) if downloader else None
         while slot is not None and slot.queue:
             _, queued = slot.queue.popleft()
             queued.errback(Failure(HeldByRetryAfter("held by Retry-After")))

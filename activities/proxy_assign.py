@@ -1,9 +1,10 @@
-"""Sends a batch's requests through the proxy slots the shard leased for it.
+"""Sends a batch's requests through the proxy slots the shard leased for their host.
 
-Each request takes a free slot of one of the batch's proxies, in turn (so a rotating batch
-spreads over its proxies), and gives it back when it leaves the downloader. The batch's
-concurrency is the sum of its slots, so a slot is nearly always free; when none is (a request
-still finishing), the request waits for one rather than go over a proxy's share.
+Each request takes a free slot of one of its host's proxies, in turn (so a rotating host
+spreads over its proxies), and gives it back when it leaves the downloader. A host's
+concurrency in the batch is the sum of its slots, so a slot is nearly always free; when none
+is (a request still finishing), the request waits for one rather than go over a proxy's share.
+A host of the batch without proxy slots goes direct.
 
 Scrapy's ``HttpProxyMiddleware`` (priority 750) then turns ``meta["proxy"]`` into the proxy
 connection and its ``Proxy-Authorization`` header; download slots stay keyed by the target
@@ -22,7 +23,7 @@ from scrapy.http import Response
 from temporalio.exceptions import ApplicationError
 from twisted.internet.defer import Deferred
 
-from activities.batch_capture import PROXY_META, capture_of
+from activities.batch_capture import PROXY_META, SLOT_META, capture_of
 from shardcrawl.contracts import ProxyLease
 from shardcrawl.proxy_urls import MissingCredential, resolve
 
@@ -63,46 +64,50 @@ class ProxySlots:
         return waiter
 
 
-def proxy_slots(leases: list[ProxyLease]) -> ProxySlots | None:
-    """A batch's slots, or None for a direct batch. A worker without the credentials the
-    spec names fails the crawl, saying which variable is missing, rather than every URL."""
-    if not leases:
-        return None
+def proxy_slots(leases: dict[str, list[ProxyLease]]) -> dict[str, ProxySlots]:
+    """The slots of each host of a batch that has proxy leases (hosts without go direct). A
+    worker without the credentials the spec names fails the crawl, saying which variable is
+    missing, rather than every URL."""
     try:
-        return ProxySlots(leases)
+        return {host: ProxySlots(held) for host, held in leases.items() if held}
     except MissingCredential as exc:
         raise ApplicationError(str(exc), type="ProxyCredentialMissing", non_retryable=True) from exc
 
 
 class ProxyAssignMiddleware:
-    """A downloader middleware, before ``HttpProxyMiddleware``; off for a direct batch."""
+    """A downloader middleware, before ``HttpProxyMiddleware``; off when every host of the
+    batch goes direct."""
 
-    def __init__(self, slots: ProxySlots) -> None:
+    def __init__(self, slots: dict[str, ProxySlots]) -> None:
         self.slots = slots
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyAssignMiddleware:
         slots = capture_of(crawler).proxies
-        if slots is None:
+        if not slots:
             raise NotConfigured
         mw = cls(slots)
         crawler.signals.connect(mw.on_left, signal=signals.request_left_downloader)
         return mw
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
-        name = self.slots.take()
+        slots = self.slots.get(request.meta.get(SLOT_META, ""))
+        if slots is None:
+            return  # a direct host
+        name = slots.take()
         while name is None:
-            await self.slots.wait()
-            name = self.slots.take()
+            await slots.wait()
+            name = slots.take()
         request.meta[PROXY_META] = name
-        request.meta["proxy"] = self.slots.urls[name]
+        request.meta[_GIVEN] = False  # a redirect's request copies the meta of the first
+        request.meta["proxy"] = slots.urls[name]
 
     def _give_back(self, request: Request) -> None:
         """Once per request, whichever way it ends (the three paths overlap)."""
         name = request.meta.get(PROXY_META)
         if name is not None and not request.meta.get(_GIVEN):
             request.meta[_GIVEN] = True
-            self.slots.give(name)
+            self.slots[request.meta[SLOT_META]].give(name)
 
     def on_left(self, request: Request, spider: Any = None) -> None:
         self._give_back(request)

@@ -1,4 +1,5 @@
-"""robots.txt: fetched once per origin per crawl into the store, parsed by Protego per worker.
+"""robots.txt: fetched once per origin per crawl into the store (many origins in one
+activity), parsed by Protego per worker.
 
 RFC 9309 outcomes: a 2xx body is the rules; a 4xx means no rules; a 5xx means the whole origin is
 off limits for now. A network failure is not a verdict: the batches then fail per URL with that
@@ -13,14 +14,14 @@ from protego import Protego
 from scrapy import Spider
 from temporalio import activity
 
-from activities.batch_capture import CAPTURE_ARG, BatchCapture
+from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
 from activities.lru import Lru
 from activities.netguard import AddressGuard
 from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
-from shardcrawl.contracts import RobotsRequest, RobotsResult, UrlTask
+from shardcrawl.contracts import RobotsRequest, RobotsResult, RobotsResults, UrlTask
 from shardcrawl.scrapy_settings import fetch_settings
 
 __all__ = ["RobotsActivities", "RobotsRules"]
@@ -63,36 +64,54 @@ class RobotsActivities:
         self._guard = guard
 
     @activity.defn(name="fetch_robots")
-    async def fetch_robots(self, request: RobotsRequest) -> RobotsResult:
-        refusal = await self._guard.refusal(
-            urls.hostname(request.origin),
-            allow_private_networks=request.fetch.allow_private_networks,
-        )
-        if refusal:
-            return RobotsResult(error=refusal)
-        robots_url = request.origin + "/robots.txt"
+    async def fetch_robots(self, request: RobotsRequest) -> RobotsResults:
+        """Every target's robots.txt in one crawl, one request per host at a time."""
+        results: dict[int, RobotsResult] = {}
+        wanted: list[int] = []
+        for index, target in enumerate(request.origins):
+            refusal = await self._guard.refusal(
+                urls.hostname(target.origin),
+                allow_private_networks=request.fetch.allow_private_networks,
+            )
+            if refusal:
+                results[index] = RobotsResult(error=refusal)
+            else:
+                wanted.append(index)
+        targets = [request.origins[i] for i in wanted]
         capture = BatchCapture(
-            [UrlTask(url=robots_url)], keep_bodies=True, proxies=proxy_slots(request.proxies)
+            [UrlTask(url=t.origin + "/robots.txt") for t in targets],
+            keep_bodies=True,
+            proxies=proxy_slots({urls.hostname(t.origin): t.proxies for t in targets}),
         )
-        settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
-        settings.update(
-            {
-                "REDIRECT_ENABLED": True,
-                "REDIRECT_MAX_TIMES": 5,
-                "DOWNLOAD_MAXSIZE": min(request.fetch.max_response_bytes, ROBOTS_MAX_BYTES),
-            }
-        )
-        await self._runtime.crawl(
-            _RobotsSpider,
-            settings,
-            spider_kwargs={CAPTURE_ARG: capture},
-            heartbeat=activity.heartbeat,
-        )
-        page = capture.pages[0]
+        if targets:
+            settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
+            settings.update(
+                {
+                    "CONCURRENT_REQUESTS": len(targets),
+                    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+                    "CONCURRENT_REQUESTS_PER_IP": 0,
+                    "REDIRECT_ENABLED": True,
+                    "REDIRECT_MAX_TIMES": 5,
+                    "DOWNLOAD_MAXSIZE": min(request.fetch.max_response_bytes, ROBOTS_MAX_BYTES),
+                }
+            )
+            await self._runtime.crawl(
+                _RobotsSpider,
+                settings,
+                spider_kwargs={CAPTURE_ARG: capture},
+                heartbeat=activity.heartbeat,
+            )
+        for index, target, page in zip(wanted, targets, capture.pages, strict=True):
+            results[index] = await self._verdict(request, target.origin, page)
+        return RobotsResults(results=[results[i] for i in range(len(request.origins))])
+
+    async def _verdict(
+        self, request: RobotsRequest, origin: str, page: PageCapture
+    ) -> RobotsResult:
         if page.status is None:
             return RobotsResult(error=page.error)
         if 200 <= page.status < 300:
-            key = layout.robots_key(request.crawl_id, request.origin)
+            key = layout.robots_key(request.crawl_id, origin)
             await self._stores.put(request.output, key, page.body or b"")
             return RobotsResult(key=key, status=page.status)
         if page.status >= 500:

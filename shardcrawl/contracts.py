@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ __all__ = [
     "ROBOTS_DISALLOWED",
     "ROBOTS_FETCH_FAILED",
     "BatchRequest",
+    "BatchSlice",
     "BatchResult",
     "CrawlCheckpoint",
     "CrawlProgress",
@@ -66,6 +68,8 @@ __all__ = [
     "RequestData",
     "RobotsRequest",
     "RobotsResult",
+    "RobotsResults",
+    "RobotsTarget",
     "SegmentData",
     "SegmentDelete",
     "SegmentRead",
@@ -503,12 +507,21 @@ class ProxyLease(_Model):
     slots: int = Field(ge=1)
 
 
+class RobotsTarget(_Model):
+    """One origin whose robots.txt to fetch, and the proxy slot its pages' route gives it."""
+
+    origin: str = Field(description="scheme://host[:port]")
+    proxies: list[ProxyLease] = Field(default_factory=list, description="empty: direct")
+
+
 class RobotsRequest(_Model):
+    """The robots.txt of many origins, fetched in one Scrapy crawl (one request per host at a
+    time), so a broad crawl pays one activity for many origins, not one each."""
+
     crawl_id: str
-    origin: str = Field(description="scheme://host[:port] whose robots.txt to fetch")
+    origins: list[RobotsTarget] = Field(min_length=1)
     output: str
     fetch: FetchOptions
-    proxies: list[ProxyLease] = Field(default_factory=list, description="empty: direct")
 
 
 class RobotsResult(_Model):
@@ -520,26 +533,54 @@ class RobotsResult(_Model):
     disallow_all: bool = False
 
 
-class BatchRequest(_Model):
-    """One batch: URLs of one origin, with that batch's share of the host's politeness budget
-    and, if its host goes through proxies, the proxy slots it holds."""
+class RobotsResults(_Model):
+    results: list[RobotsResult] = Field(description="one per target, in the request's order")
 
-    crawl_id: str
-    shard: int
-    batch_id: str
+
+class BatchSlice(_Model):
+    """One host's part of a batch: the next ``count`` requests of the batch's ``urls``, all of
+    ``origin``, with that host's lease of its politeness budget (its own Scrapy download slot,
+    at ``concurrency`` and ``delay_seconds``) and, if the host goes through proxies, the proxy
+    slots it holds (then ``concurrency`` is their sum)."""
+
     origin: str
-    urls: list[UrlTask]
-    spider: str
-    output: str
+    count: int = Field(ge=1)
     concurrency: int = Field(ge=1)
     delay_seconds: float = Field(ge=0.0)
     robots_key: str | None = None
     robots_disallow_all: bool = False
+    proxies: list[ProxyLease] = Field(default_factory=list, description="empty: direct")
+
+
+class BatchRequest(_Model):
+    """One batch: requests of one or many hosts, in slices, one slice per host (a host is in
+    at most one batch in flight), so one Scrapy crawler serves many small hosts at once."""
+
+    crawl_id: str
+    shard: int
+    batch_id: str
+    urls: list[UrlTask]
+    slices: list[BatchSlice] = Field(min_length=1)
+    spider: str
+    output: str
     fetch: FetchOptions
     previous_crawl: str | None = None
-    proxies: list[ProxyLease] = Field(
-        default_factory=list, description="empty: direct; else the batch's concurrency in all"
-    )
+
+    @model_validator(mode="after")
+    def _slices_cover_urls(self) -> BatchRequest:
+        if sum(s.count for s in self.slices) != len(self.urls):
+            raise ValueError(
+                f"slices count {sum(s.count for s in self.slices)} requests, "
+                f"the batch has {len(self.urls)}"
+            )
+        return self
+
+    def sliced(self) -> Iterator[tuple[BatchSlice, range]]:
+        """Each slice with the indexes of its requests in ``urls``."""
+        start = 0
+        for part in self.slices:
+            yield part, range(start, start + part.count)
+            start += part.count
 
 
 class FetchOutcome(_Model):
@@ -580,7 +621,6 @@ class BatchResult(_Model):
     batch_id: str
     outcomes: list[FetchOutcome]
     links: list[Link]
-    items_key: str
     items_written: int
     attempt: int = 1
     segments: list[str] = Field(default_factory=list)

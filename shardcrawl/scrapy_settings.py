@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shardcrawl import urls
 from shardcrawl.contracts import BatchRequest, FetchOptions
 
 __all__ = [
@@ -72,14 +73,27 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
 
 
 def batch_settings(request: BatchRequest, *, reactor: str) -> dict[str, Any]:
-    """The batch's lease of its host's budget, as Scrapy concurrency and delay."""
+    """Each host's lease of its budget as its own Scrapy download slot (concurrency and
+    delay); the crawler's total is their sum, so no host waits for another's slots."""
     settings = fetch_settings(request.fetch, reactor=reactor)
+    slots = {
+        urls.hostname(part.origin): {
+            "concurrency": part.concurrency,
+            "delay": part.delay_seconds,
+            "jitter": 0,
+        }
+        for part in request.slices
+    }
     settings.update(
         {
-            "CONCURRENT_REQUESTS": request.concurrency,
-            "CONCURRENT_REQUESTS_PER_DOMAIN": request.concurrency,
+            "CONCURRENT_REQUESTS": sum(part.concurrency for part in request.slices),
+            "CONCURRENT_REQUESTS_PER_DOMAIN": min(part.concurrency for part in request.slices),
             "CONCURRENT_REQUESTS_PER_IP": 0,
-            "DOWNLOAD_DELAY": request.delay_seconds,
+            "DOWNLOAD_DELAY": max(part.delay_seconds for part in request.slices),
+            "DOWNLOAD_SLOTS": slots,
+            # Takes the next request from the slot with the fewest in the downloader, so a
+            # host with many queued requests cannot stand in front of the others.
+            "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
         }
     )
     return settings

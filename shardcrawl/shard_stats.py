@@ -115,8 +115,10 @@ class ShardStats:
             host.duplicates += 1
             self.totals.duplicates += 1
 
-    def record_batch(self, *, attempt: int, origin: str) -> None:
+    def record_batch(self, *, attempt: int, origins: list[str]) -> None:
+        """A batch landed after ``attempt`` activity attempts; each of its hosts had them."""
         self.totals.batches += 1
         if attempt > 1:
             self.totals.batch_retries += attempt - 1
-            self.host(origin).batch_retries += attempt - 1
+            for origin in origins:
+                self.host(origin).batch_retries += attempt - 1

@@ -53,8 +53,8 @@ def shard_zero() -> ShardStats:
     stats.record_link(f"{A}/x", duplicate=False)
     stats.record_link(f"{A}/y", duplicate=True)
     stats.record_link(f"{A}/z", duplicate=True)
-    stats.record_batch(attempt=1, origin=A)
-    stats.record_batch(attempt=3, origin=A)
+    stats.record_batch(attempt=1, origins=[A])
+    stats.record_batch(attempt=3, origins=[A])
     stats.totals.out_of_scope = 4
     stats.totals.too_deep = 1
     return stats
@@ -73,8 +73,8 @@ def shard_one() -> ShardStats:
     stats.record_link(f"{B}/q", duplicate=False)
     stats.record_link(f"{B}/r", duplicate=False)
     stats.record_link(f"{B}/q", duplicate=True)
-    stats.record_batch(attempt=2, origin=B)
-    stats.record_batch(attempt=1, origin=C)
+    stats.record_batch(attempt=2, origins=[B])
+    stats.record_batch(attempt=1, origins=[C])
     stats.totals.out_of_scope = 2
     return stats
 
@@ -295,13 +295,13 @@ def test_report_merges_stats_of_a_host_seen_by_two_shards() -> None:
     first = ShardStats()
     first.record_outcome(page(f"{A}/1", 200))
     first.record_outcome(failed(f"{A}/2", "timeout"))
-    first.record_batch(attempt=2, origin=A)
+    first.record_batch(attempt=2, origins=[A])
     second = ShardStats()
     second.record_outcome(page(f"{A}/3", 403))
     second.record_link(f"{A}/4", duplicate=True)
-    second.record_batch(attempt=3, origin=A)
+    second.record_batch(attempt=3, origins=[A])
     second.record_outcome(page(f"{B}/1", 200))
-    second.record_batch(attempt=2, origin=B)
+    second.record_batch(attempt=2, origins=[B])
 
     merged = report([result(0, first), result(1, second)])
 
@@ -318,7 +318,7 @@ def test_report_merges_stats_of_a_host_seen_by_two_shards() -> None:
 def test_report_retry_concentration_zero_without_retries() -> None:
     stats = ShardStats()
     stats.record_outcome(page(f"{A}/1", 200))
-    stats.record_batch(attempt=1, origin=A)
+    stats.record_batch(attempt=1, origins=[A])
     r = report([result(0, stats)])
     assert r.batch_retries == 0
     assert r.retry_concentration == 0.0

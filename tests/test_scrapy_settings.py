@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shardcrawl.contracts import BatchRequest, FetchOptions, UrlTask
+from shardcrawl.contracts import BatchRequest, BatchSlice, FetchOptions, UrlTask
 from shardcrawl.scrapy_settings import CAPTURE_MIDDLEWARE, batch_settings, fetch_settings
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -19,12 +19,14 @@ def make_request(
         crawl_id="crawl-1",
         shard=0,
         batch_id="s0000-b0000001",
-        origin="https://example.com",
         urls=[UrlTask(url="https://example.com/")],
+        slices=[
+            BatchSlice(
+                origin="https://example.com", count=1, concurrency=concurrency, delay_seconds=delay
+            )
+        ],
         spider="pages",
         output="out",
-        concurrency=concurrency,
-        delay_seconds=delay,
         fetch=fetch or FetchOptions(),
     )
 
@@ -156,3 +158,42 @@ def test_settings_are_fresh_per_call() -> None:
     second = batch_settings(make_request(concurrency=4), reactor=REACTOR)
     assert "x.Y" not in second["SPIDER_MIDDLEWARES"]
     assert first["CONCURRENT_REQUESTS"] == 2
+
+
+def test_each_host_of_a_batch_gets_its_own_slot() -> None:
+    """A many-host batch: each host's lease is its own download slot; the total is the sum."""
+    request = BatchRequest(
+        crawl_id="crawl-1",
+        shard=0,
+        batch_id="s0000-b0000001",
+        urls=[UrlTask(url="http://a.example/"), UrlTask(url="http://b.example/1")]
+        + [UrlTask(url="https://b.example/2")],
+        slices=[
+            BatchSlice(origin="http://a.example", count=1, concurrency=4, delay_seconds=0.5),
+            BatchSlice(origin="https://B.example", count=2, concurrency=1, delay_seconds=2.0),
+        ],
+        spider="pages",
+        output="out",
+        fetch=FetchOptions(),
+    )
+    s = batch_settings(request, reactor=REACTOR)
+    assert s["DOWNLOAD_SLOTS"] == {
+        "a.example": {"concurrency": 4, "delay": 0.5, "jitter": 0},
+        "b.example": {"concurrency": 1, "delay": 2.0, "jitter": 0},
+    }
+    assert s["CONCURRENT_REQUESTS"] == 5
+    assert s["SCHEDULER_PRIORITY_QUEUE"].endswith("DownloaderAwarePriorityQueue")
+
+
+def test_slices_must_cover_the_batch() -> None:
+    with pytest.raises(ValueError, match="slices count 1 requests, the batch has 2"):
+        BatchRequest(
+            crawl_id="crawl-1",
+            shard=0,
+            batch_id="b",
+            urls=[UrlTask(url="http://a.example/"), UrlTask(url="http://a.example/2")],
+            slices=[BatchSlice(origin="http://a.example", count=1, concurrency=1, delay_seconds=0)],
+            spider="pages",
+            output="out",
+            fetch=FetchOptions(),
+        )

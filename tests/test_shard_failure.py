@@ -20,6 +20,7 @@ from shardcrawl.contracts import (
     PrepareResult,
     RobotsRequest,
     RobotsResult,
+    RobotsResults,
 )
 from worker import WORKFLOWS, workflow_runner
 
@@ -30,8 +31,8 @@ async def prepare_crawl(request: PrepareRequest) -> PrepareResult:
 
 
 @activity.defn(name="fetch_robots")
-async def fetch_robots(request: RobotsRequest) -> RobotsResult:
-    return RobotsResult()
+async def fetch_robots(request: RobotsRequest) -> RobotsResults:
+    return RobotsResults(results=[RobotsResult() for _ in request.origins])
 
 
 @activity.defn(name="crawl_batch")

@@ -1,8 +1,9 @@
 """DomainShardWorkflow: the one owner of its hosts' frontier, seen-set and politeness budget.
 
-The shard takes URLs and page credits from its parent (``enqueue``), cuts per-origin batches
-within each host's budget, runs ``crawl_batch`` activities, dedups what comes back and sends
-links owned by other shards, its idleness and its counters to the parent (``shard_report``).
+The shard takes URLs and page credits from its parent (``enqueue``), cuts batches of many
+hosts' slices, each within its host's budget, runs ``crawl_batch`` activities, dedups what
+comes back and sends links owned by other shards, its idleness and its counters to the
+parent (``shard_report``).
 
 Before its history grows large it continues as new: it stops dispatching, lets its batches
 land, writes its seen-set, frontier, per-host counters and robots results to the store as
@@ -15,7 +16,9 @@ itself be a later run than the one that started the shard.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
@@ -27,6 +30,7 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from shardcrawl import layout, urls
+    from shardcrawl.batch_cutter import BatchCutter, HostSlice
     from shardcrawl.blocks import holds_host
     from shardcrawl.contracts import (
         BATCH_FAILED,
@@ -36,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         STORE_UNAVAILABLE,
         BatchRequest,
         BatchResult,
+        BatchSlice,
         Enqueue,
         FetchOptions,
         FetchOutcome,
@@ -46,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         ProxyStats,
         RobotsRequest,
         RobotsResult,
+        RobotsResults,
+        RobotsTarget,
         SegmentData,
         SegmentDelete,
         SegmentRead,
@@ -105,6 +112,8 @@ STORE_PROBE_RETRY = RetryPolicy(
 )
 # Proxies a robots.txt fetch may fail through before the failure stands for the host.
 ROBOTS_PROXY_TRIES = 3
+# Origins whose robots.txt one fetch_robots activity fetches (side by side, in one crawler).
+ROBOTS_PER_ACTIVITY = 100
 MAX_BATCHES_IN_FLIGHT = 64
 CANCEL_GRACE = timedelta(seconds=30)
 # Foreign URLs this shard remembers having forwarded, so a link seen on many pages crosses to
@@ -137,10 +146,19 @@ def _raise_if_final(exc: ActivityError) -> None:
 
 
 def _batch_timeout(request: BatchRequest) -> timedelta:
-    """Long enough for every URL to time out one after another within its lease, plus slack."""
-    per_url = request.fetch.download_timeout_seconds + request.delay_seconds
-    fetching = per_url * len(request.urls) / request.concurrency
-    return timedelta(seconds=60 + STORE_CALL_SECONDS + fetching)
+    """Long enough for every URL of the slowest host to time out one after another within
+    its lease (hosts fetch side by side), and for one slow store call per items file."""
+    timeout = request.fetch.download_timeout_seconds
+    fetching = max(
+        (timeout + part.delay_seconds) * part.count / part.concurrency for part in request.slices
+    )
+    return timedelta(seconds=60 + STORE_CALL_SECONDS * len(request.slices) + fetching)
+
+
+def _robots_timeout(request: RobotsRequest) -> timedelta:
+    """Every origin's robots.txt side by side, redirects included, then one store call each."""
+    fetching = 6 * request.fetch.download_timeout_seconds
+    return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * len(request.origins))
 
 
 @workflow.defn(name="DomainShardWorkflow")
@@ -373,25 +391,34 @@ class DomainShardWorkflow:
     # -- outgoing batches ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        """Cut batches from every ready host: each host's requests are a slice with its own
+        lease, and slices share batches (``BatchCutter``), new work and retries apart."""
         if self._paused or self._finish or self._draining or self._store_down_since:
             return
         now = workflow.now().timestamp()
         self._dispatched_at = now
+        limits = {"max_requests": self._spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
+        fresh_cut, retry_cut = BatchCutter(**limits), BatchCutter(**limits)
+        robots: list[RobotsTarget] = []
         fresh = self._frontier.origins()
         has_fresh = set(fresh)
         waiting = [o for o in self._retries.origins() if o not in has_fresh]
         for origin in fresh + waiting:
             if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
-                return
+                break
             host = urls.hostname(origin)
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
             # the first batch need not wait for it when credits arrive. It goes the way the
             # host's pages go (a proxy slot, if the host's route has proxies).
             if self._spec.obey_robots_txt and origin not in self._robots:
-                proxies = self._proxies.lease(host, slots=1, now=now)
-                if proxies is not None:
-                    self._robots[origin] = None
-                    self._start(self._fetch_robots(origin, proxies))
+                if all(urls.hostname(t.origin) != host for t in robots):
+                    proxies = self._proxies.lease(host, slots=1, now=now)
+                    if proxies is not None:
+                        self._robots[origin] = None
+                        robots.append(RobotsTarget(origin=origin, proxies=proxies))
+                if len(robots) >= ROBOTS_PER_ACTIVITY:
+                    self._start(self._fetch_robots(robots))
+                    robots = []
                 continue
             if self._spec.obey_robots_txt and self._robots[origin] is None:
                 continue
@@ -399,17 +426,27 @@ class DomainShardWorkflow:
             if state == "abandoned":
                 self._give_up(origin)
             elif state == "probing":
-                self._probe(origin, host, now)
+                self._cut(fresh_cut, self._probe(origin, host, now))
             elif state == "ok":
-                self._dispatch_retries(origin, host, now)
-                self._dispatch_fresh(origin, host, now)
+                self._cut(retry_cut, self._retry_slice(origin, host, now))
+                self._cut(fresh_cut, self._fresh_slice(origin, host, now))
+        self._cut(fresh_cut, None, close=True)
+        self._cut(retry_cut, None, close=True)
+        if robots:
+            self._start(self._fetch_robots(robots))
 
-    def _dispatch_retries(self, origin: str, host: str, now: float) -> None:
-        """A batch of retries whose wait is over, within the host's retry budget and the
-        shard's. (A host has one batch in flight, so one lease per dispatch is all it gets.)"""
+    def _cut(self, cutter: BatchCutter, part: HostSlice | None, *, close: bool = False) -> None:
+        """Adds a host's slice to the batch being cut; starts each batch that is done."""
+        for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
+            if batch:
+                self._start_batch(batch)
+
+    def _retry_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
+        """Retries whose wait is over, within the host's retry budget and the shard's. (A host
+        is in one batch in flight, so one lease per dispatch is all it gets.)"""
         ready = self._retries.ready_count(origin, now)
         if not ready or self._retry_batches >= MAX_RETRY_BATCHES:
-            return
+            return None
         concurrency, delay = self._pressure.limits(host)
         leased = self._lease(
             host,
@@ -419,13 +456,14 @@ class DomainShardWorkflow:
             delay_seconds=delay,
             retry_slots=self._pressure.retry_slots(host),
         )
-        if leased is not None:
-            tasks = self._retries.ready(origin, now, self._spec.batch_size)
-            self._start(self._run_batch(origin, *leased, tasks))
+        if leased is None:
+            return None
+        tasks = self._retries.ready(origin, now, self._spec.batch_size)
+        return HostSlice(origin, *leased, tasks)
 
-    def _dispatch_fresh(self, origin: str, host: str, now: float) -> None:
+    def _fresh_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
         if self._credits <= 0:
-            return
+            return None
         concurrency, delay = self._pressure.limits(host)
         leased = self._lease(
             host,
@@ -435,31 +473,31 @@ class DomainShardWorkflow:
             delay_seconds=delay,
         )
         if leased is None:
-            return
+            return None
         tasks = self._frontier.pop(
             origin,
             min(self._spec.batch_size, self._credits),
             max_url_bytes=MAX_BATCH_URL_BYTES,
         )
         self._credits -= len(tasks)
-        self._start(self._run_batch(origin, *leased, tasks))
+        return HostSlice(origin, *leased, tasks)
 
-    def _probe(self, origin: str, host: str, now: float) -> None:
+    def _probe(self, origin: str, host: str, now: float) -> HostSlice | None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
         if self._politeness.in_use(host) or not self._proxies.available(host, now):
-            return
+            return None
         tasks = self._retries.ready(origin, now, 1)
         if not tasks and self._credits > 0:
             tasks = self._frontier.pop(origin, 1)
             self._credits -= len(tasks)
         if not tasks:
-            return
+            return None
         _, delay = self._pressure.limits(host)
         leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
         if leased is None:
             self._retries.push(tasks[0], now)
-            return
-        self._start(self._run_batch(origin, *leased, tasks))
+            return None
+        return HostSlice(origin, *leased, tasks)
 
     def _lease(
         self,
@@ -539,71 +577,73 @@ class DomainShardWorkflow:
         for name, value in levels.items():
             gauges[name].set(value)
 
-    async def _fetch_robots(self, origin: str, proxies: list[ProxyLease]) -> None:
+    async def _fetch_robots(self, targets: list[RobotsTarget]) -> None:
         request = RobotsRequest(
             crawl_id=self._input.crawl_id,
-            origin=origin,
+            origins=targets,
             output=self._spec.output,
             fetch=self._fetch,
-            proxies=proxies,
         )
         try:
-            result = await self._until_stored(
-                lambda: workflow.execute_activity(
-                    "fetch_robots",
-                    request,
-                    result_type=RobotsResult,
-                    start_to_close_timeout=timedelta(
-                        seconds=60 + STORE_CALL_SECONDS + 6 * self._fetch.download_timeout_seconds
-                    ),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=ROBOTS_RETRY,
+            results = (
+                await self._until_stored(
+                    lambda: workflow.execute_activity(
+                        "fetch_robots",
+                        request,
+                        result_type=RobotsResults,
+                        start_to_close_timeout=_robots_timeout(request),
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                        retry_policy=ROBOTS_RETRY,
+                    )
                 )
-            )
+            ).results
         except ActivityError as exc:
             _raise_if_final(exc)
-            workflow.logger.warning("robots.txt of %s not fetched: %s", origin, exc.cause)
-            result = RobotsResult(error=ROBOTS_FETCH_FAILED)
+            workflow.logger.warning(
+                "robots.txt of %d origins not fetched: %s", len(targets), exc.cause
+            )
+            results = [RobotsResult(error=ROBOTS_FETCH_FAILED) for _ in targets]
         finally:
-            self._proxies.release(proxies)
-        if proxies and result.error in PROXY_FAILURES:
-            # The proxy failed, not the host: rest it and ask again, through another one.
-            failed = FetchOutcome(url=request.origin, error=result.error, proxy=proxies[0].proxy)
-            now = workflow.now().timestamp()
-            host = urls.hostname(origin)
-            self._proxies.observe(host, [failed], now=now, jitter=workflow.random().random())
-            self._robots_tries[origin] = self._robots_tries.get(origin, 0) + 1
-            if self._robots_tries[origin] < ROBOTS_PROXY_TRIES:
-                del self._robots[origin]
-                return
-        self._robots[origin] = result
+            for target in targets:
+                self._proxies.release(target.proxies)
+        now = workflow.now().timestamp()
+        for target, result in zip(targets, results, strict=True):
+            origin = target.origin
+            if target.proxies and result.error in PROXY_FAILURES:
+                # The proxy failed, not the host: rest it and ask again, through another one.
+                failed = FetchOutcome(url=origin, error=result.error, proxy=target.proxies[0].proxy)
+                self._proxies.observe(
+                    urls.hostname(origin), [failed], now=now, jitter=workflow.random().random()
+                )
+                self._robots_tries[origin] = self._robots_tries.get(origin, 0) + 1
+                if self._robots_tries[origin] < ROBOTS_PROXY_TRIES:
+                    del self._robots[origin]
+                    continue
+            self._robots[origin] = result
 
-    async def _run_batch(
-        self, origin: str, lease: Lease, proxies: list[ProxyLease], tasks: list[UrlTask]
-    ) -> None:
+    def _start_batch(self, parts: list[HostSlice]) -> None:
         self._batch_seq += 1
-        self._retry_batches += lease.retry
-        robots = self._robots.get(origin) or RobotsResult()
+        retry = parts[0].lease.retry
+        self._retry_batches += retry
+        self._start(self._run_batch(self._batch_seq, parts, retry=retry))
+
+    async def _run_batch(self, seq: int, parts: list[HostSlice], *, retry: bool) -> None:
+        tasks = [task for part in parts for task in part.tasks]
         request = BatchRequest(
             crawl_id=self._input.crawl_id,
             shard=self._input.shard,
-            batch_id=f"s{self._input.shard:04d}-b{self._batch_seq:07d}",
-            origin=origin,
+            batch_id=f"s{self._input.shard:04d}-b{seq:07d}",
             urls=tasks,
+            slices=[self._batch_slice(part) for part in parts],
             spider=self._spec.spider,
             output=self._spec.output,
-            concurrency=sum(p.slots for p in proxies) if proxies else lease.slots,
-            delay_seconds=lease.delay_seconds,
-            robots_key=robots.key,
-            robots_disallow_all=robots.disallow_all,
             fetch=self._fetch,
             previous_crawl=self._input.previous_crawl,
-            proxies=proxies,
         )
         self._size.note(request)
         try:
             # The same request again after a store outage: the same batch id, so the same
-            # items key, which a write that landed unseen before the outage is replaced by.
+            # items keys, which a write that landed unseen before the outage is replaced by.
             result = await self._until_stored(
                 lambda: workflow.execute_activity(
                     "crawl_batch",
@@ -623,38 +663,71 @@ class DomainShardWorkflow:
             if isinstance(cause, TemporalCancelledError):
                 self._requeue(tasks)
                 return
+            hosts = ", ".join(part.origin for part in parts[:3])
+            more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
             raise ApplicationError(
-                f"batch {request.batch_id} ({len(tasks)} URLs of {origin}) failed "
+                f"batch {request.batch_id} ({len(tasks)} URLs of {hosts}{more}) failed "
                 f"{BATCH_RETRY.maximum_attempts} times, the last with {cause}: the crawl "
                 "stops rather than drop its URLs",
                 type=BATCH_FAILED,
                 non_retryable=True,
             ) from exc
         finally:
-            self._politeness.release(lease, now=workflow.now().timestamp())
-            self._proxies.release(proxies)
-            self._retry_batches -= lease.retry
+            released = workflow.now().timestamp()
+            for part in parts:
+                self._politeness.release(part.lease, now=released)
+                self._proxies.release(part.proxies)
+            self._retry_batches -= retry
         self._size.note(result)
         if result.segments:
             outcomes, links = unpack_batch_result(
                 [await self._load_segment(key) for key in result.segments]
             )
             result = result.model_copy(update={"outcomes": outcomes, "links": links})
-        self._absorb(origin, tasks, result)
+        self._absorb(parts, result)
 
-    def _absorb(self, origin: str, tasks: list[UrlTask], result: BatchResult) -> None:
-        self._stats.record_batch(attempt=result.attempt, origin=origin)
+    def _batch_slice(self, part: HostSlice) -> BatchSlice:
+        robots = self._robots.get(part.origin) or RobotsResult()
+        return BatchSlice(
+            origin=part.origin,
+            count=len(part.tasks),
+            concurrency=sum(p.slots for p in part.proxies) if part.proxies else part.lease.slots,
+            delay_seconds=part.lease.delay_seconds,
+            robots_key=robots.key,
+            robots_disallow_all=robots.disallow_all,
+            proxies=part.proxies,
+        )
+
+    def _absorb(self, parts: list[HostSlice], result: BatchResult) -> None:
+        """A batch's outcomes, host by host (each host's own holds, retries, pressure and
+        proxy health), then the links it found."""
+        self._stats.record_batch(attempt=result.attempt, origins=[p.origin for p in parts])
+        starts = list(itertools.accumulate((len(p.tasks) for p in parts), initial=0))
+        by_part: list[list[FetchOutcome]] = [[] for _ in parts]
+        for outcome in result.outcomes:
+            by_part[bisect.bisect_right(starts, outcome.task) - 1].append(outcome)
+        for part, start, outcomes in zip(parts, starts, by_part, strict=False):
+            self._absorb_host(part, start, outcomes)
+        for link in result.links:
+            task = UrlTask(
+                url=link.url, depth=link.depth, priority=link.priority, request=link.request
+            )
+            self._route(task, count=link.count)
+
+    def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
+        """One host's outcomes; ``start`` is the index of its first request in the batch."""
         now = workflow.now().timestamp()
-        host = urls.hostname(origin)
+        host = urls.hostname(part.origin)
         retry = self._spec.retry
         hold_until = 0.0
-        for outcome in result.outcomes:
+        for outcome in outcomes:
             if outcome.retry_after_seconds is not None and holds_host(
                 outcome.status, outcome.blocked
             ):
                 hold_until = max(hold_until, now + outcome.retry_after_seconds)
-        for outcome in result.outcomes:
-            source = tasks[outcome.task] if outcome.task < len(tasks) else None
+        for outcome in outcomes:
+            index = outcome.task - start
+            source = part.tasks[index] if 0 <= index < len(part.tasks) else None
             if source is not None and outcome.error == DEFERRED:
                 # Never sent: the batch stopped at a Retry-After. Same attempt, after the hold.
                 self._retries.push(source, max(hold_until, now))
@@ -668,22 +741,17 @@ class DomainShardWorkflow:
             self._stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
                 self._follow_redirect(source, outcome.redirect_to, outcome.status)
-        self._proxies.observe(host, result.outcomes, now=now, jitter=workflow.random().random())
+        self._proxies.observe(host, outcomes, now=now, jitter=workflow.random().random())
         # A proxy that failed to carry a request tells nothing about the host.
         rest_until = self._pressure.observe(
             host,
-            [o for o in result.outcomes if not is_proxy_failure(o)],
+            [o for o in outcomes if not is_proxy_failure(o)],
             now=now,
             jitter=workflow.random().random(),
         )
         if max(rest_until, hold_until) > now:
             self._politeness.rest(host, max(rest_until, hold_until))
         self._stats.record_pressure(host, self._pressure.host(host))
-        for link in result.links:
-            task = UrlTask(
-                url=link.url, depth=link.depth, priority=link.priority, request=link.request
-            )
-            self._route(task, count=link.count)
 
     def _requeue(self, tasks: list[UrlTask]) -> None:
         """URLs of a batch cut off (a cancel): back where they came from, no attempt counted,
