@@ -45,7 +45,8 @@ class Frontier:
         """Queue a request; False if it was seen before (a duplicate)."""
         fp = fingerprint_of(task)
         if unfiltered(task.request):
-            self._seen.add(fp)
+            # As Scrapy's scheduler: not looked up, and not recorded either, so a filtered
+            # request for the same URL later still goes.
             self._queue(task, _UNFILTERED + self._seq)
             return True
         if not self._seen.add(fp):

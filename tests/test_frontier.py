@@ -322,3 +322,14 @@ def test_dont_filter_requests_are_queued_every_time_and_survive_a_checkpoint():
     popped = restored.pop("http://a.example", 10)
     assert [t.request for t in popped] == [None, again, again]
     assert not restored.offer(UrlTask(url=url)), "the seen-set came through the checkpoint"
+
+
+def test_a_dont_filter_request_leaves_no_mark_in_the_seen_set():
+    """Scrapy's scheduler does not record a dont_filter request: the same URL asked for later
+    without dont_filter still goes."""
+    f = Frontier()
+    url = "http://a.example/stock/2"
+    assert f.offer(UrlTask(url=url, request=RequestData(dont_filter=True)))
+    assert f.seen_count() == 0
+    assert f.offer(UrlTask(url=url)), "the filtered request was taken for a duplicate"
+    assert not f.offer(UrlTask(url=url))
