@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,6 +480,8 @@ class HistoryTotals:
     workflow_ids: int
     events: int
     history_bytes: int
+    event_types: Counter[str]
+    activities: Counter[str]  # activities scheduled, by type
 
 
 async def history_totals(client: Client, crawl_id: str) -> HistoryTotals:
@@ -490,4 +493,6 @@ async def history_totals(client: Client, crawl_id: str) -> HistoryTotals:
         workflow_ids=len({a.workflow_id for a in audits}),
         events=sum(a.events for a in audits),
         history_bytes=sum(a.history_bytes for a in audits),
+        event_types=sum((a.event_types for a in audits), Counter()),
+        activities=sum((a.activities for a in audits), Counter()),
     )

@@ -184,6 +184,13 @@ async def run_shardcrawl(
             f"{history.history_bytes / 2**20:.1f} MiB",
             flush=True,
         )
+        batches = history.activities["crawl_batch"]
+        print(
+            f"  activities scheduled: {dict(history.activities.most_common())} "
+            f"({report.requests / max(1, batches):.1f} requests a crawl_batch); events: "
+            f"{dict(history.event_types.most_common(8))}",
+            flush=True,
+        )
     return report.pages_fetched, crawl.seconds, crawl, history
 
 

@@ -39,6 +39,7 @@ class RunAudit:
     largest_event_bytes: int
     largest_event_type: str
     event_types: Counter[str] = field(default_factory=Counter)
+    activities: Counter[str] = field(default_factory=Counter)  # scheduled, by activity type
 
 
 def largest_payload(message: Message) -> int:
@@ -82,15 +83,19 @@ async def list_runs(client: Client, crawl_id: str) -> list[WorkflowExecution]:
 async def audit_run(
     client: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus | None
 ) -> RunAudit:
-    """One run's history: its events, their bytes and kinds, its largest payload and event."""
+    """One run's history: its events, their bytes and kinds, the activities it scheduled, its
+    largest payload and event."""
     events = history_bytes = largest = largest_event = 0
     where = largest_event_type = ""
     kinds: Counter[str] = Counter()
+    activities: Counter[str] = Counter()
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
         events += 1
         kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
         kinds[kind] += 1
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
         size = event.ByteSize()
         history_bytes += size
         if size > largest_event:
@@ -109,6 +114,7 @@ async def audit_run(
         largest_event_bytes=largest_event,
         largest_event_type=largest_event_type,
         event_types=kinds,
+        activities=activities,
     )
 
 
