@@ -108,6 +108,14 @@ class Frontier:
         live = [o for o in list(self._queues) if self._live(o)]
         return sorted(live, key=lambda o: self._queues[o][0])
 
+    def order_key(self, origin: str) -> tuple[int, int, int] | None:
+        """Where the origin's next request stands in crawl order (depth, then priority, then
+        arrival), None if it has none queued; the shard dispatches origins in this order."""
+        if not self._live(origin):
+            return None
+        depth, priority, seq, _ = self._queues[origin][0]
+        return depth, priority, seq
+
     def queued(self) -> int:
         return len(self._pending)
 

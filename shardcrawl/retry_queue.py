@@ -49,6 +49,11 @@ class RetryQueue:
     def origins(self) -> list[str]:
         return sorted(self._queues)
 
+    def ready_at(self, origin: str) -> float | None:
+        """When the origin's first waiting URL may go, None if it has none waiting."""
+        heap = self._queues.get(origin)
+        return heap[0][0] if heap else None
+
     def next_ready_at(self) -> float | None:
         return min((heap[0][0] for heap in self._queues.values()), default=None)
 

@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl.errors import root_cause
     from shardcrawl.frontier import Frontier, RecentSet
     from shardcrawl.host_pressure import HostPressure
+    from shardcrawl.origin_watch import OriginWatch
     from shardcrawl.politeness import Lease, Politeness
     from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
     from shardcrawl.proxy_router import ProxyRouter
@@ -176,6 +177,10 @@ class DomainShardWorkflow:
         self._dirty = False
         self._frontier = Frontier()
         self._retries = RetryQueue()
+        self._watch = OriginWatch()
+        self._hosts_of: dict[str, str] = {}
+        # Per host: origins that found it busy, touched when its batch lands.
+        self._busy_waiters: dict[str, dict[str, None]] = {}
         self._retry_batches = 0
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         self._stats = ShardStats()
@@ -340,6 +345,8 @@ class DomainShardWorkflow:
             message = self._inbox.pop(self._processed_seq + 1)
             self._processed_seq = message.seq
             self._credits += message.credits
+            if message.credits > 0:
+                self._watch.credits_arrived()
             for task in message.urls:
                 self._accept(task, is_link=not message.seeds)
 
@@ -364,6 +371,8 @@ class DomainShardWorkflow:
 
     def _accept(self, task: UrlTask, *, is_link: bool) -> None:
         added = self._frontier.offer(task)
+        if added:
+            self._watch.touch(urls.origin(task.url))
         if is_link:
             self._stats.record_link(task.url, duplicate=not added)
 
@@ -391,8 +400,9 @@ class DomainShardWorkflow:
     # -- outgoing batches ----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Cut batches from every ready host: each host's requests are a slice with its own
-        lease, and slices share batches (``BatchCutter``), new work and retries apart."""
+        """Cut batches from the hosts that may be ready (``OriginWatch``: what changed, not
+        every host): each host's requests are a slice with its own lease, and slices share
+        batches (``BatchCutter``), new work and retries apart."""
         if self._paused or self._finish or self._draining or self._store_down_since:
             return
         now = workflow.now().timestamp()
@@ -400,46 +410,95 @@ class DomainShardWorkflow:
         limits = {"max_requests": self._spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
         fresh_cut, retry_cut = BatchCutter(**limits), BatchCutter(**limits)
         robots: list[RobotsTarget] = []
-        fresh = self._frontier.origins()
-        has_fresh = set(fresh)
-        waiting = [o for o in self._retries.origins() if o not in has_fresh]
-        for origin in fresh + waiting:
+        due = self._watch.take(now)
+        due.sort(key=self._crawl_order)
+        for i, origin in enumerate(due):
             if len(self._batches) >= MAX_BATCHES_IN_FLIGHT:
+                for rest in due[i:]:
+                    self._watch.touch(rest)
                 break
-            host = urls.hostname(origin)
+            host = self._host_of(origin)
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
             # the first batch need not wait for it when credits arrive. It goes the way the
             # host's pages go (a proxy slot, if the host's route has proxies).
             if self._spec.obey_robots_txt and origin not in self._robots:
-                if all(urls.hostname(t.origin) != host for t in robots):
+                proxies = None
+                if all(self._host_of(t.origin) != host for t in robots):
                     proxies = self._proxies.lease(host, slots=1, now=now)
-                    if proxies is not None:
-                        self._robots[origin] = None
-                        robots.append(RobotsTarget(origin=origin, proxies=proxies))
+                if proxies is None:
+                    self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
+                    continue
+                self._robots[origin] = None
+                robots.append(RobotsTarget(origin=origin, proxies=proxies))
                 if len(robots) >= ROBOTS_PER_ACTIVITY:
                     self._start(self._fetch_robots(robots))
                     robots = []
                 continue
             if self._spec.obey_robots_txt and self._robots[origin] is None:
-                continue
+                continue  # its robots.txt is on the way, and touches it when it comes
             state = self._pressure.state(host, now)
             if state == "abandoned":
                 self._give_up(origin)
-            elif state == "probing":
-                self._cut(fresh_cut, self._probe(origin, host, now))
-            elif state == "ok":
-                self._cut(retry_cut, self._retry_slice(origin, host, now))
-                self._cut(fresh_cut, self._fresh_slice(origin, host, now))
+                continue
+            if state == "parked":
+                self._watch.wake_at(origin, self._pressure.host(host).parked_until)
+                continue
+            if state == "probing":
+                started = self._cut(fresh_cut, self._probe(origin, host, now))
+            else:
+                started = self._cut(retry_cut, self._retry_slice(origin, host, now))
+                started = self._cut(fresh_cut, self._fresh_slice(origin, host, now)) or started
+            if not started:
+                self._wait(origin, host, now)
         self._cut(fresh_cut, None, close=True)
         self._cut(retry_cut, None, close=True)
         if robots:
             self._start(self._fetch_robots(robots))
 
-    def _cut(self, cutter: BatchCutter, part: HostSlice | None, *, close: bool = False) -> None:
-        """Adds a host's slice to the batch being cut; starts each batch that is done."""
+    def _crawl_order(self, origin: str) -> tuple[int, int, int, int, str]:
+        """Origins with new work first, shallowest next request first; then retries only."""
+        key = self._frontier.order_key(origin)
+        return (0, *key, "") if key is not None else (1, 0, 0, 0, origin)
+
+    def _host_of(self, origin: str) -> str:
+        host = self._hosts_of.get(origin)
+        if host is None:
+            host = self._hosts_of[origin] = urls.hostname(origin)
+        return host
+
+    def _wait(self, origin: str, host: str, now: float) -> None:
+        """An origin the pass looked at and did not dispatch: what it waits for."""
+        fresh = self._frontier.queued_at(origin) > 0
+        retry_at = self._retries.ready_at(origin)
+        if not fresh and retry_at is None:
+            return  # no work: new work touches it
+        if self._politeness.in_use(host):
+            # The host's batch is in flight (perhaps for its other origin): its landing
+            # touches this origin.
+            self._busy_waiters.setdefault(host, {})[origin] = None
+            return
+        rest = self._politeness.ready_at(host)
+        if rest > now:
+            self._watch.wake_at(origin, rest)
+            return
+        if not self._proxies.available(host, now):
+            self._watch.touch(origin)  # proxy slots free with landings or cool-downs
+            return
+        if retry_at is not None:
+            if retry_at > now:
+                self._watch.wake_at(origin, retry_at)
+            elif self._retry_batches >= MAX_RETRY_BATCHES:
+                self._watch.touch(origin)  # a retry batch that lands frees the budget
+        if fresh and self._credits <= 0:
+            self._watch.wait_for_credits(origin)
+
+    def _cut(self, cutter: BatchCutter, part: HostSlice | None, *, close: bool = False) -> bool:
+        """Adds a host's slice to the batch being cut, and starts each batch that is done;
+        whether there was a slice."""
         for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
             if batch:
                 self._start_batch(batch)
+        return part is not None
 
     def _retry_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
         """Retries whose wait is over, within the host's retry budget and the shard's. (A host
@@ -484,7 +543,11 @@ class DomainShardWorkflow:
 
     def _probe(self, origin: str, host: str, now: float) -> HostSlice | None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
-        if self._politeness.in_use(host) or not self._proxies.available(host, now):
+        if (
+            self._politeness.in_use(host)
+            or self._politeness.ready_at(host) > now
+            or not self._proxies.available(host, now)
+        ):
             return None
         tasks = self._retries.ready(origin, now, 1)
         if not tasks and self._credits > 0:
@@ -494,9 +557,7 @@ class DomainShardWorkflow:
             return None
         _, delay = self._pressure.limits(host)
         leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
-        if leased is None:
-            self._retries.push(tasks[0], now)
-            return None
+        assert leased is not None, "the host was neither busy, resting nor short of proxies"
         return HostSlice(origin, *leased, tasks)
 
     def _lease(
@@ -609,6 +670,7 @@ class DomainShardWorkflow:
         now = workflow.now().timestamp()
         for target, result in zip(targets, results, strict=True):
             origin = target.origin
+            self._watch.touch(origin)
             if target.proxies and result.error in PROXY_FAILURES:
                 # The proxy failed, not the host: rest it and ask again, through another one.
                 failed = FetchOutcome(url=origin, error=result.error, proxy=target.proxies[0].proxy)
@@ -677,6 +739,9 @@ class DomainShardWorkflow:
             for part in parts:
                 self._politeness.release(part.lease, now=released)
                 self._proxies.release(part.proxies)
+                self._watch.touch(part.origin)
+                for waiter in self._busy_waiters.pop(part.lease.host, {}):
+                    self._watch.touch(waiter)
             self._retry_batches -= retry
         self._size.note(result)
         if result.segments:
@@ -730,13 +795,13 @@ class DomainShardWorkflow:
             source = part.tasks[index] if 0 <= index < len(part.tasks) else None
             if source is not None and outcome.error == DEFERRED:
                 # Never sent: the batch stopped at a Retry-After. Same attempt, after the hold.
-                self._retries.push(source, max(hold_until, now))
+                self._retry_later(source, max(hold_until, now))
                 continue
             if source is not None and will_retry(outcome, retry):
                 self._stats.record_outcome(outcome, final=False)
                 wait = backoff_seconds(outcome.attempt, retry, workflow.random().random())
                 next_try = source.model_copy(update={"attempt": source.attempt + 1})
-                self._retries.push(next_try, max(now + wait, hold_until))
+                self._retry_later(next_try, max(now + wait, hold_until))
                 continue
             self._stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
@@ -759,10 +824,16 @@ class DomainShardWorkflow:
         now = workflow.now().timestamp()
         for task in tasks:
             if task.attempt > 1:
-                self._retries.push(task, now)
+                self._retry_later(task, now)
             else:
                 self._frontier.requeue(task)
+                self._watch.touch(urls.origin(task.url))
                 self._credits += 1
+                self._watch.credits_arrived()
+
+    def _retry_later(self, task: UrlTask, at: float) -> None:
+        self._retries.push(task, at)
+        self._watch.wake_at(urls.origin(task.url), at)
 
     def _follow_redirect(self, source: UrlTask, target: str, status: int | None) -> None:
         """The target, as Scrapy's redirect middleware would ask for it: the same request
@@ -895,25 +966,21 @@ class DomainShardWorkflow:
                 return
 
     def _next_wake(self) -> timedelta | None:
-        """When a resting host may take a lease, a retry's wait ends or a park's cool-down
-        does, if that is what the shard waits for; zero if one of those came due since the
-        last dispatch (time passes while the shard reports). None while dispatch is off
-        (paused, draining for continue-as-new, waiting on the store): then only a message, a
-        landing batch or the store's return wakes the shard, and a time that came due cannot
-        send the loop round without a dispatch that would move the mark."""
+        """When an origin's wait ends (a rest, a retry's backoff, a park: ``OriginWatch``) or
+        a proxy's cool-down does; zero if one of those is due already (time passes while the
+        shard reports). None while dispatch is off (paused, draining for continue-as-new,
+        waiting on the store): then only a message, a landing batch or the store's return
+        wakes the shard."""
         if self._paused or self._draining or self._store_down_since:
             return None
         now = workflow.now().timestamp()
-        origins = self._retries.origins()
-        if self._credits > 0:
-            origins += self._frontier.origins()
-        times = [self._politeness.ready_at(urls.hostname(o)) for o in origins]
-        times += self._pressure.wake_times()
-        times += self._proxies.wake_times(now)
-        next_retry = self._retries.next_ready_at()
-        if next_retry is not None:
-            times.append(next_retry)
-        if any(self._dispatched_at < t <= now for t in times):
+        times = self._proxies.wake_times(now)
+        watched = self._watch.next_time()
+        if watched is not None:
+            times.append(watched)
+        if any(self._dispatched_at < t <= now for t in times) or (
+            watched is not None and watched <= now
+        ):
             return timedelta(0)  # came due after the last dispatch looked
         future = [t - now for t in times if t > now]
         return timedelta(seconds=min(future)) if future else None
@@ -1038,6 +1105,9 @@ class DomainShardWorkflow:
             self._pressure.restore(unpack_records(await self._load_segment(key)))
         for key in checkpoint.proxy_segments:
             self._proxies.restore(unpack_records(await self._load_segment(key)))
+        # A new run looks at every origin with work once; from then on at what changes.
+        for origin in self._frontier.origins() + self._retries.origins():
+            self._watch.touch(origin)
         # Loaded into history now, so the store's copy is no longer needed.
         delete = SegmentDelete(
             output=self._spec.output,
