@@ -449,7 +449,14 @@ class CrawlWorkflow:
                 continue
             if self._pending_credits.get(index, 0) > 0:
                 continue
-            grant = min(report.wants_credits, self._credits_left)
+            # A shard asks for what it has queued; it gets at most half the pool's fair share
+            # per shard (and never less than a chunk), so one shard with a long queue cannot
+            # take a small max_pages from the others, and a large pool goes in few messages.
+            assert self._spec is not None
+            spec = self._spec
+            fair = self._credits_left // (2 * spec.shards)
+            cap = max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
+            grant = min(report.wants_credits, self._credits_left, cap)
             self._credits_left -= grant
             self._pending_credits[index] = grant
 

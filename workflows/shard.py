@@ -937,12 +937,15 @@ class DomainShardWorkflow:
         returned = 0
         if idle and queued == 0 and self._credits > 0:
             returned, self._credits = self._credits, 0
-        # Ask for a whole chunk, and only when running low, so that the request changes rarely.
+        # Ask, only when running low, for at least a chunk and at most what is queued, so
+        # that the request changes rarely and a long queue needs few grants.
         low = self._credits < self._spec.batch_size and queued > self._credits
-        wants = self._spec.batch_size * max(2, self._spec.concurrency_per_host) if low else 0
-        # Only what the parent decides on triggers a report: links to route, credits, and
+        least = self._spec.batch_size * max(2, self._spec.concurrency_per_host)
+        wants = max(least, queued - self._credits) if low else 0
+        # Only what the parent decides on triggers a report: links to route, whether credits
+        # are wanted (not how many: a queue that grows meanwhile sends no report), and
         # idleness (with the last message applied). Live counters are read by query instead.
-        key = (idle, wants, self._processed_seq if idle else None)
+        key = (idle, wants > 0, self._processed_seq if idle else None)
         if not self._outbox and not returned and key == self._last_report:
             return
         self._last_report = key
