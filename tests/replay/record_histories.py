@@ -37,7 +37,7 @@ async def record(address: str, site: SiteProcess, proxy: str, out: Path) -> None
     spec = {
         "seeds": [site.seed_url],
         "allowed_domains": ["127.0.0.2", "127.0.0.3"],
-        "max_depth": 3,
+        "max_depth": 5,
         "shards": 2,
         "batch_size": 3,
         "concurrency_per_host": 2,
