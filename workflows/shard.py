@@ -130,6 +130,10 @@ STORE_CALL_SECONDS = 180
 SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
 # Forwarded URLs per report, and URL text per batch: each message stays one small payload.
 MAX_FORWARDS_PER_REPORT = 1000
+# Links for other shards wait for this many, or this long, while batches are in flight: each
+# report is four history events and a workflow task on both sides, so few large ones pay.
+FORWARD_BATCH = 500
+FORWARD_WAIT = timedelta(seconds=2)
 # Retry batches of all hosts together hold at most this share of the shard's batch slots, so
 # failing hosts cannot crowd out new work on healthy ones (each host's own retry budget is
 # the spec's retry.budget_share of its concurrency).
@@ -185,6 +189,7 @@ class DomainShardWorkflow:
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         self._stats = ShardStats()
         self._outbox: list[UrlTask] = []
+        self._outbox_since = 0.0
         self._robots: dict[str, RobotsResult | None] = {}
         self._robots_tries: dict[str, int] = {}
         self._previous_next = 0
@@ -304,7 +309,8 @@ class DomainShardWorkflow:
                 break
             if self._size.should_continue_as_new():
                 self._draining = True
-                if not self._batches:
+                # A batch that landed while reporting may have left links to send first.
+                if not self._batches and not self._outbox:
                     await self._continue_as_new()
                     continue
             if self._reading_previous() and not self._draining:
@@ -365,6 +371,8 @@ class DomainShardWorkflow:
         if owner == self._input.shard:
             self._accept(task, is_link=is_link)
         elif self._forwarded.add(task):
+            if not self._outbox:
+                self._outbox_since = workflow.now().timestamp()
             self._outbox.append(task)
         else:
             self._stats.record_link(task.url, duplicate=True)
@@ -946,7 +954,7 @@ class DomainShardWorkflow:
         # are wanted (not how many: a queue that grows meanwhile sends no report), and
         # idleness (with the last message applied). Live counters are read by query instead.
         key = (idle, wants > 0, self._processed_seq if idle else None)
-        if not self._outbox and not returned and key == self._last_report:
+        if not self._forwards_due() and not returned and key == self._last_report:
             return
         self._last_report = key
         forwards, self._outbox = self._outbox, []
@@ -968,6 +976,19 @@ class DomainShardWorkflow:
             if not forwards:
                 return
 
+    def _forwards_due(self) -> bool:
+        """Links for other shards go in few, large reports: once enough wait, once the oldest
+        waited FORWARD_WAIT, or at once when no batch of this shard is in flight (so a shard
+        never sits on links while it has nothing else to do)."""
+        if not self._outbox:
+            return False
+        waited = workflow.now().timestamp() - self._outbox_since
+        return (
+            len(self._outbox) >= FORWARD_BATCH
+            or waited >= FORWARD_WAIT.total_seconds()
+            or not self._batches
+        )
+
     def _next_wake(self) -> timedelta | None:
         """When an origin's wait ends (a rest, a retry's backoff, a park: ``OriginWatch``) or
         a proxy's cool-down does; zero if one of those is due already (time passes while the
@@ -978,6 +999,8 @@ class DomainShardWorkflow:
             return None
         now = workflow.now().timestamp()
         times = self._proxies.wake_times(now)
+        if self._outbox:
+            times.append(self._outbox_since + FORWARD_WAIT.total_seconds())
         watched = self._watch.next_time()
         if watched is not None:
             times.append(watched)
