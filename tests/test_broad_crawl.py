@@ -5,6 +5,7 @@ the activity counts from the workflows' real histories."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
@@ -15,9 +16,11 @@ from shardcrawl.history_audit import list_runs
 from shardcrawl.sites.graph import reachable_pages
 from shardcrawl.sites.process import max_overlap
 from tests.helpers import read_items, start_crawl
+from tests.moody_site import RETRY_AFTER_SECONDS, THROTTLED_PAGES, MoodySite
 
 HOSTS = tuple(f"127.0.1.{i}" for i in range(1, 31))
 CONCURRENCY = 2
+MOODY = ("home", "flaky", "throttle", "blocker", "down")
 
 
 async def activities_run(client: Client, crawl_id: str) -> Counter[str]:
@@ -31,6 +34,19 @@ async def activities_run(client: Client, crawl_id: str) -> Counter[str]:
                 attributes = event.activity_task_scheduled_event_attributes
                 counts[attributes.activity_type.name] += 1
     return counts
+
+
+async def batch_inputs(client: Client, crawl_id: str) -> list[dict]:
+    """The BatchRequest of every crawl_batch the crawl's shards scheduled, as JSON."""
+    inputs = []
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    for run in await list_runs(client, crawl_id):
+        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
+        async for event in handle.fetch_history_events():
+            attributes = event.activity_task_scheduled_event_attributes
+            if event.event_type == scheduled and attributes.activity_type.name == "crawl_batch":
+                inputs.append(json.loads(attributes.input.payloads[0].data))
+    return inputs
 
 
 async def test_many_small_hosts_share_batches_and_keep_their_budgets(
@@ -83,3 +99,53 @@ async def test_many_small_hosts_share_batches_and_keep_their_budgets(
     assert ran["crawl_batch"] < len(HOSTS), ran
     assert ran["fetch_robots"] <= 2 * spec["shards"], ran
     assert report.status == "completed" and report.pages_fetched == len(expected)
+
+
+async def test_a_retry_after_holds_its_host_not_the_batch(
+    client, workers, task_queue, site_factory, tmp_path
+):
+    """One shard, every seed at once: a slow host's 20 pages and a throttled host's 10 share
+    the first batch. The throttled host's 429 holds it for its Retry-After; the slow host's
+    requests go on meanwhile, in the same batch."""
+    slow = site_factory(
+        ips=("127.0.2.1",), pages_per_host=20, variants=False, extras=False, delay_ms=300
+    )
+    moody_ips = {name: f"127.0.2.{i}" for i, name in enumerate(MOODY, start=2)}
+    moody = MoodySite(moody_ips, tmp_path / "moody.jsonl")
+    try:
+        workers.start(1)
+        slow_pages = [f"http://{slow.config.hosts[0]}/p/{i}" for i in range(1, 20)]
+        throttled = [f"{moody.origins['throttle']}/t/{i}" for i in range(THROTTLED_PAGES)]
+        spec = {
+            "seeds": [slow.seed_url, *slow_pages, *throttled],
+            "max_depth": 0,
+            "concurrency_per_host": CONCURRENCY,
+            "batch_size": 50,
+            "shards": 1,
+            "obey_robots_txt": False,
+            "output": str(tmp_path / "out"),
+            "allow_private_networks": True,
+        }
+        handle = await start_crawl(client, spec, task_queue)
+        report = await asyncio.wait_for(handle.result(), timeout=120)
+        await asyncio.sleep(0.5)
+        throttle_log = sorted(moody.requests("throttle"), key=lambda e: e["start"])
+        slow_log = slow.requests()
+    finally:
+        moody.close()
+    assert report.pages_fetched == 20 + THROTTLED_PAGES
+    refusal = next(e for e in throttle_log if e["status"] == 429)
+    hold_ends = refusal["end"] + RETRY_AFTER_SECONDS
+    assert all(
+        e["start"] >= hold_ends - 0.05 for e in throttle_log if e["start"] > refusal["end"]
+    ), "the throttled host was asked again during its Retry-After"
+    during = [r for r in slow_log if refusal["end"] < r["start"] < hold_ends]
+    assert len(during) >= 4, "the slow host's requests stopped with the other host's hold"
+    # From the history: the slow host's 20 pages all went out in the first batch (a hold of
+    # the whole batch would have sent most of them back, to go again in later batches).
+    batches = await batch_inputs(client, handle.id)
+    slow_host = slow.config.hosts[0]
+    with_slow = [b for b in batches if any(slow_host in u["url"] for u in b["urls"])]
+    assert len(with_slow) == 1 and len(with_slow[0]["urls"]) == 20 + THROTTLED_PAGES
+    origins = sorted(part["origin"] for part in with_slow[0]["slices"])
+    assert origins == sorted([f"http://{slow_host}", moody.origins["throttle"]])
