@@ -299,7 +299,9 @@ class CrawlSpec(_Model):
     delay_seconds: float = Field(
         default=0.0, ge=0.0, le=3600.0, description="least time between requests to one host"
     )
-    batch_size: int = Field(default=50, ge=1, le=2000, description="URLs in one crawl_batch")
+    batch_size: int = Field(
+        default=50, ge=1, le=2000, description="most requests in one crawl_batch, of any hosts"
+    )
     shards: int = Field(default=4, ge=1, le=1024, description="domain-shard workflows")
     spider: str = Field(default="pages", min_length=1, description="spider name from spiders/")
     output: str = Field(
