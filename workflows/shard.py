@@ -655,15 +655,8 @@ class DomainShardWorkflow:
         )
         try:
             results = (
-                await self._until_stored(
-                    lambda: workflow.execute_activity(
-                        "fetch_robots",
-                        request,
-                        result_type=RobotsResults,
-                        start_to_close_timeout=_robots_timeout(request),
-                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                        retry_policy=ROBOTS_RETRY,
-                    )
+                await self._fetching_activity(
+                    "fetch_robots", request, RobotsResults, _robots_timeout(request), ROBOTS_RETRY
                 )
             ).results
         except ActivityError as exc:
@@ -714,15 +707,8 @@ class DomainShardWorkflow:
         try:
             # The same request again after a store outage: the same batch id, so the same
             # items keys, which a write that landed unseen before the outage is replaced by.
-            result = await self._until_stored(
-                lambda: workflow.execute_activity(
-                    "crawl_batch",
-                    request,
-                    result_type=BatchResult,
-                    start_to_close_timeout=_batch_timeout(request),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=BATCH_RETRY,
-                )
+            result = await self._fetching_activity(
+                "crawl_batch", request, BatchResult, _batch_timeout(request), BATCH_RETRY
             )
         except CANCELLED:
             self._requeue(tasks)
@@ -875,6 +861,27 @@ class DomainShardWorkflow:
                 if not (isinstance(cause, ApplicationError) and cause.type == STORE_UNAVAILABLE):
                     raise
                 await self._wait_for_store(cause.message)
+
+    async def _fetching_activity(
+        self,
+        name: str,
+        request: object,
+        result_type: type[T],
+        timeout: timedelta,
+        retry_policy: RetryPolicy,
+    ) -> T:
+        """An activity that fetches (a batch, robots.txt): it heartbeats, so a dead worker is
+        noticed, and it is waited out while the store is down."""
+        return await self._until_stored(
+            lambda: workflow.execute_activity(
+                name,
+                request,
+                result_type=result_type,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=retry_policy,
+            )
+        )
 
     async def _store_activity(
         self, name: str, request: object, result_type: type[T] | None = None
