@@ -152,18 +152,23 @@ def _raise_if_final(exc: ActivityError) -> None:
 
 def _batch_timeout(request: BatchRequest) -> timedelta:
     """Long enough for every URL of the slowest host to time out one after another within
-    its lease (hosts fetch side by side), and for one slow store call per items file."""
+    its lease (hosts fetch side by side), and for a few slow store calls. (A store that is
+    down fails its first call, so the items files of many origins need no call's worst case
+    each; a worker that dies is noticed by its heartbeat, not by this.)"""
     timeout = request.fetch.download_timeout_seconds
     fetching = max(
         (timeout + part.delay_seconds) * part.count / part.concurrency for part in request.slices
     )
-    return timedelta(seconds=60 + STORE_CALL_SECONDS * len(request.slices) + fetching)
+    store_calls = min(len(request.slices), 3)
+    return timedelta(seconds=60 + STORE_CALL_SECONDS * store_calls + fetching)
 
 
 def _robots_timeout(request: RobotsRequest) -> timedelta:
-    """Every origin's robots.txt side by side, redirects included, then one store call each."""
+    """Every origin's robots.txt side by side, redirects included, then a few slow store
+    calls (as for a batch)."""
     fetching = 6 * request.fetch.download_timeout_seconds
-    return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * len(request.origins))
+    store_calls = min(len(request.origins), 3)
+    return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * store_calls)
 
 
 @workflow.defn(name="DomainShardWorkflow")
@@ -418,6 +423,7 @@ class DomainShardWorkflow:
         limits = {"max_requests": self._spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
         fresh_cut, retry_cut = BatchCutter(**limits), BatchCutter(**limits)
         robots: list[RobotsTarget] = []
+        robots_hosts: set[str] = set()  # one origin of a host per fetch_robots
         due = self._watch.take(now)
         due.sort(key=self._crawl_order)
         for i, origin in enumerate(due):
@@ -431,16 +437,17 @@ class DomainShardWorkflow:
             # host's pages go (a proxy slot, if the host's route has proxies).
             if self._spec.obey_robots_txt and origin not in self._robots:
                 proxies = None
-                if all(self._host_of(t.origin) != host for t in robots):
+                if host not in robots_hosts:
                     proxies = self._proxies.lease(host, slots=1, now=now)
                 if proxies is None:
                     self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
                     continue
                 self._robots[origin] = None
                 robots.append(RobotsTarget(origin=origin, proxies=proxies))
+                robots_hosts.add(host)
                 if len(robots) >= ROBOTS_PER_ACTIVITY:
                     self._start(self._fetch_robots(robots))
-                    robots = []
+                    robots, robots_hosts = [], set()
                 continue
             if self._spec.obey_robots_txt and self._robots[origin] is None:
                 continue  # its robots.txt is on the way, and touches it when it comes
