@@ -166,7 +166,7 @@ async def test_graceful_stop_and_all_workers_gone_for_a_while(
 
 
 async def test_temporal_server_killed_and_restarted(site_factory, tmp_path):
-    site = site_factory(pages_per_host=30, delay_ms=60)
+    site = site_factory(pages_per_host=100, delay_ms=60)
     out = tmp_path / "out"
     port, ui_port = free_ports(2)
     server = DevServer(port=port, ui_port=ui_port, db_file=tmp_path / "temporal.db", headless=True)
