@@ -196,9 +196,6 @@ class HostPressure:
     def abandoned(self) -> list[str]:
         return sorted(n for n, h in self._hosts.items() if h.state == "abandoned")
 
-    def wake_times(self) -> list[float]:
-        return [h.parked_until for h in self._hosts.values() if h.state == "parked"]
-
     def export(self) -> list[list[Any]]:
         return [[name, host.export()] for name, host in self._hosts.items()]
 

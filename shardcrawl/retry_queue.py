@@ -54,9 +54,6 @@ class RetryQueue:
         heap = self._queues.get(origin)
         return heap[0][0] if heap else None
 
-    def next_ready_at(self) -> float | None:
-        return min((heap[0][0] for heap in self._queues.values()), default=None)
-
     def __len__(self) -> int:
         return self._size
 

@@ -202,7 +202,8 @@ def test_retry_queue_releases_urls_when_their_wait_is_over() -> None:
     queue.push(UrlTask(url="http://a.example/1", attempt=2), ready_at=5.0)
     queue.push(UrlTask(url="http://a.example/2", attempt=2), ready_at=1.0)
     queue.push(UrlTask(url="http://b.example/1", attempt=3), ready_at=2.0)
-    assert len(queue) == 3 and queue.next_ready_at() == 1.0
+    assert len(queue) == 3 and queue.ready_at("http://a.example") == 1.0
+    assert queue.ready_at("http://b.example") == 2.0
     assert [t.url for t in queue.ready("http://a.example", 3.0, 10)] == ["http://a.example/2"]
     assert queue.ready_count("http://a.example", 3.0) == 0
     restored = RetryQueue()

@@ -662,8 +662,13 @@ class DomainShardWorkflow:
         )
         try:
             results = (
-                await self._fetching_activity(
-                    "fetch_robots", request, RobotsResults, _robots_timeout(request), ROBOTS_RETRY
+                await self._activity(
+                    "fetch_robots",
+                    request,
+                    RobotsResults,
+                    timeout=_robots_timeout(request),
+                    retry_policy=ROBOTS_RETRY,
+                    heartbeat=True,
                 )
             ).results
         except ActivityError as exc:
@@ -714,8 +719,13 @@ class DomainShardWorkflow:
         try:
             # The same request again after a store outage: the same batch id, so the same
             # items keys, which a write that landed unseen before the outage is replaced by.
-            result = await self._fetching_activity(
-                "crawl_batch", request, BatchResult, _batch_timeout(request), BATCH_RETRY
+            result = await self._activity(
+                "crawl_batch",
+                request,
+                BatchResult,
+                timeout=_batch_timeout(request),
+                retry_policy=BATCH_RETRY,
+                heartbeat=True,
             )
         except CANCELLED:
             self._requeue(tasks)
@@ -783,7 +793,7 @@ class DomainShardWorkflow:
     def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
         """One host's outcomes; ``start`` is the index of its first request in the batch."""
         now = workflow.now().timestamp()
-        host = urls.hostname(part.origin)
+        host = part.lease.host
         retry = self._spec.retry
         hold_until = 0.0
         for outcome in outcomes:
@@ -869,23 +879,25 @@ class DomainShardWorkflow:
                     raise
                 await self._wait_for_store(cause.message)
 
-    async def _fetching_activity(
+    async def _activity(
         self,
         name: str,
         request: object,
-        result_type: type[T],
+        result_type: type[T] | None,
+        *,
         timeout: timedelta,
         retry_policy: RetryPolicy,
+        heartbeat: bool,
     ) -> T:
-        """An activity that fetches (a batch, robots.txt): it heartbeats, so a dead worker is
-        noticed, and it is waited out while the store is down."""
+        """Run an activity, and run it again with the same input while the store is down.
+        One that fetches (a batch, robots.txt) heartbeats, so a dead worker is noticed."""
         return await self._until_stored(
             lambda: workflow.execute_activity(
                 name,
                 request,
                 result_type=result_type,
                 start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT if heartbeat else None,
                 retry_policy=retry_policy,
             )
         )
@@ -895,14 +907,13 @@ class DomainShardWorkflow:
     ) -> T:
         """A claim-check activity (segments, the previous crawl's files): one store call,
         retried as long as it fails in other ways, and waited out while the store is down."""
-        return await self._until_stored(
-            lambda: workflow.execute_activity(
-                name,
-                request,
-                result_type=result_type,
-                start_to_close_timeout=SEGMENT_TIMEOUT,
-                retry_policy=SEGMENT_RETRY,
-            )
+        return await self._activity(
+            name,
+            request,
+            result_type,
+            timeout=SEGMENT_TIMEOUT,
+            retry_policy=SEGMENT_RETRY,
+            heartbeat=False,
         )
 
     async def _wait_for_store(self, cause: str) -> None:
