@@ -119,25 +119,20 @@ def main() -> None:
         only = args.only or ["plain", "1", "2"]
         base = None
         if "plain" in only:
-            plain = run_plain(
-                [site.seed_url],
-                ips,
-                per_host=args.per_host,
-                max_depth=MAX_DEPTH,
-                concurrent_items=100,
-                work_dir=tmp,
-            )
-            base = plain["pages"] / plain["seconds"]
-            print(line("plain scrapy (defaults)", plain, None), flush=True)
-            tuned = run_plain(
-                [site.seed_url],
-                ips,
-                per_host=args.per_host,
-                max_depth=MAX_DEPTH,
-                concurrent_items=4,
-                work_dir=tmp,
-            )
-            print(line("plain scrapy, items 4", tuned, base), flush=True)
+            for name, concurrent_items in (
+                ("plain scrapy (defaults)", 100),
+                ("plain scrapy, items 4", 4),
+            ):
+                plain = run_plain(
+                    [site.seed_url],
+                    ips,
+                    per_host=args.per_host,
+                    max_depth=MAX_DEPTH,
+                    concurrent_items=concurrent_items,
+                    work_dir=tmp,
+                )
+                print(line(name, plain, base), flush=True)
+                base = base or plain["pages"] / plain["seconds"]
         for n in (1, 2):
             if str(n) in only:
                 r = asyncio.run(
