@@ -461,8 +461,8 @@ class DomainShardWorkflow:
             if state == "probing":
                 started = self._cut(fresh_cut, self._probe(origin, host, now))
             else:
-                started = self._cut(retry_cut, self._retry_slice(origin, host, now))
-                started = self._cut(fresh_cut, self._fresh_slice(origin, host, now)) or started
+                started = self._cut(fresh_cut, self._fresh_slice(origin, host, now))
+                started = started or self._cut(retry_cut, self._retry_slice(origin, host, now))
             if not started:
                 self._wait(origin, host, now)
         self._cut(fresh_cut, None, close=True)
@@ -536,6 +536,9 @@ class DomainShardWorkflow:
         return HostSlice(origin, *leased, tasks)
 
     def _fresh_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
+        """New work under the host's full lease. Retries whose wait is over ride along, up
+        to the host's retry budget, rather than take the host's one batch on their own while
+        its new pages wait (a broken URL would otherwise cost its host a batch per attempt)."""
         if self._credits <= 0:
             return None
         concurrency, delay = self._pressure.limits(host)
@@ -548,13 +551,14 @@ class DomainShardWorkflow:
         )
         if leased is None:
             return None
+        retries = self._retries.ready(origin, now, self._pressure.retry_slots(host))
         tasks = self._frontier.pop(
             origin,
-            min(self._spec.batch_size, self._credits),
+            min(self._spec.batch_size - len(retries), self._credits),
             max_url_bytes=MAX_BATCH_URL_BYTES,
         )
         self._credits -= len(tasks)
-        return HostSlice(origin, *leased, tasks)
+        return HostSlice(origin, *leased, retries + tasks)
 
     def _probe(self, origin: str, host: str, now: float) -> HostSlice | None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
