@@ -1,0 +1,677 @@
+"""The shard's decisions, as a plain class: what to fetch next, how hard, and what a result
+means. ``DomainShardWorkflow`` is a thin shell over it that receives messages, runs the
+activities the engine plans, hands it their results and waits for the time it names.
+
+Everything here is deterministic given its inputs: the clock and the random source are
+injected (the workflow's, or a test's), and nothing does I/O, so the engine is tested without
+a Temporal server (tests/test_shard_engine.py).
+
+What the engine owns, per shard: the frontier and seen-set, the retry queue, which origins a
+dispatch pass looks at (``OriginWatch``), each host's politeness budget, pressure and proxy
+slots, robots.txt results, the links waiting for other shards, page credits and counters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardcrawl import urls
+from shardcrawl.batch_cutter import BatchCutter, HostSlice
+from shardcrawl.blocks import holds_host
+from shardcrawl.contracts import (
+    DEFERRED,
+    HOST_ABANDONED,
+    ROBOTS_FETCH_FAILED,
+    BatchResult,
+    BatchSlice,
+    CrawlSpec,
+    FetchOutcome,
+    HostStats,
+    ProxyLease,
+    RobotsResult,
+    RobotsTarget,
+    ShardTotals,
+    UrlTask,
+)
+from shardcrawl.frontier import Frontier, RecentSet
+from shardcrawl.host_pressure import HostPressure
+from shardcrawl.origin_watch import OriginWatch
+from shardcrawl.politeness import Lease, Politeness
+from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
+from shardcrawl.proxy_router import ProxyRouter
+from shardcrawl.retry_policy import backoff_seconds, will_retry
+from shardcrawl.retry_queue import RetryQueue
+from shardcrawl.segments import INLINE_PAYLOAD_BYTES
+from shardcrawl.shard_stats import ShardStats
+
+__all__ = ["CreditAsk", "DispatchPlan", "ShardEngine"]
+
+# Proxies a robots.txt fetch may fail through before the failure stands for the host.
+ROBOTS_PROXY_TRIES = 3
+# Origins whose robots.txt one fetch_robots activity fetches (side by side, in one crawler).
+ROBOTS_PER_ACTIVITY = 100
+MAX_BATCHES_IN_FLIGHT = 64
+# Foreign URLs this shard remembers having forwarded, so a link seen on many pages crosses to
+# its owner once, not once per page. Only an optimisation: the owner still dedups everything.
+FORWARDED_MEMORY = 200_000
+# Links for other shards wait for this many, or this long, while batches are in flight: each
+# report is four history events and a workflow task on both sides, so few large ones pay.
+FORWARD_BATCH = 500
+FORWARD_WAIT_SECONDS = 2.0
+# Retry batches of all hosts together hold at most this share of the shard's batch slots, so
+# failing hosts cannot crowd out new work on healthy ones (each host's own retry budget is
+# the spec's retry.budget_share of its concurrency).
+MAX_RETRY_BATCHES = max(1, MAX_BATCHES_IN_FLIGHT // 5)
+MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
+# The kinds of state a checkpoint stores, each as segments of records (``export``).
+STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "proxies", "robots")
+
+
+@dataclass
+class DispatchPlan:
+    """What one dispatch pass decided to run: batches (each a list of host slices) and
+    robots.txt fetches (each a list of origins)."""
+
+    batches: list[list[HostSlice]] = field(default_factory=list)
+    robots: list[list[RobotsTarget]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CreditAsk:
+    """What the shard tells its parent about credits: how many it wants (0: none), how many
+    it gives back, and whether it is idle."""
+
+    idle: bool
+    wants: int
+    returned: int
+
+
+class ShardEngine:
+    def __init__(
+        self,
+        spec: CrawlSpec,
+        *,
+        shard: int,
+        shard_count: int,
+        clock: Callable[[], float],
+        random: Callable[[], float],
+    ) -> None:
+        self.spec = spec
+        self.shard = shard
+        self.shard_count = shard_count
+        self._clock = clock
+        self._random = random
+        self._domains = spec.effective_allowed_domains()
+        self.credits = 0
+        self.frontier = Frontier()
+        self.retries = RetryQueue()
+        self.stats = ShardStats()
+        self.politeness = Politeness(
+            max_concurrency=spec.concurrency_per_host, delay_seconds=spec.delay_seconds
+        )
+        self.pressure = HostPressure(
+            max_concurrency=spec.concurrency_per_host,
+            delay_seconds=spec.delay_seconds,
+            blocks=spec.blocks,
+            retry=spec.retry,
+        )
+        self.proxies = ProxyRouter(spec.proxies, shard=shard, shard_count=shard_count)
+        self._watch = OriginWatch()
+        self._hosts_of: dict[str, str] = {}
+        # Per host: origins that found it busy, touched when its batch lands.
+        self._busy_waiters: dict[str, dict[str, None]] = {}
+        self._robots: dict[str, RobotsResult | None] = {}
+        self._robots_tries: dict[str, int] = {}
+        self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
+        self._outbox: list[UrlTask] = []
+        self._outbox_since = 0.0
+        # Activities planned and not yet landed or cut off (batches and robots.txt fetches).
+        self.in_flight = 0
+        self._retry_batches = 0
+        self._dispatched_at = 0.0
+
+    # -- incoming URLs -------------------------------------------------------------------------
+
+    def add_credits(self, credits: int) -> None:
+        self.credits += credits
+        if credits > 0:
+            self._watch.credits_arrived()
+
+    def route(self, task: UrlTask, count: int = 1, *, is_link: bool = True) -> None:
+        """Scope and depth checks, then to the owner: this shard or, via the parent, another.
+        ``count`` is how often a batch linked the URL; all but the first are duplicates."""
+        if not urls.in_allowed_domains(task.url, self._domains):
+            self.stats.totals.out_of_scope += count
+            return
+        if task.depth > self.spec.max_depth:
+            self.stats.totals.too_deep += count
+            return
+        for _ in range(count - 1):
+            self.stats.record_link(task.url, duplicate=True)
+        owner = urls.shard_of(urls.origin(task.url), self.shard_count)
+        if owner == self.shard:
+            self.accept(task, is_link=is_link)
+        elif self._forwarded.add(task):
+            if not self._outbox:
+                self._outbox_since = self._clock()
+            self._outbox.append(task)
+        else:
+            self.stats.record_link(task.url, duplicate=True)
+
+    def accept(self, task: UrlTask, *, is_link: bool) -> None:
+        """A URL this shard owns: into the frontier unless seen (a link is counted)."""
+        added = self.frontier.offer(task)
+        if added:
+            self._watch.touch(urls.origin(task.url))
+        if is_link:
+            self.stats.record_link(task.url, duplicate=not added)
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def plan(self) -> DispatchPlan:
+        """Cut batches from the hosts that may be ready (``OriginWatch``: what changed, not
+        every host): each host's requests are a slice with its own lease, and slices share
+        batches (``BatchCutter``), new work and retries apart."""
+        now = self._clock()
+        self._dispatched_at = now
+        plan = DispatchPlan()
+        limits = {"max_requests": self.spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
+        fresh_cut, retry_cut = BatchCutter(**limits), BatchCutter(**limits)
+        robots: list[RobotsTarget] = []
+        robots_hosts: set[str] = set()  # one origin of a host per fetch_robots
+        due = self._watch.take(now)
+        due.sort(key=self._crawl_order)
+        for i, origin in enumerate(due):
+            if self.in_flight >= MAX_BATCHES_IN_FLIGHT:
+                for rest in due[i:]:
+                    self._watch.touch(rest)
+                break
+            host = self._host_of(origin)
+            # robots.txt is fetched as soon as an origin has work, credits or not, so that
+            # the first batch need not wait for it when credits arrive. It goes the way the
+            # host's pages go (a proxy slot, if the host's route has proxies).
+            if self.spec.obey_robots_txt and origin not in self._robots:
+                proxies = None
+                if host not in robots_hosts:
+                    proxies = self.proxies.lease(host, slots=1, now=now)
+                if proxies is None:
+                    self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
+                    continue
+                self._robots[origin] = None
+                robots.append(RobotsTarget(origin=origin, proxies=proxies))
+                robots_hosts.add(host)
+                if len(robots) >= ROBOTS_PER_ACTIVITY:
+                    self._plan_robots(plan, robots)
+                    robots, robots_hosts = [], set()
+                continue
+            if self.spec.obey_robots_txt and self._robots[origin] is None:
+                continue  # its robots.txt is on the way, and touches it when it comes
+            state = self.pressure.state(host, now)
+            if state == "abandoned":
+                self._give_up(origin)
+                continue
+            if state == "parked":
+                self._watch.wake_at(origin, self.pressure.host(host).parked_until)
+                continue
+            if state == "probing":
+                started = self._cut(plan, fresh_cut, self._probe(origin, host, now))
+            else:
+                started = self._cut(plan, fresh_cut, self._fresh_slice(origin, host, now))
+                started = started or self._cut(
+                    plan, retry_cut, self._retry_slice(origin, host, now)
+                )
+            if not started:
+                self._wait(origin, host, now)
+        self._cut(plan, fresh_cut, None, close=True)
+        self._cut(plan, retry_cut, None, close=True)
+        if robots:
+            self._plan_robots(plan, robots)
+        return plan
+
+    def _plan_robots(self, plan: DispatchPlan, targets: list[RobotsTarget]) -> None:
+        self.in_flight += 1
+        plan.robots.append(targets)
+
+    def _crawl_order(self, origin: str) -> tuple[int, int, int, int, str]:
+        """Origins with new work first, shallowest next request first; then retries only."""
+        key = self.frontier.order_key(origin)
+        return (0, *key, "") if key is not None else (1, 0, 0, 0, origin)
+
+    def _host_of(self, origin: str) -> str:
+        host = self._hosts_of.get(origin)
+        if host is None:
+            host = self._hosts_of[origin] = urls.hostname(origin)
+        return host
+
+    def _wait(self, origin: str, host: str, now: float) -> None:
+        """An origin the pass looked at and did not dispatch: what it waits for."""
+        fresh = self.frontier.queued_at(origin) > 0
+        retry_at = self.retries.ready_at(origin)
+        if not fresh and retry_at is None:
+            return  # no work: new work touches it
+        if self.politeness.in_use(host):
+            # The host's batch is in flight (perhaps for its other origin): its landing
+            # touches this origin.
+            self._busy_waiters.setdefault(host, {})[origin] = None
+            return
+        rest = self.politeness.ready_at(host)
+        if rest > now:
+            self._watch.wake_at(origin, rest)
+            return
+        if not self.proxies.available(host, now):
+            self._watch.touch(origin)  # proxy slots free with landings or cool-downs
+            return
+        if retry_at is not None:
+            if retry_at > now:
+                self._watch.wake_at(origin, retry_at)
+            elif self._retry_batches >= MAX_RETRY_BATCHES:
+                self._watch.touch(origin)  # a retry batch that lands frees the budget
+        if fresh and self.credits <= 0:
+            self._watch.wait_for_credits(origin)
+
+    def _cut(
+        self,
+        plan: DispatchPlan,
+        cutter: BatchCutter,
+        part: HostSlice | None,
+        *,
+        close: bool = False,
+    ) -> bool:
+        """Adds a host's slice to the batch being cut, and plans each batch that is done;
+        whether there was a slice."""
+        for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
+            if batch:
+                self.in_flight += 1
+                self._retry_batches += batch[0].lease.retry
+                plan.batches.append(batch)
+        return part is not None
+
+    def _retry_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
+        """Retries whose wait is over, within the host's retry budget and the shard's. (A host
+        is in one batch in flight, so one lease per dispatch is all it gets.)"""
+        ready = self.retries.ready_count(origin, now)
+        if not ready or self._retry_batches >= MAX_RETRY_BATCHES:
+            return None
+        concurrency, delay = self.pressure.limits(host)
+        leased = self._lease(
+            host,
+            queued=ready,
+            now=now,
+            max_concurrency=concurrency,
+            delay_seconds=delay,
+            retry_slots=self.pressure.retry_slots(host),
+        )
+        if leased is None:
+            return None
+        tasks = self.retries.ready(origin, now, self.spec.batch_size)
+        return HostSlice(origin, *leased, tasks)
+
+    def _fresh_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
+        """New work under the host's full lease. Retries whose wait is over ride along, up
+        to the host's retry budget, rather than take the host's one batch on their own while
+        its new pages wait (a broken URL would otherwise cost its host a batch per attempt)."""
+        if self.credits <= 0:
+            return None
+        concurrency, delay = self.pressure.limits(host)
+        leased = self._lease(
+            host,
+            queued=min(self.frontier.queued_at(origin), self.credits),
+            now=now,
+            max_concurrency=concurrency,
+            delay_seconds=delay,
+        )
+        if leased is None:
+            return None
+        retries = self.retries.ready(origin, now, self.pressure.retry_slots(host))
+        tasks = self.frontier.pop(
+            origin,
+            min(self.spec.batch_size - len(retries), self.credits),
+            max_url_bytes=MAX_BATCH_URL_BYTES,
+        )
+        self.credits -= len(tasks)
+        return HostSlice(origin, *leased, retries + tasks)
+
+    def _probe(self, origin: str, host: str, now: float) -> HostSlice | None:
+        """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
+        if (
+            self.politeness.in_use(host)
+            or self.politeness.ready_at(host) > now
+            or not self.proxies.available(host, now)
+        ):
+            return None
+        tasks = self.retries.ready(origin, now, 1)
+        if not tasks and self.credits > 0:
+            tasks = self.frontier.pop(origin, 1)
+            self.credits -= len(tasks)
+        if not tasks:
+            return None
+        _, delay = self.pressure.limits(host)
+        leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
+        assert leased is not None, "the host was neither busy, resting nor short of proxies"
+        return HostSlice(origin, *leased, tasks)
+
+    def _lease(
+        self,
+        host: str,
+        *,
+        queued: int,
+        now: float,
+        max_concurrency: int,
+        delay_seconds: float,
+        retry_slots: int | None = None,
+    ) -> tuple[Lease, list[ProxyLease]] | None:
+        """The host's politeness lease and, if it goes through proxies, proxy slots for it;
+        None while either is not to be had (the proxies are asked first: taking a politeness
+        lease and handing it back would make the host rest for nothing)."""
+        if not self.proxies.available(host, now):
+            return None
+        lease = self.politeness.lease(
+            host,
+            queued=queued,
+            now=now,
+            max_concurrency=max_concurrency,
+            delay_seconds=delay_seconds,
+            retry_slots=retry_slots,
+        )
+        if lease is None:
+            return None
+        proxies = self.proxies.lease(host, slots=lease.slots, now=now)
+        assert proxies is not None, "available() said a proxy was free"
+        return lease, proxies
+
+    def _give_up(self, origin: str) -> None:
+        """A host given up on (parked too often): its waiting URLs end as failures."""
+        # A waiting retry's last attempt is the one before the attempt it waited for.
+        ended = [(t, t.attempt - 1) for t in self.retries.take_all(origin)]
+        ended += [(t, 1) for t in self.frontier.pop(origin, self.frontier.queued_at(origin))]
+        for task, last_attempt in ended:
+            self.stats.record_outcome(
+                FetchOutcome(url=task.url, error=HOST_ABANDONED, attempt=max(1, last_attempt))
+            )
+
+    def batch_slice(self, part: HostSlice) -> BatchSlice:
+        """A slice as the batch activity gets it: the host's budget and robots rules."""
+        robots = self._robots.get(part.origin) or RobotsResult()
+        return BatchSlice(
+            origin=part.origin,
+            count=len(part.tasks),
+            concurrency=sum(p.slots for p in part.proxies) if part.proxies else part.lease.slots,
+            delay_seconds=part.lease.delay_seconds,
+            robots_key=robots.key,
+            robots_disallow_all=robots.disallow_all,
+            proxies=part.proxies,
+        )
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def landed(self, parts: list[HostSlice], result: BatchResult) -> None:
+        """A batch's result: its hosts' leases back, then its outcomes, host by host (each
+        host's own holds, retries, pressure and proxy health), then the links it found."""
+        self._release(parts)
+        self.stats.record_batch(attempt=result.attempt, origins=[p.origin for p in parts])
+        starts = list(itertools.accumulate((len(p.tasks) for p in parts), initial=0))
+        by_part: list[list[FetchOutcome]] = [[] for _ in parts]
+        for outcome in result.outcomes:
+            by_part[bisect.bisect_right(starts, outcome.task) - 1].append(outcome)
+        for part, start, outcomes in zip(parts, starts, by_part, strict=False):
+            self._absorb_host(part, start, outcomes)
+        for link in result.links:
+            task = UrlTask(
+                url=link.url, depth=link.depth, priority=link.priority, request=link.request
+            )
+            self.route(task, count=link.count)
+
+    def cut_off(self, parts: list[HostSlice]) -> None:
+        """A batch that did not run to its end (a cancel): its URLs go back where they came
+        from, no attempt counted, so the report counts them as left unfetched, not as lost."""
+        self._release(parts)
+        now = self._clock()
+        for task in (task for part in parts for task in part.tasks):
+            if task.attempt > 1:
+                self._retry_later(task, now)
+            else:
+                self.frontier.requeue(task)
+                self._watch.touch(urls.origin(task.url))
+                self.add_credits(1)
+
+    def _release(self, parts: list[HostSlice]) -> None:
+        now = self._clock()
+        self.in_flight -= 1
+        self._retry_batches -= parts[0].lease.retry
+        for part in parts:
+            self.politeness.release(part.lease, now=now)
+            self.proxies.release(part.proxies)
+            self._watch.touch(part.origin)
+            for waiter in self._busy_waiters.pop(part.lease.host, {}):
+                self._watch.touch(waiter)
+
+    def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
+        """One host's outcomes; ``start`` is the index of its first request in the batch."""
+        now = self._clock()
+        host = part.lease.host
+        retry = self.spec.retry
+        hold_until = 0.0
+        for outcome in outcomes:
+            if outcome.retry_after_seconds is not None and holds_host(
+                outcome.status, outcome.blocked
+            ):
+                hold_until = max(hold_until, now + outcome.retry_after_seconds)
+        for outcome in outcomes:
+            index = outcome.task - start
+            source = part.tasks[index] if 0 <= index < len(part.tasks) else None
+            if source is not None and outcome.error == DEFERRED:
+                # Never sent: the batch stopped at a Retry-After. Same attempt, after the hold.
+                self._retry_later(source, max(hold_until, now))
+                continue
+            if source is not None and will_retry(outcome, retry):
+                self.stats.record_outcome(outcome, final=False)
+                wait = backoff_seconds(outcome.attempt, retry, self._random())
+                next_try = source.model_copy(update={"attempt": source.attempt + 1})
+                self._retry_later(next_try, max(now + wait, hold_until))
+                continue
+            self.stats.record_outcome(outcome)
+            if outcome.redirect_to and source is not None:
+                self._follow_redirect(source, outcome.redirect_to, outcome.status)
+        self.proxies.observe(host, outcomes, now=now, jitter=self._random())
+        # A proxy that failed to carry a request tells nothing about the host.
+        rest_until = self.pressure.observe(
+            host,
+            [o for o in outcomes if not is_proxy_failure(o)],
+            now=now,
+            jitter=self._random(),
+        )
+        if max(rest_until, hold_until) > now:
+            self.politeness.rest(host, max(rest_until, hold_until))
+        self.stats.record_pressure(host, self.pressure.host(host))
+
+    def _retry_later(self, task: UrlTask, at: float) -> None:
+        self.retries.push(task, at)
+        self._watch.wake_at(urls.origin(task.url), at)
+
+    def _follow_redirect(self, source: UrlTask, target: str, status: int | None) -> None:
+        """The target, as Scrapy's redirect middleware would ask for it: the same request
+        (callback, arguments, meta) at the new URL; a POST turned GET on a 302 or 303."""
+        if source.redirects >= self.spec.max_redirects:
+            self.stats.totals.redirects_exceeded += 1
+            return
+        request = source.request
+        if request is not None and status in (302, 303) and request.method != "GET":
+            request = request.model_copy(update={"method": "GET", "body_b64": ""})
+        self.route(
+            UrlTask(
+                url=target,
+                depth=source.depth,
+                priority=source.priority,
+                redirects=source.redirects + 1,
+                request=request,
+            )
+        )
+
+    def robots_landed(
+        self, targets: list[RobotsTarget], results: list[RobotsResult] | None
+    ) -> None:
+        """A fetch_robots activity's results (None: it failed, so every origin's robots.txt
+        counts as not fetched)."""
+        self.in_flight -= 1
+        for target in targets:
+            self.proxies.release(target.proxies)
+        if results is None:
+            results = [RobotsResult(error=ROBOTS_FETCH_FAILED) for _ in targets]
+        now = self._clock()
+        for target, result in zip(targets, results, strict=True):
+            origin = target.origin
+            self._watch.touch(origin)
+            if target.proxies and result.error in PROXY_FAILURES:
+                # The proxy failed, not the host: rest it and ask again, through another one.
+                failed = FetchOutcome(url=origin, error=result.error, proxy=target.proxies[0].proxy)
+                self.proxies.observe(
+                    urls.hostname(origin), [failed], now=now, jitter=self._random()
+                )
+                self._robots_tries[origin] = self._robots_tries.get(origin, 0) + 1
+                if self._robots_tries[origin] < ROBOTS_PROXY_TRIES:
+                    del self._robots[origin]
+                    continue
+            self._robots[origin] = result
+
+    # -- what the shard tells its parent ---------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Nothing in flight, no retry waiting, and no new work it may start."""
+        return (
+            not self.in_flight
+            and not self.retries
+            and (self.frontier.queued() == 0 or self.credits == 0)
+        )
+
+    def ask_credits(self, *, idle: bool) -> CreditAsk:
+        """Credits an idle shard with nothing queued gives back; and, only when running low,
+        a request for at least a chunk and at most what is queued, so that the request
+        changes rarely and a long queue needs few grants."""
+        queued = self.frontier.queued()
+        returned = 0
+        if idle and queued == 0 and self.credits > 0:
+            returned, self.credits = self.credits, 0
+        low = self.credits < self.spec.batch_size and queued > self.credits
+        least = self.spec.batch_size * max(2, self.spec.concurrency_per_host)
+        wants = max(least, queued - self.credits) if low else 0
+        return CreditAsk(idle=idle, wants=wants, returned=returned)
+
+    def forwards_due(self) -> bool:
+        """Links for other shards go in few, large reports: once enough wait, once the oldest
+        waited FORWARD_WAIT_SECONDS, or at once when nothing of this shard is in flight (so a
+        shard never sits on links while it has nothing else to do)."""
+        if not self._outbox:
+            return False
+        waited = self._clock() - self._outbox_since
+        return (
+            len(self._outbox) >= FORWARD_BATCH
+            or waited >= FORWARD_WAIT_SECONDS
+            or not self.in_flight
+        )
+
+    def has_forwards(self) -> bool:
+        return bool(self._outbox)
+
+    def take_forwards(self) -> list[UrlTask]:
+        forwards, self._outbox = self._outbox, []
+        return forwards
+
+    def next_wake(self) -> float | None:
+        """Seconds until an origin's wait ends (a rest, a retry's backoff, a park:
+        ``OriginWatch``), a proxy's cool-down does or waiting links are due; zero if one of
+        those came due after the last dispatch looked; None if nothing waits for a time."""
+        now = self._clock()
+        times = self.proxies.wake_times(now)
+        if self._outbox:
+            times.append(self._outbox_since + FORWARD_WAIT_SECONDS)
+        watched = self._watch.next_time()
+        if watched is not None:
+            times.append(watched)
+        if any(self._dispatched_at < t <= now for t in times) or (
+            watched is not None and watched <= now
+        ):
+            return 0.0
+        future = [t - now for t in times if t > now]
+        return min(future) if future else None
+
+    def totals(self) -> ShardTotals:
+        """The counters, with the engine's levels (the shell adds its own)."""
+        totals = self.stats.totals.model_copy()
+        totals.in_flight_batches = self.in_flight
+        totals.queued = self.frontier.queued()
+        totals.seen = self.frontier.seen_count()
+        totals.seen_set_bytes = self.frontier.seen_memory_bytes()
+        totals.retry_waiting = len(self.retries)
+        totals.parked_hosts = len(self.pressure.parked())
+        totals.abandoned_hosts = len(self.pressure.abandoned())
+        return totals
+
+    def busiest_hosts(self, limit: int) -> dict[str, HostStats]:
+        """The ``limit`` busiest hosts, and every parked or abandoned one."""
+        busiest = sorted(self.stats.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        return {
+            name: stats
+            for i, (name, stats) in enumerate(busiest)
+            if i < limit or stats.state != "ok"
+        }
+
+    # -- continue-as-new -------------------------------------------------------------------------
+
+    def export(self, kind: str) -> Iterable[Any]:
+        """One kind of state (``STATE_KINDS``) as records, for a checkpoint's segments."""
+        if kind == "frontier":
+            return self.frontier.export()
+        if kind == "hosts":
+            return ([n, s.model_dump(mode="json")] for n, s in self.stats.hosts.items())
+        if kind == "retries":
+            return self.retries.export()
+        if kind == "pressure":
+            return self.pressure.export()
+        if kind == "proxies":
+            return self.proxies.export()
+        if kind == "robots":
+            return ([o, r.model_dump(mode="json")] for o, r in self._robots.items() if r)
+        raise ValueError(f"unknown kind of shard state {kind!r}")
+
+    def restore(self, kind: str, records: Iterable[Any]) -> None:
+        """Records of one kind of state, from a checkpoint's segments."""
+        if kind == "frontier":
+            self.frontier.restore_queued(records)
+        elif kind == "hosts":
+            hosts = dict(self.stats.hosts)
+            hosts.update((n, HostStats.model_validate(s)) for n, s in records)
+            self.stats.restore(self.stats.totals, hosts)
+        elif kind == "retries":
+            self.retries.restore(list(records))
+        elif kind == "pressure":
+            self.pressure.restore(list(records))
+        elif kind == "proxies":
+            self.proxies.restore(list(records))
+        elif kind == "robots":
+            self._robots.update((o, RobotsResult.model_validate(r)) for o, r in records)
+        else:
+            raise ValueError(f"unknown kind of shard state {kind!r}")
+
+    def resting(self) -> dict[str, float]:
+        return self.politeness.resting(self._clock())
+
+    def restore_resting(self, resting: dict[str, float]) -> None:
+        for host, until in resting.items():
+            self.politeness.rest(host, until)
+
+    def look_at_everything(self) -> None:
+        """A new run looks at every origin with work once; from then on at what changes."""
+        for origin in self.frontier.origins() + self.retries.origins():
+            self._watch.touch(origin)
+
+    def levels(self) -> Iterator[tuple[str, int]]:
+        """Gauges for the workers' metrics endpoint."""
+        yield "queued", self.frontier.queued()
+        yield "retry_waiting", len(self.retries)
+        yield "batches_in_flight", self.in_flight
+        yield "parked_hosts", len(self.pressure.parked())
+        yield "abandoned_hosts", len(self.pressure.abandoned())

@@ -1,0 +1,331 @@
+"""The shard's decisions without Temporal: ``ShardEngine`` with a test clock and random source.
+
+Dispatch, robots.txt, credits, retries, rests, holds, links for other shards, a cancel, and
+a continue-as-new's export and restore, each driven the way the workflow drives it: plan,
+then hand each planned batch a result.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from shardcrawl import urls
+from shardcrawl.batch_cutter import HostSlice
+from shardcrawl.contracts import (
+    BatchResult,
+    CrawlSpec,
+    FetchOutcome,
+    Link,
+    RobotsResult,
+    UrlTask,
+)
+from shardcrawl.shard_engine import MAX_RETRY_BATCHES, STATE_KINDS, ShardEngine
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _engine(clock: Clock, *, shard_count: int = 1, **spec: object) -> ShardEngine:
+    fields = {
+        "seeds": ["http://a.test/"],
+        "allowed_domains": ["test"],
+        "obey_robots_txt": False,
+        **spec,
+    }
+    return ShardEngine(
+        CrawlSpec.model_validate(fields),
+        shard=0,
+        shard_count=shard_count,
+        clock=clock,
+        random=random.Random(7).random,
+    )
+
+
+def _seed(engine: ShardEngine, *url_list: str) -> None:
+    for url in url_list:
+        engine.accept(UrlTask(url=url), is_link=False)
+
+
+def _ok(batch: list[HostSlice], links: dict[str, list[str]] | None = None) -> BatchResult:
+    """Every request of the batch answered 200; ``links`` maps a URL to what its page links."""
+    tasks = [t for part in batch for t in part.tasks]
+    found = [
+        Link(url=link, depth=t.depth + 1) for t in tasks for link in (links or {}).get(t.url, [])
+    ]
+    outcomes = [FetchOutcome(url=t.url, task=i, status=200) for i, t in enumerate(tasks)]
+    return BatchResult(batch_id="b", outcomes=outcomes, links=found, items_written=len(tasks))
+
+
+def _urls(batch: list[HostSlice]) -> list[str]:
+    return [t.url for part in batch for t in part.tasks]
+
+
+def test_one_batch_spans_the_ready_hosts_each_with_its_own_lease() -> None:
+    clock = Clock()
+    engine = _engine(clock, concurrency_per_host=3, batch_size=50)
+    _seed(engine, "http://a.test/", "http://b.test/", "http://b.test/2", "http://c.test/")
+    engine.add_credits(100)
+    plan = engine.plan()
+    assert len(plan.batches) == 1 and not plan.robots
+    (batch,) = plan.batches
+    assert sorted(p.origin for p in batch) == ["http://a.test", "http://b.test", "http://c.test"]
+    assert {p.lease.slots for p in batch} == {3}
+    assert sorted(_urls(batch)) == sorted(
+        ["http://a.test/", "http://b.test/", "http://b.test/2", "http://c.test/"]
+    )
+    assert engine.credits == 96
+    assert engine.in_flight == 1
+
+
+def test_a_host_in_flight_waits_for_its_batch_and_its_links_come_next() -> None:
+    clock = Clock()
+    engine = _engine(clock)
+    _seed(engine, "http://a.test/")
+    engine.add_credits(10)
+    (batch,) = engine.plan().batches
+    engine.accept(UrlTask(url="http://a.test/more"), is_link=True)
+    assert engine.plan().batches == [], "the host already has a batch in flight"
+    engine.landed(batch, _ok(batch, {"http://a.test/": ["http://a.test/next"]}))
+    assert engine.in_flight == 0
+    (second,) = engine.plan().batches
+    assert sorted(_urls(second)) == ["http://a.test/more", "http://a.test/next"]
+
+
+def test_without_credits_nothing_goes_until_credits_arrive() -> None:
+    clock = Clock()
+    engine = _engine(clock)
+    _seed(engine, "http://a.test/", "http://b.test/")
+    assert engine.plan().batches == []
+    assert engine.idle(), "no credits: nothing it may start"
+    assert engine.ask_credits(idle=True).wants > 0
+    engine.add_credits(1)
+    (batch,) = engine.plan().batches
+    assert len(_urls(batch)) == 1 and engine.credits == 0
+
+
+def test_robots_txt_comes_first_and_once_per_origin() -> None:
+    clock = Clock()
+    engine = _engine(clock, obey_robots_txt=True)
+    _seed(engine, "http://a.test/", "http://b.test/", "http://b.test:8080/")
+    engine.add_credits(10)
+    plan = engine.plan()
+    assert plan.batches == []
+    (targets,) = plan.robots
+    assert sorted(t.origin for t in targets) == ["http://a.test", "http://b.test"]
+    (other_port,) = engine.plan().robots
+    assert [t.origin for t in other_port] == ["http://b.test:8080"], "one origin of a host each"
+    assert engine.plan().robots == [], "asked for already"
+    engine.robots_landed(targets, [RobotsResult() for _ in targets])
+    engine.robots_landed(other_port, None)
+    plan = engine.plan()
+    assert plan.robots == []
+    assert sum(len(_urls(b)) for b in plan.batches) == 2, "one origin per host at a time"
+    assert engine.in_flight == 1
+
+
+def test_a_failed_url_retries_after_its_backoff_riding_with_new_work() -> None:
+    clock = Clock()
+    engine = _engine(clock, retry={"max_attempts": 3, "backoff_base_seconds": 2.0})
+    _seed(engine, "http://a.test/broken")
+    engine.add_credits(10)
+    (batch,) = engine.plan().batches
+    tasks = [t for p in batch for t in p.tasks]
+    failed = BatchResult(
+        batch_id="b",
+        outcomes=[FetchOutcome(url=tasks[0].url, task=0, status=500)],
+        links=[],
+        items_written=0,
+    )
+    engine.landed(batch, failed)
+    assert len(engine.retries) == 1
+    wait = engine.next_wake()
+    assert wait is not None and 1.0 <= wait <= 2.0, "jittered base backoff"
+    assert engine.plan().batches == [], "not before its backoff"
+    engine.accept(UrlTask(url="http://a.test/new"), is_link=True)
+    clock.now += wait
+    (retry_with_new,) = engine.plan().batches
+    (part,) = retry_with_new
+    assert not part.lease.retry, "it rides in the host's batch of new work"
+    assert [(t.url, t.attempt) for t in part.tasks] == [
+        ("http://a.test/broken", 2),
+        ("http://a.test/new", 1),
+    ]
+
+
+def test_a_retry_alone_gets_a_retry_batch_within_the_retry_budget() -> None:
+    clock = Clock()
+    engine = _engine(clock, concurrency_per_host=10, retry={"max_attempts": 2})
+    _seed(engine, "http://a.test/broken")
+    engine.add_credits(1)
+    (batch,) = engine.plan().batches
+    url = batch[0].tasks[0].url
+    engine.landed(
+        batch,
+        BatchResult(
+            batch_id="b",
+            outcomes=[FetchOutcome(url=url, task=0, error="timeout")],
+            links=[],
+            items_written=0,
+        ),
+    )
+    clock.now += 60
+    (retry_batch,) = engine.plan().batches
+    (part,) = retry_batch
+    assert part.lease.retry and part.lease.slots == 2, "20% of 10 slots"
+    assert part.tasks[0].attempt == 2
+    assert MAX_RETRY_BATCHES >= 1
+
+
+def test_a_host_rests_its_delay_after_each_batch() -> None:
+    clock = Clock()
+    engine = _engine(clock, delay_seconds=1.5)
+    _seed(engine, "http://a.test/")
+    engine.add_credits(10)
+    (batch,) = engine.plan().batches
+    engine.landed(batch, _ok(batch, {"http://a.test/": ["http://a.test/2"]}))
+    assert engine.plan().batches == []
+    assert engine.next_wake() == pytest.approx(1.5)
+    clock.now += 1.5
+    (second,) = engine.plan().batches
+    assert _urls(second) == ["http://a.test/2"]
+
+
+def test_retry_after_holds_only_its_host() -> None:
+    clock = Clock()
+    engine = _engine(clock)
+    _seed(engine, "http://a.test/", "http://b.test/")
+    engine.add_credits(10)
+    (batch,) = engine.plan().batches
+    tasks = [t for p in batch for t in p.tasks]
+    outcomes = [
+        FetchOutcome(url=t.url, task=i, status=429, retry_after_seconds=30.0)
+        if t.url.startswith("http://a.test")
+        else FetchOutcome(url=t.url, task=i, status=200)
+        for i, t in enumerate(tasks)
+    ]
+    links = [Link(url="http://a.test/2", depth=1), Link(url="http://b.test/2", depth=1)]
+    engine.landed(batch, BatchResult(batch_id="b", outcomes=outcomes, links=links, items_written=1))
+    (next_batch,) = engine.plan().batches
+    assert _urls(next_batch) == ["http://b.test/2"], "a.test is held"
+    clock.now += 30
+    engine.landed(next_batch, _ok(next_batch))
+    held = [u for b in engine.plan().batches for u in _urls(b)]
+    assert sorted(held) == ["http://a.test/", "http://a.test/2"]
+
+
+def test_links_for_other_shards_wait_for_a_report_and_are_sent_once() -> None:
+    clock = Clock()
+    engine = _engine(clock, shard_count=2)
+    hosts = [f"http://h{i}.test" for i in range(100)]
+    mine = next(h for h in hosts if urls.shard_of(h, 2) == 0)
+    theirs = next(h for h in hosts if urls.shard_of(h, 2) == 1)
+    _seed(engine, f"{mine}/")
+    engine.add_credits(10)
+    (batch,) = engine.plan().batches
+    page = {f"{mine}/": [f"{theirs}/x", f"{theirs}/x", f"{mine}/y"]}
+    engine.landed(batch, _ok(batch, page))
+    assert engine.forwards_due(), "nothing in flight: send at once"
+    assert [t.url for t in engine.take_forwards()] == [f"{theirs}/x"]
+    engine.route(UrlTask(url=f"{theirs}/x", depth=1))
+    assert not engine.has_forwards(), "forwarded once"
+    assert engine.frontier.queued_at(mine) == 1
+
+
+def test_a_cut_off_batch_gives_its_urls_and_credits_back() -> None:
+    clock = Clock()
+    engine = _engine(clock)
+    _seed(engine, "http://a.test/1", "http://a.test/2")
+    engine.add_credits(2)
+    (batch,) = engine.plan().batches
+    assert engine.credits == 0
+    engine.cut_off(batch)
+    assert engine.credits == 2 and engine.frontier.queued() == 2 and engine.in_flight == 0
+    (again,) = engine.plan().batches
+    assert sorted(_urls(again)) == ["http://a.test/1", "http://a.test/2"]
+
+
+def test_credits_are_asked_for_when_low_and_given_back_when_idle() -> None:
+    clock = Clock()
+    engine = _engine(clock, batch_size=10, concurrency_per_host=2)
+    _seed(engine, *(f"http://a.test/{i}" for i in range(100)))
+    ask = engine.ask_credits(idle=False)
+    assert ask.wants == 100 and ask.returned == 0
+    engine.add_credits(200)
+    assert engine.ask_credits(idle=False).wants == 0, "not low"
+    engine.frontier.pop("http://a.test", 100)
+    ask = engine.ask_credits(idle=True)
+    assert ask.returned == 200 and engine.credits == 0
+
+
+def test_continue_as_new_carries_every_kind_of_state() -> None:
+    clock = Clock()
+    engine = _engine(clock, obey_robots_txt=True, delay_seconds=5.0, retry={"max_attempts": 3})
+    _seed(engine, "http://a.test/", "http://b.test/")
+    engine.add_credits(10)
+    (targets,) = engine.plan().robots
+    engine.robots_landed(targets, [RobotsResult() for _ in targets])
+    (batch,) = engine.plan().batches
+    tasks = [t for p in batch for t in p.tasks]
+    outcomes = [
+        FetchOutcome(url=t.url, task=i, status=500 if "a.test" in t.url else 200)
+        for i, t in enumerate(tasks)
+    ]
+    links = [Link(url="http://b.test/next", depth=1)]
+    engine.landed(batch, BatchResult(batch_id="b", outcomes=outcomes, links=links, items_written=1))
+
+    restored = _engine(clock, obey_robots_txt=True, delay_seconds=5.0, retry={"max_attempts": 3})
+    restored.frontier.restore_seen(engine.frontier.seen_bytes())
+    for kind in STATE_KINDS:
+        restored.restore(kind, list(engine.export(kind)))
+    restored.restore_resting(engine.resting())
+    restored.credits = engine.credits
+    restored.look_at_everything()
+
+    assert restored.frontier.queued() == engine.frontier.queued() == 1
+    assert len(restored.retries) == 1
+    assert restored.stats.hosts == engine.stats.hosts
+    assert restored.frontier.offer(UrlTask(url="http://b.test/")) is False, "seen-set carried"
+    assert restored.plan().batches == [] and restored.plan().robots == [], "resting, robots known"
+    clock.now += 60
+    plan = restored.plan()
+    assert plan.robots == [], "robots.txt is not asked for again"
+    assert sorted(u for b in plan.batches for u in _urls(b)) == [
+        "http://a.test/",
+        "http://b.test/next",
+    ]
+
+
+def test_a_parked_host_is_probed_with_one_url_then_given_up_on() -> None:
+    clock = Clock()
+    blocks = {"park_min_responses": 2, "park_seconds": 10, "give_up_after_parks": 2}
+    engine = _engine(clock, blocks=blocks)
+    _seed(engine, *(f"http://a.test/{i}" for i in range(6)))
+    engine.add_credits(10)
+
+    def blocked(batch: list[HostSlice]) -> BatchResult:
+        tasks = [t for p in batch for t in p.tasks]
+        outcomes = [
+            FetchOutcome(url=t.url, task=i, status=403, blocked="status")
+            for i, t in enumerate(tasks)
+        ]
+        return BatchResult(batch_id="b", outcomes=outcomes, links=[], items_written=0)
+
+    (batch,) = engine.plan().batches
+    engine.landed(batch, blocked(batch))
+    assert engine.pressure.parked() == ["a.test"]
+    assert engine.plan().batches == []
+    clock.now += 10
+    (probe,) = engine.plan().batches
+    assert len(_urls(probe)) == 1 and probe[0].lease.slots == 1
+    engine.landed(probe, blocked(probe))
+    engine.plan()
+    assert engine.pressure.abandoned() == ["a.test"]
+    assert engine.frontier.queued() == 0 and not engine.retries
+    assert engine.stats.totals.failures >= 1
