@@ -25,6 +25,7 @@ from shardcrawl.contracts import (
     HostStats,
     ProxyStats,
     ShardTotals,
+    shard_workflow_id,
 )
 from shardcrawl.errors import CrawlIdInUse, root_cause
 from shardcrawl.report import merge_host_stats, merge_proxies, sum_totals
@@ -79,7 +80,7 @@ class CrawlHandle:
             age = (datetime.now(UTC) - progress.started_at).total_seconds()
             progress.elapsed_seconds = round(max(age, progress.elapsed_seconds), 3)
         handles = [
-            self._client.get_workflow_handle(f"{self.crawl_id}/shard-{i}")
+            self._client.get_workflow_handle(shard_workflow_id(self.crawl_id, i))
             for i in range(progress.shard_count)
         ]
         host_type = cast(type, dict[str, HostStats])

@@ -53,6 +53,7 @@ __all__ = [
     "FetchOutcome",
     "HostStats",
     "Link",
+    "LinkMessage",
     "PageChange",
     "PrepareRequest",
     "PrepareResult",
@@ -83,6 +84,7 @@ __all__ = [
     "ShardTotals",
     "UrlTask",
     "payload_bytes",
+    "shard_workflow_id",
     "wire_json",
 ]
 
@@ -733,15 +735,50 @@ class Enqueue(_Model):
     seeds: bool = Field(default=False, description="seeds are not counted as discovered links")
 
 
+class LinkMessage(_Model):
+    """Shard to shard: links the receiver owns, found by the sender's batches. ``seq`` counts
+    the sender's messages to this receiver (see shardcrawl.link_counts). Plain links go as two
+    columns (URL, depth); one with more (a priority, a redirect count, a request) goes whole."""
+
+    sender: int
+    seq: int
+    urls: list[str] = Field(default_factory=list)
+    depths: list[int] = Field(default_factory=list)
+    rich: list[UrlTask] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _columns_match(self) -> LinkMessage:
+        if len(self.urls) != len(self.depths):
+            raise ValueError(f"{len(self.urls)} urls but {len(self.depths)} depths")
+        return self
+
+    @classmethod
+    def of(cls, sender: int, seq: int, tasks: list[UrlTask]) -> LinkMessage:
+        plain = [t for t in tasks if t == UrlTask(url=t.url, depth=t.depth)]
+        return cls(
+            sender=sender,
+            seq=seq,
+            urls=[t.url for t in plain],
+            depths=[t.depth for t in plain],
+            rich=[t for t in tasks if t != UrlTask(url=t.url, depth=t.depth)],
+        )
+
+    def tasks(self) -> list[UrlTask]:
+        plain = [UrlTask(url=u, depth=d) for u, d in zip(self.urls, self.depths, strict=True)]
+        return plain + self.rich
+
+
 class ShardReport(_Model):
-    """Shard to parent: links for other shards, credit needs, and whether it is idle."""
+    """Shard to parent: credit needs, whether it is idle, and how many link messages it has
+    sent to each other shard and applied from each (the parent's test for the crawl's end)."""
 
     shard: int
     processed_seq: int
     idle: bool
     wants_credits: int = 0
     returned_credits: int = 0
-    forwards: list[UrlTask] = Field(default_factory=list)
+    sent: dict[int, int] = Field(default_factory=dict, description="receiver -> messages")
+    applied: dict[int, int] = Field(default_factory=dict, description="sender -> messages")
     totals: ShardTotals = Field(default_factory=ShardTotals)
 
 
@@ -767,7 +804,18 @@ class ShardCheckpoint(_Model):
     pending: list[Enqueue] = Field(
         default_factory=list, description="messages received while saving, not yet applied"
     )
+    pending_links: list[LinkMessage] = Field(
+        default_factory=list, description="link messages received while saving"
+    )
+    link_counts: dict[str, Any] = Field(
+        default_factory=dict, description="shardcrawl.link_counts.LinkCounts.export()"
+    )
     previous_next: int = Field(default=0, description="the previous crawl's next item file")
+
+
+def shard_workflow_id(crawl_id: str, shard: int) -> str:
+    """A shard's workflow id: its crawl's id and its index (stable across continue-as-new)."""
+    return f"{crawl_id}/shard-{shard}"
 
 
 class ShardInput(_Model):

@@ -127,7 +127,9 @@ class ShardEngine:
         self._robots: dict[str, RobotsResult | None] = {}
         self._robots_tries: dict[str, int] = {}
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
-        self._outbox: list[UrlTask] = []
+        # Links for other shards, by owner, and since when the oldest waits.
+        self._outbox: dict[int, list[UrlTask]] = {}
+        self._outbox_size = 0
         self._outbox_since = 0.0
         # Activities planned and not yet landed or cut off (batches and robots.txt fetches).
         self.in_flight = 0
@@ -142,7 +144,8 @@ class ShardEngine:
             self._watch.credits_arrived()
 
     def route(self, task: UrlTask, count: int = 1, *, is_link: bool = True) -> None:
-        """Scope and depth checks, then to the owner: this shard or, via the parent, another.
+        """Scope and depth checks, then to the owner: this shard, or another one (sent to it
+        with the next links for other shards).
         ``count`` is how often a batch linked the URL; all but the first are duplicates."""
         if not urls.in_allowed_domains(task.url, self._domains):
             self.stats.totals.out_of_scope += count
@@ -158,7 +161,8 @@ class ShardEngine:
         elif self._forwarded.add(task):
             if not self._outbox:
                 self._outbox_since = self._clock()
-            self._outbox.append(task)
+            self._outbox.setdefault(owner, []).append(task)
+            self._outbox_size += 1
         else:
             self.stats.record_link(task.url, duplicate=True)
 
@@ -568,7 +572,7 @@ class ShardEngine:
             return False
         waited = self._clock() - self._outbox_since
         return (
-            len(self._outbox) >= FORWARD_BATCH
+            self._outbox_size >= FORWARD_BATCH
             or waited >= FORWARD_WAIT_SECONDS
             or not self.in_flight
         )
@@ -576,8 +580,10 @@ class ShardEngine:
     def has_forwards(self) -> bool:
         return bool(self._outbox)
 
-    def take_forwards(self) -> list[UrlTask]:
-        forwards, self._outbox = self._outbox, []
+    def take_forwards(self) -> dict[int, list[UrlTask]]:
+        """The links waiting for other shards, by owning shard."""
+        forwards = dict(sorted(self._outbox.items()))
+        self._outbox, self._outbox_size = {}, 0
         return forwards
 
     def next_wake(self) -> float | None:

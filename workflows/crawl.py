@@ -1,9 +1,12 @@
-"""CrawlWorkflow: one crawl. Starts the domain shards, routes URLs to their owners, hands out
-page credits, decides when the crawl is done, and writes the report.
+"""CrawlWorkflow: one crawl. Starts the domain shards, sends each its seeds, hands out page
+credits, decides when the crawl is done, and writes the report. Links between shards go
+straight from shard to shard; the parent sees only their counts.
 
-The crawl is done when every shard reports idle after applying every message sent to it and
-no message waits to be sent. Shards only get work from the parent, and a shard sends its
-forwarded links before it reports idle (signals are awaited), so this cannot end a crawl early.
+The crawl is done when every shard's last report is idle, with every message of the parent
+applied, and for every pair of shards the messages one says it sent the other says it applied.
+A shard reports only after its link messages are delivered (signals are awaited), so a
+message still on its way shows as a count that does not match, and the crawl cannot end early
+(docs/architecture.md, "Links between shards").
 
 Both this workflow and its shards continue as new as their histories grow, so everything
 between them goes by workflow id, never by run: the shards are started with the ABANDON
@@ -25,6 +28,7 @@ from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from shardcrawl import urls
+    from shardcrawl.completion import crawl_done
     from shardcrawl.contracts import (
         CrawlCheckpoint,
         CrawlProgress,
@@ -39,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ShardReport,
         ShardResult,
         UrlTask,
+        shard_workflow_id,
     )
     from shardcrawl.errors import SpecError
     from shardcrawl.report import sum_totals
@@ -232,7 +237,7 @@ class CrawlWorkflow:
         return workflow.info().typed_search_attributes.get(SCHEDULED_BY)
 
     def _shard_id(self, index: int) -> str:
-        return f"{self._crawl_id}/shard-{index}"
+        return shard_workflow_id(self._crawl_id, index)
 
     async def _wind_down(self, spec: CrawlSpec, status: str) -> CrawlReport:
         """Stop the shards, collect their results and write the report."""
@@ -354,12 +359,8 @@ class CrawlWorkflow:
     def shard_report(self, report: ShardReport) -> None:
         assert self._spec is not None
         self._size.note(report)
-        # Forwards are routed now; only the counters are kept (they go to the next run).
-        self._reports[report.shard] = report.model_copy(update={"forwards": []})
+        self._reports[report.shard] = report
         self._credits_left += report.returned_credits
-        for task in report.forwards:
-            owner = urls.shard_of(urls.origin(task.url), self._spec.shards)
-            self._pending_urls.setdefault(owner, []).append(task)
         self._dirty = True
 
     @workflow.signal
@@ -494,10 +495,4 @@ class CrawlWorkflow:
     def _done(self) -> bool:
         if self._paused or self._pending_urls or self._pending_credits or self._dirty:
             return False
-        for index, sent in self._sent_seq.items():
-            report = self._reports.get(index)
-            if report is None or not report.idle or report.processed_seq != sent:
-                return False
-            if report.wants_credits > 0 and self._credits_left > 0:
-                return False
-        return True
+        return crawl_done(self._reports, self._sent_seq, credits_left=self._credits_left)

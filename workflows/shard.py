@@ -2,8 +2,9 @@
 
 A thin shell over ``ShardEngine`` (shardcrawl/shard_engine.py), which makes every decision: the
 shell takes URLs and page credits from its parent (``enqueue``), runs the ``crawl_batch`` and
-``fetch_robots`` activities the engine plans, hands it their results, and sends links owned by
-other shards, its idleness and its counters to the parent (``shard_report``).
+``fetch_robots`` activities the engine plans, hands it their results, sends links owned by
+other shards straight to them (``links``), and its idleness, credit needs and link counts to
+the parent (``shard_report``).
 
 Before its history grows large it continues as new: it stops dispatching, lets its batches
 land, writes the engine's state to the store as segments (a claim-check: history holds only
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Enqueue,
         FetchOptions,
         HostStats,
+        LinkMessage,
         PreviousPage,
         PreviousRequest,
         ProxyStats,
@@ -53,8 +55,10 @@ with workflow.unsafe.imports_passed_through():
         ShardResult,
         ShardTotals,
         StoreProbe,
+        shard_workflow_id,
     )
     from shardcrawl.errors import root_cause
+    from shardcrawl.link_counts import LinkCounts
     from shardcrawl.segments import (
         pack_fingerprints,
         pack_records,
@@ -99,8 +103,8 @@ SEGMENT_RETRY = RetryPolicy(
 # One store call may take boto3's four attempts at its 5 s connect and 30 s read timeouts.
 STORE_CALL_SECONDS = 180
 SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
-# Forwarded URLs per report: each message stays one small payload.
-MAX_FORWARDS_PER_REPORT = 1000
+# Links per message to another shard: each message stays one small payload.
+MAX_LINKS_PER_MESSAGE = 1000
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
 # Checkpoint fields holding each kind of the engine's state.
 STATE_FIELDS = {
@@ -150,6 +154,10 @@ class DomainShardWorkflow:
         task already sees the checkpoint's counters and flags (and wins over them)."""
         self._inbox: dict[int, Enqueue] = {}
         self._processed_seq = 0
+        # Link messages from other shards, not yet applied, and the counts of those sent
+        # and applied (reported to the parent, which ends the crawl only when they match).
+        self._link_inbox: list[LinkMessage] = []
+        self._links = LinkCounts()
         self._finish = False
         self._cancel = False
         self._paused = False
@@ -190,6 +198,13 @@ class DomainShardWorkflow:
         if message.seq > self._processed_seq:
             self._inbox[message.seq] = message
             self._dirty = True
+
+    @workflow.signal
+    def links(self, message: LinkMessage) -> None:
+        """Links this shard owns, from another shard; applied once (``LinkCounts``)."""
+        self._size.note(message)
+        self._link_inbox.append(message)
+        self._dirty = True
 
     @workflow.signal
     def finish(self, cancel: bool) -> None:
@@ -302,6 +317,11 @@ class DomainShardWorkflow:
             self._engine.add_credits(message.credits)
             for task in message.urls:
                 self._engine.accept(task, is_link=not message.seeds)
+        links, self._link_inbox = self._link_inbox, []
+        for link_message in links:
+            if self._links.apply(link_message.sender, link_message.seq):
+                for task in link_message.tasks():
+                    self._engine.accept(task, is_link=True)
 
     def _reading_previous(self) -> bool:
         """Whether the previous crawl's item files (incremental crawl) are not all read."""
@@ -532,35 +552,54 @@ class DomainShardWorkflow:
             gauges[name].set(value)
 
     async def _report(self) -> None:
-        """Tell the parent what changed; awaited, so reports arrive in order."""
-        idle = not self._reading_previous() and self._engine.idle()
+        """Send the links other shards own, then tell the parent what changed; awaited, so
+        a report always follows the link messages it counts."""
+        if self._engine.forwards_due():
+            await self._send_links()
+        idle = not self._reading_previous() and self._engine.idle() and not self._link_inbox
         ask = self._engine.ask_credits(idle=idle)
-        # Only what the parent decides on triggers a report: links to route, whether credits
-        # are wanted (not how many: a queue that grows meanwhile sends no report), and
-        # idleness (with the last message applied). Live counters are read by query instead.
-        key = (idle, ask.wants > 0, self._processed_seq if idle else None)
-        if not self._engine.forwards_due() and not ask.returned and key == self._last_report:
+        # Only what the parent decides on triggers a report: whether credits are wanted (not
+        # how many: a queue that grows meanwhile sends no report), and idleness, with the
+        # last message applied and the link counts. Live counters are read by query instead.
+        sent, applied = self._links.sent(), self._links.applied()
+        counts = (self._processed_seq, tuple(sent.items()), tuple(applied.items()))
+        key = (idle, ask.wants > 0, counts if idle else None)
+        if not ask.returned and key == self._last_report:
             return
         self._last_report = key
+        report = ShardReport(
+            shard=self._input.shard,
+            processed_seq=self._processed_seq,
+            idle=idle,
+            wants_credits=ask.wants,
+            returned_credits=ask.returned,
+            sent=sent,
+            applied=applied,
+            totals=self._totals(),
+        )
+        self._size.note(report)
+        await self._parent.signal("shard_report", report)
+
+    async def _send_links(self) -> None:
+        """Links for other shards, straight to each owner, in messages of at most
+        MAX_LINKS_PER_MESSAGE. Once the crawl is finishing they are not sent: the owners
+        may have ended (a finish comes only when every shard is idle, or on a cancel)."""
         forwards = self._engine.take_forwards()
-        returned = ask.returned
-        # Forwards go in chunks, each a small payload; only the last may say the shard is idle.
-        while True:
-            chunk, forwards = forwards[:MAX_FORWARDS_PER_REPORT], forwards[MAX_FORWARDS_PER_REPORT:]
-            report = ShardReport(
-                shard=self._input.shard,
-                processed_seq=self._processed_seq,
-                idle=idle and not forwards,
-                wants_credits=ask.wants,
-                returned_credits=returned,
-                forwards=chunk,
-                totals=self._totals(),
+        if self._finish:
+            dropped = sum(len(tasks) for tasks in forwards.values())
+            workflow.logger.info("crawl finishing: %d links for other shards not sent", dropped)
+            return
+        sends = []
+        for owner, tasks in forwards.items():
+            handle = workflow.get_external_workflow_handle(
+                shard_workflow_id(self._input.crawl_id, owner)
             )
-            returned = 0
-            self._size.note(report)
-            await self._parent.signal("shard_report", report)
-            if not forwards:
-                return
+            for start in range(0, len(tasks), MAX_LINKS_PER_MESSAGE):
+                chunk = tasks[start : start + MAX_LINKS_PER_MESSAGE]
+                message = LinkMessage.of(self._input.shard, self._links.next_seq(owner), chunk)
+                self._size.note(message)
+                sends.append(handle.signal("links", message))
+        await asyncio.gather(*sends)
 
     def _next_wake(self) -> timedelta | None:
         """When the engine next has something to do by the clock (zero: already due). None
@@ -609,6 +648,8 @@ class DomainShardWorkflow:
         checkpoint.pending = [
             self._inbox[seq] for seq in sorted(self._inbox) if seq > self._processed_seq
         ]
+        checkpoint.pending_links = self._link_inbox
+        checkpoint.link_counts = self._links.export()
         next_input = self._input.model_copy(update={"checkpoint": checkpoint})
         self._size.note(next_input)
         workflow.continue_as_new(next_input)
@@ -651,6 +692,9 @@ class DomainShardWorkflow:
         self._engine.restore_resting(checkpoint.resting)
         for message in checkpoint.pending:
             self.enqueue(message)
+        self._links.restore(checkpoint.link_counts)
+        for link_message in checkpoint.pending_links:
+            self.links(link_message)
 
     async def _restore_segments(self, checkpoint: ShardCheckpoint) -> None:
         """The large state, from the store; signals meanwhile only fill the inbox."""
