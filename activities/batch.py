@@ -79,7 +79,7 @@ def page_record(page: PageCapture) -> dict[str, Any]:
 _canonical = functools.lru_cache(maxsize=1 << 16)(urls.canonicalize)
 
 
-def _links(pages: list[PageCapture]) -> list[Link]:
+def _links(pages: list[PageCapture], strip: tuple[str, ...]) -> list[Link]:
     """The crawlable requests the batch's spider yielded, at canonical URLs, each once (by
     Scrapy's identity: URL, method, body; the first one yielded wins) at its smallest depth,
     with how many times the pages yielded it (so the shard counts every duplicate). A
@@ -88,7 +88,7 @@ def _links(pages: list[PageCapture]) -> list[Link]:
     for page in pages:
         depth = page.depth + 1
         for found in page.links:
-            canonical = _canonical(found.url)
+            canonical = _canonical(found.url, strip)
             if canonical is None:
                 continue
             # The frontier's identity, so the batch merges exactly what the shard would.
@@ -109,9 +109,13 @@ def _links(pages: list[PageCapture]) -> list[Link]:
 
 
 def _outcome(
-    page: PageCapture, task: int, attempt: int, change: PageChange | None = None
+    page: PageCapture,
+    task: int,
+    attempt: int,
+    strip: tuple[str, ...],
+    change: PageChange | None = None,
 ) -> FetchOutcome:
-    redirect = urls.canonicalize(page.location) if page.location else None
+    redirect = _canonical(page.location, strip) if page.location else None
     return FetchOutcome(
         url=page.url,
         task=task,
@@ -213,6 +217,7 @@ class BatchActivities:
                 capture.problem, type=REQUEST_NOT_TRANSFERABLE, non_retryable=True
             )
         pages = dict(zip(fetched, capture.pages, strict=True))
+        strip = request.fetch.strip_query_params
         for page in pages.values():
             if page.status is None and page.error is None:
                 page.error = NOT_FETCHED
@@ -229,7 +234,7 @@ class BatchActivities:
             if request.previous_crawl and p.status is not None
         }
         outcomes += [
-            _outcome(p, i, request.urls[i].attempt, changes.get(i)) for i, p in pages.items()
+            _outcome(p, i, request.urls[i].attempt, strip, changes.get(i)) for i, p in pages.items()
         ]
         # A response the shard will try again leaves no record: the request's last attempt
         # writes it, so each request is in the output once.
@@ -249,7 +254,7 @@ class BatchActivities:
         result = BatchResult(
             batch_id=request.batch_id,
             outcomes=outcomes,
-            links=_links(list(pages.values())),
+            links=_links(list(pages.values()), strip),
             items_written=written,
             attempt=activity.info().attempt,
         )

@@ -47,6 +47,11 @@ _SPEC_FLAGS = {
     "spider": "spider",
     "out": "output",
     "previous_crawl": "previous_crawl",
+    "include": "include",
+    "exclude": "exclude",
+    "strip_query_params": "strip_query_params",
+    "max_pages_per_host": "max_pages_per_host",
+    "order": "order",
 }
 
 console = Console()
@@ -85,6 +90,27 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="allow private and loopback addresses (intranets, tests)",
     )
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="REGEX",
+        help="a discovered URL must match one of these to be crawled (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="REGEX",
+        help="a discovered URL matching one is not crawled; wins over --include (repeatable)",
+    )
+    parser.add_argument(
+        "--strip-query-param",
+        dest="strip_query_params",
+        action="append",
+        metavar="NAME",
+        help="query parameter dropped before dedup, a name or glob: utm_* (repeatable)",
+    )
+    parser.add_argument("--max-pages-per-host", type=int)
+    parser.add_argument("--order", choices=["breadth_first", "depth_first", "priority"])
     parser.add_argument("--id", dest="crawl_id", help="crawl id (default: generated)")
 
 

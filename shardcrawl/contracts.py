@@ -288,12 +288,35 @@ class CrawlSpec(_Model):
     allow_private_networks: bool = Field(
         default=False, description="allow private and loopback addresses (intranets and tests)"
     )
+    strip_query_params: list[str] = Field(
+        default_factory=list,
+        description="query parameters dropped from every URL before dedup: names or glob "
+        "patterns, any case (utm_*, sessionid, fbclid)",
+    )
     seeds: list[str] = Field(min_length=1, description="http(s) URLs the crawl starts from")
     allowed_domains: list[str] = Field(
         default_factory=list,
         description="hosts (with subdomains) the crawl may visit; empty means the seeds' hosts",
     )
+    include: list[str] = Field(
+        default_factory=list,
+        description="regular expressions; when any are given, a discovered URL (link, "
+        "redirect, sitemap entry) must match one to be crawled",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="regular expressions; a discovered URL matching one is not crawled "
+        "(exclude wins over include)",
+    )
     max_pages: int = Field(default=10_000, ge=1, description="most URLs requested in the crawl")
+    max_pages_per_host: int | None = Field(
+        default=None, ge=1, description="most URLs requested from one host, whole fleet"
+    )
+    order: Literal["breadth_first", "depth_first", "priority"] = Field(
+        default="breadth_first",
+        description="per host: shallowest first, deepest first, or highest request priority "
+        "first (then shallowest)",
+    )
     max_depth: int = Field(default=5, ge=0, description="most link hops from a seed")
     concurrency_per_host: int = Field(
         default=4, ge=1, le=256, description="most concurrent requests to one host, whole fleet"
@@ -339,8 +362,9 @@ class CrawlSpec(_Model):
     def _seeds_are_http_urls(cls, seeds: list[str], info: ValidationInfo) -> list[str]:
         allow_private = bool(info.data.get("allow_private_networks"))
         out = []
+        strip = tuple(info.data.get("strip_query_params") or ())
         for seed in seeds:
-            canonical = urls.canonicalize(seed)
+            canonical = urls.canonicalize(seed, strip)
             if canonical is None:
                 raise ValueError(f"seed {seed!r} is not an http(s) URL with a host")
             host = urls.hostname(canonical)
@@ -353,6 +377,29 @@ class CrawlSpec(_Model):
                 )
             out.append(canonical)
         return out
+
+    @field_validator("strip_query_params")
+    @classmethod
+    def _param_patterns(cls, patterns: list[str]) -> list[str]:
+        for index, pattern in enumerate(patterns):
+            if not pattern or any(c in pattern for c in "&=#"):
+                raise ValueError(
+                    f"strip_query_params[{index}] {pattern!r} must be a parameter name or a "
+                    "glob pattern, without & = or #"
+                )
+        return patterns
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regular_expressions(cls, patterns: list[str], info: ValidationInfo) -> list[str]:
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{info.field_name}[{index}] {pattern!r} is not a regular expression: {exc}"
+                ) from None
+        return patterns
 
     @field_validator("allowed_domains")
     @classmethod
@@ -424,10 +471,12 @@ class FetchOptions(_Model):
     allow_private_networks: bool = False
     retry: RetrySpec = Field(default_factory=RetrySpec)
     blocks: BlockSpec = Field(default_factory=BlockSpec)
+    strip_query_params: tuple[str, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: CrawlSpec) -> FetchOptions:
         return cls(
+            strip_query_params=tuple(spec.strip_query_params),
             user_agent=spec.user_agent,
             max_response_bytes=spec.max_response_bytes,
             download_timeout_seconds=spec.download_timeout_seconds,
@@ -648,6 +697,10 @@ class HostStats(_Model):
     duplicates: int = 0
     robots_disallowed: int = 0
     batch_retries: int = 0
+    first_requests: int = Field(
+        default=0, description="URLs sent for their first time (what max_pages_per_host caps)"
+    )
+    at_quota: bool = Field(default=False, description="reached max_pages_per_host")
     state: Literal["ok", "parked", "probing", "abandoned"] = "ok"
     concurrency: int = Field(default=0, description="concurrency allowed now (adaptive)")
     delay_seconds: float = Field(default=0.0, description="delay between requests now (adaptive)")
@@ -666,6 +719,10 @@ class ShardTotals(_Model):
     links_discovered: int = 0
     duplicates: int = 0
     out_of_scope: int = 0
+    filtered_by_rule: dict[str, int] = Field(
+        default_factory=dict, description="URL rule (include, exclude[N]) -> URLs it filtered"
+    )
+    over_quota: int = Field(default=0, description="URLs not fetched: their host hit its quota")
     too_deep: int = 0
     robots_disallowed: int = 0
     redirects_exceeded: int = 0
@@ -925,6 +982,13 @@ class CrawlReport(_Model):
     )
     robots_disallowed: int
     out_of_scope: int
+    filtered_by_rule: dict[str, int] = Field(
+        default_factory=dict, description="URL rule (include, exclude[N]) -> URLs it filtered"
+    )
+    over_quota: int = Field(default=0, description="URLs not fetched: their host hit its quota")
+    quota_hosts: list[str] = Field(
+        default_factory=list, description="hosts that reached max_pages_per_host"
+    )
     too_deep: int
     unfetched: int
     pages_per_second: float

@@ -1,11 +1,13 @@
 """A shard's frontier and seen-set: what to fetch next, and what was already taken.
 
-Plain and deterministic (the shard workflow holds one). Requests queue per origin, ordered
-breadth-first by depth, then by priority (higher first), then by arrival. The seen-set holds
-64-bit request fingerprints (Scrapy's identity: canonical URL, method, body), never URLs; a
-request with ``dont_filter`` skips it, as in Scrapy. A request rediscovered at a smaller depth
-while still queued moves up to that depth, so the depth limit cuts the shortest path, not the
-first one found.
+Plain and deterministic (the shard workflow holds one). Requests queue per origin, in the
+crawl's order: ``breadth_first`` (shallowest first, then higher priority, then arrival),
+``depth_first`` (deepest first, then higher priority, then the latest found, as Scrapy's
+default LIFO queue) or ``priority`` (higher priority first, then shallowest, then arrival).
+The seen-set holds 64-bit request fingerprints (Scrapy's identity: canonical URL, method,
+body), never URLs; a request with ``dont_filter`` skips it, as in Scrapy. A request
+rediscovered at a smaller depth while still queued moves up to that depth, so the depth limit
+cuts the shortest path, not the first one found.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import base64
 import heapq
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from shardcrawl import urls
 from shardcrawl.contracts import RequestData, UrlTask
@@ -22,11 +24,14 @@ from shardcrawl.fingerprints import FingerprintSet
 __all__ = ["Frontier", "RecentSet", "fingerprint_of", "request_fingerprint", "unfiltered"]
 
 
-# Heap entries are (depth, -priority, seq, key); a queued request is (url, depth, priority,
-# redirects, request). Plain tuples, not objects: a large frontier holds hundreds of thousands.
-# The key is the request's fingerprint, or for a dont_filter request one past 64 bits (so it
-# never meets a fingerprint): such a request is queued however often it comes.
-_Entry = tuple[int, int, int, int]
+# Heap entries are (order, order, order, key, depth), the three order keys as the crawl's order
+# says; a queued request is (url, depth, priority, redirects, request). Plain tuples, not
+# objects: a large frontier holds hundreds of thousands. The key is the request's fingerprint,
+# or for a dont_filter request one past 64 bits (so it never meets a fingerprint): such a
+# request is queued however often it comes. An entry whose depth is not its request's any more
+# (found again shallower) is stale, and skipped.
+_Entry = tuple[int, int, int, int, int]
+Order = Literal["breadth_first", "depth_first", "priority"]
 _Queued = tuple[str, int, int, int, RequestData | None]
 _UNFILTERED = 1 << 64
 
@@ -34,7 +39,8 @@ _UNFILTERED = 1 << 64
 class Frontier:
     """Per-origin queues plus the seen-set of everything ever queued."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: Order = "breadth_first") -> None:
+        self._order = order
         self._queues: dict[str, list[_Entry]] = {}
         self._counts: dict[str, int] = {}
         self._pending: dict[int, _Queued] = {}
@@ -58,6 +64,11 @@ class Frontier:
         self._queue(task, fp)
         return True
 
+    def mark_seen(self, task: UrlTask) -> bool:
+        """Record a request as seen without queueing it (one the crawl will not fetch, such
+        as a host's past its quota); False if it was seen before."""
+        return unfiltered(task.request) or self._seen.add(fingerprint_of(task))
+
     def _queue(self, task: UrlTask, fp: int) -> None:
         self._pending[fp] = _queued(task)
         self._push(task, fp)
@@ -71,7 +82,7 @@ class Frontier:
         out: list[UrlTask] = []
         size = 0
         while heap and len(out) < count:
-            depth, _, _, fp = heap[0]
+            *_, fp, depth = heap[0]
             queued = self._pending.get(fp)
             if queued is None or queued[1] != depth:
                 heapq.heappop(heap)
@@ -104,17 +115,18 @@ class Frontier:
             self._queue(task, fp)
 
     def origins(self) -> list[str]:
-        """Origins with queued URLs, shallowest head first (ties by arrival)."""
+        """Origins with queued URLs, the one whose next request comes first in crawl order
+        first."""
         live = [o for o in list(self._queues) if self._live(o)]
         return sorted(live, key=lambda o: self._queues[o][0])
 
     def order_key(self, origin: str) -> tuple[int, int, int] | None:
-        """Where the origin's next request stands in crawl order (depth, then priority, then
-        arrival), None if it has none queued; the shard dispatches origins in this order."""
+        """Where the origin's next request stands in crawl order, None if it has none
+        queued; the shard dispatches origins in this order."""
         if not self._live(origin):
             return None
-        depth, priority, seq, _ = self._queues[origin][0]
-        return depth, priority, seq
+        first, second, third, _, _ = self._queues[origin][0]
+        return first, second, third
 
     def queued(self) -> int:
         return len(self._pending)
@@ -132,10 +144,12 @@ class Frontier:
         return self._seen.memory_bytes()
 
     def export(self) -> list[list[Any]]:
-        """What is queued, in pop order per origin, as compact records for a checkpoint."""
+        """What is queued, in arrival order per origin, as compact records for a checkpoint."""
         records = []
         for heap in self._queues.values():
-            for depth, _, _, fp in sorted(heap):
+            # In arrival order (the third key is the arrival number, negated for
+            # depth_first): restored in that order, requests keep their order.
+            for *_, fp, depth in sorted(heap, key=lambda entry: abs(entry[2])):
                 queued = self._pending.get(fp)
                 if queued is not None and queued[1] == depth:
                     url, depth, priority, redirects, request = queued
@@ -164,12 +178,18 @@ class Frontier:
     def _push(self, task: UrlTask, fp: int) -> None:
         self._seq += 1
         origin = urls.origin(task.url)
-        entry = (task.depth, -task.priority, self._seq, fp)
+        depth, priority, seq = task.depth, task.priority, self._seq
+        if self._order == "breadth_first":
+            entry = (depth, -priority, seq, fp, depth)
+        elif self._order == "depth_first":
+            entry = (-depth, -priority, -seq, fp, depth)
+        else:
+            entry = (-priority, depth, seq, fp, depth)
         heapq.heappush(self._queues.setdefault(origin, []), entry)
 
     def _is_current(self, entry: _Entry) -> bool:
         queued = self._pending.get(entry[3])
-        return queued is not None and queued[1] == entry[0]
+        return queued is not None and queued[1] == entry[4]
 
     def _live(self, origin: str) -> bool:
         heap = self._queues.get(origin)

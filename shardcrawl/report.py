@@ -73,7 +73,7 @@ def _merge_counts(into: dict[str, int], more: dict[str, int]) -> None:
 
 # A host's state, as its owner sees it: not counters, and only the owner's counts.
 _HOST_STATE_FIELDS = frozenset(
-    {"state", "concurrency", "delay_seconds", "slowdowns", "recoveries", "parks"}
+    {"state", "concurrency", "delay_seconds", "slowdowns", "recoveries", "parks", "at_quota"}
 )
 
 
@@ -201,6 +201,9 @@ def build_report(
         abandoned_hosts=sorted(n for n, h in hosts.items() if h.state == "abandoned"),
         robots_disallowed=totals.robots_disallowed,
         out_of_scope=totals.out_of_scope,
+        filtered_by_rule=dict(sorted(totals.filtered_by_rule.items())),
+        over_quota=totals.over_quota,
+        quota_hosts=sorted(n for n, h in hosts.items() if h.at_quota),
         too_deep=totals.too_deep,
         unfetched=sum(r.unfetched for r in results),
         pages_per_second=round(totals.pages / elapsed, 3),

@@ -47,6 +47,7 @@ from shardcrawl.retry_policy import backoff_seconds, will_retry
 from shardcrawl.retry_queue import RetryQueue
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES
 from shardcrawl.shard_stats import ShardStats
+from shardcrawl.url_rules import UrlRules
 
 __all__ = ["CreditAsk", "DispatchPlan", "ShardEngine"]
 
@@ -106,8 +107,10 @@ class ShardEngine:
         self._clock = clock
         self._random = random
         self._domains = spec.effective_allowed_domains()
+        self._rules = UrlRules(spec.include, spec.exclude)
+        self._quota = spec.max_pages_per_host
         self.credits = 0
-        self.frontier = Frontier()
+        self.frontier = Frontier(spec.order)
         self.retries = RetryQueue()
         self.stats = ShardStats()
         self.politeness = Politeness(
@@ -150,6 +153,11 @@ class ShardEngine:
         if not urls.in_allowed_domains(task.url, self._domains):
             self.stats.totals.out_of_scope += count
             return
+        rule = self._rules.rejects(task.url) if self._rules else None
+        if rule is not None:
+            filtered = self.stats.totals.filtered_by_rule
+            filtered[rule] = filtered.get(rule, 0) + count
+            return
         if task.depth > self.spec.max_depth:
             self.stats.totals.too_deep += count
             return
@@ -167,12 +175,38 @@ class ShardEngine:
             self.stats.record_link(task.url, duplicate=True)
 
     def accept(self, task: UrlTask, *, is_link: bool) -> None:
-        """A URL this shard owns: into the frontier unless seen (a link is counted)."""
-        added = self.frontier.offer(task)
-        if added:
-            self._watch.touch(urls.origin(task.url))
+        """A URL this shard owns: into the frontier unless seen (a link is counted), or,
+        if its host has reached its quota, counted and remembered as seen."""
+        origin = urls.origin(task.url)
+        if self._quota is not None and self._quota_left(self._host_of(origin)) <= 0:
+            added = self.frontier.mark_seen(task)
+            self.stats.totals.over_quota += added
+        else:
+            added = self.frontier.offer(task)
+            if added:
+                self._watch.touch(origin)
         if is_link:
             self.stats.record_link(task.url, duplicate=not added)
+
+    def _quota_left(self, host: str) -> int:
+        """URLs the host may still be sent for their first time (``max_pages_per_host``)."""
+        assert self._quota is not None
+        stats = self.stats.hosts.get(host)
+        return self._quota - (stats.first_requests if stats else 0)
+
+    def _take_fresh(self, origin: str, host: str, count: int) -> list[UrlTask]:
+        """Up to ``count`` new requests of the origin, within the host's quota; a host that
+        reaches it has its queued URLs counted as over quota and dropped."""
+        if self._quota is not None:
+            count = min(count, self._quota_left(host))
+        tasks = self.frontier.pop(origin, count, max_url_bytes=MAX_BATCH_URL_BYTES)
+        if tasks:
+            self.stats.host(origin).first_requests += len(tasks)
+        if self._quota is not None and self._quota_left(host) <= 0:
+            dropped = self.frontier.pop(origin, self.frontier.queued_at(origin))
+            self.stats.totals.over_quota += len(dropped)
+            self.stats.host(origin).at_quota = True
+        return tasks
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -320,6 +354,9 @@ class ShardEngine:
         its new pages wait (a broken URL would otherwise cost its host a batch per attempt)."""
         if self.credits <= 0:
             return None
+        if self._quota is not None and self._quota_left(host) <= 0:
+            self._take_fresh(origin, host, 0)  # what another origin of the host left queued
+            return None
         concurrency, delay = self.pressure.limits(host)
         leased = self._lease(
             host,
@@ -331,10 +368,8 @@ class ShardEngine:
         if leased is None:
             return None
         retries = self.retries.ready(origin, now, self.pressure.retry_slots(host))
-        tasks = self.frontier.pop(
-            origin,
-            min(self.spec.batch_size - len(retries), self.credits),
-            max_url_bytes=MAX_BATCH_URL_BYTES,
+        tasks = self._take_fresh(
+            origin, host, min(self.spec.batch_size - len(retries), self.credits)
         )
         self.credits -= len(tasks)
         return HostSlice(origin, *leased, retries + tasks)
@@ -349,7 +384,7 @@ class ShardEngine:
             return None
         tasks = self.retries.ready(origin, now, 1)
         if not tasks and self.credits > 0:
-            tasks = self.frontier.pop(origin, 1)
+            tasks = self._take_fresh(origin, host, 1)
             self.credits -= len(tasks)
         if not tasks:
             return None
@@ -439,6 +474,7 @@ class ShardEngine:
                 self._retry_later(task, now)
             else:
                 self.frontier.requeue(task)
+                self.stats.host(task.url).first_requests -= 1
                 self._watch.touch(urls.origin(task.url))
                 self.add_credits(1)
 

@@ -7,9 +7,10 @@ on top of it we drop default ports and refuse anything that is not http(s) with 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import ipaddress
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
@@ -35,8 +36,10 @@ _MAX_URL_LENGTH = 4096
 _ALWAYS_FORBIDDEN = [ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")]
 
 
-def canonicalize(url: str) -> str | None:
-    """The canonical form used for dedup and output, or None if the URL is not crawlable."""
+def canonicalize(url: str, strip_params: tuple[str, ...] = ()) -> str | None:
+    """The canonical form used for dedup and output, or None if the URL is not crawlable.
+    Query parameters whose names match one of ``strip_params`` (glob patterns, any case:
+    ``utm_*``, ``sessionid``) are dropped, so tracking and session ids do not multiply pages."""
     url = url.strip()
     if not url or len(url) > _MAX_URL_LENGTH:
         return None
@@ -67,7 +70,24 @@ def canonicalize(url: str) -> str | None:
     if port is not None and port == _DEFAULT_PORTS[scheme]:
         netloc = f"[{chost}]" if ":" in chost else chost
         canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
+    if strip_params and cparts.query:
+        canonical = _strip_query(canonical, strip_params)
     return canonical
+
+
+def _strip_query(canonical: str, patterns: tuple[str, ...]) -> str:
+    """The canonical URL without the query parameters whose names match a pattern (the
+    query is already sorted and encoded one way, so what is left stays canonical)."""
+    parts = urlsplit(canonical)
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if not any(
+            fnmatch.fnmatchcase(unquote_plus(pair.split("=", 1)[0]).lower(), pattern.lower())
+            for pattern in patterns
+        )
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept)))
 
 
 def _host_spelling(host: str) -> str:

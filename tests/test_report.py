@@ -343,15 +343,25 @@ def test_report_of_nothing_has_zero_rates() -> None:
 
 def test_sum_totals_adds_every_counter_and_keeps_the_largest_run_size() -> None:
     counters = [n for n, f in ShardTotals.model_fields.items() if f.annotation is int]
-    one = ShardTotals(**{name: 1 for name in counters}, retry_histogram={"1": 1})
-    two = ShardTotals(**{name: 2 for name in counters}, retry_histogram={"1": 2, "3": 1})
+    one = ShardTotals(
+        **{name: 1 for name in counters},
+        retry_histogram={"1": 1},
+        filtered_by_rule={"include": 1},
+    )
+    two = ShardTotals(
+        **{name: 2 for name in counters},
+        retry_histogram={"1": 2, "3": 1},
+        filtered_by_rule={"include": 2, "exclude[0]": 1},
+    )
     total = sum_totals([one, two])
     assert set(counters) >= MAX_FIELDS
     store_fields = {"store_down_since", "store_down_cause"}
-    assert set(counters) | {"retry_histogram"} | store_fields == set(ShardTotals.model_fields)
+    counts = {"retry_histogram", "filtered_by_rule"}
+    assert set(counters) | counts | store_fields == set(ShardTotals.model_fields)
     for name in counters:
         assert getattr(total, name) == (2 if name in MAX_FIELDS else 3), name
     assert total.retry_histogram == {"1": 3, "3": 1}
+    assert total.filtered_by_rule == {"include": 3, "exclude[0]": 1}
 
 
 def test_sum_totals_shows_the_earliest_store_outage_of_any_shard() -> None:

@@ -331,3 +331,74 @@ def test_a_parked_host_is_probed_with_one_url_then_given_up_on() -> None:
     assert engine.pressure.abandoned() == ["a.test"]
     assert engine.frontier.queued() == 0 and not engine.retries
     assert engine.stats.totals.failures >= 1
+
+
+def test_url_rules_filter_discovered_urls_and_count_by_rule() -> None:
+    clock = Clock()
+    engine = _engine(clock, include=[r"/blog/"], exclude=[r"\?print=", r"/blog/drafts/"])
+    for url in (
+        "http://a.test/blog/1",
+        "http://a.test/blog/1?print=1",
+        "http://a.test/blog/drafts/2",
+        "http://a.test/about",
+    ):
+        engine.route(UrlTask(url=url, depth=1))
+    assert engine.frontier.queued() == 1
+    assert engine.stats.totals.filtered_by_rule == {"exclude[0]": 1, "exclude[1]": 1, "include": 1}
+    _seed(engine, "http://a.test/")
+    assert engine.frontier.queued() == 2, "a seed is the user's own choice: rules do not apply"
+
+
+def test_a_host_quota_is_exact_and_its_other_urls_are_counted_over_quota() -> None:
+    clock = Clock()
+    engine = _engine(clock, max_pages_per_host=3, batch_size=2)
+    _seed(engine, *(f"http://a.test/{i}" for i in range(5)))
+    engine.add_credits(100)
+    (first,) = engine.plan().batches
+    engine.cut_off(first)  # a cancelled batch gives its quota back too
+    assert engine.stats.hosts["a.test"].first_requests == 0
+    (first,) = engine.plan().batches
+    assert len(_urls(first)) == 2
+    engine.landed(first, _ok(first, {_urls(first)[0]: ["http://a.test/5"]}))
+    (second,) = engine.plan().batches
+    assert len(_urls(second)) == 1, "one left of the host's quota"
+    engine.landed(second, _ok(second))
+    engine.accept(UrlTask(url="http://a.test/6", depth=1), is_link=True)
+    engine.accept(UrlTask(url="http://a.test/6", depth=1), is_link=True)
+    assert engine.plan().batches == []
+    assert engine.stats.hosts["a.test"].first_requests == 3
+    assert engine.stats.hosts["a.test"].at_quota
+    assert engine.stats.totals.over_quota == 4, "three queued left behind, /6 once"
+    assert engine.frontier.queued() == 0 and engine.idle()
+
+
+def test_depth_first_and_priority_orders_within_a_host() -> None:
+    def order_of(order: str) -> list[str]:
+        engine = _engine(Clock(), order=order, batch_size=1)
+        for url, depth, priority in (
+            ("http://a.test/d1-first", 1, 0),
+            ("http://a.test/d2", 2, 0),
+            ("http://a.test/d1-urgent", 1, 5),
+            ("http://a.test/d1-last", 1, 0),
+        ):
+            engine.accept(UrlTask(url=url, depth=depth, priority=priority), is_link=False)
+        return [t.url for t in engine.frontier.pop("http://a.test", 10)]
+
+    assert order_of("breadth_first") == [
+        "http://a.test/d1-urgent",
+        "http://a.test/d1-first",
+        "http://a.test/d1-last",
+        "http://a.test/d2",
+    ]
+    assert order_of("depth_first") == [
+        "http://a.test/d2",
+        "http://a.test/d1-urgent",
+        "http://a.test/d1-last",
+        "http://a.test/d1-first",
+    ]
+    assert order_of("priority") == [
+        "http://a.test/d1-urgent",
+        "http://a.test/d1-first",
+        "http://a.test/d1-last",
+        "http://a.test/d2",
+    ]

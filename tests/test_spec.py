@@ -326,3 +326,24 @@ def test_config_reads_prefixed_settings(clean_env: pytest.MonkeyPatch) -> None:
 def test_config_error_is_a_value_error(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError):
         Config.load(environ={"SHARDCRAWL_BOGUS": "1"})
+
+
+def test_url_rules_are_checked_naming_the_field_and_index() -> None:
+    message = spec_error({"seeds": [SEED], "exclude": ["/ok/", "(unclosed"]})
+    assert "exclude[1]" in message and "(unclosed" in message
+    message = spec_error({"seeds": [SEED], "include": ["[a-"]})
+    assert "include[0]" in message
+    message = spec_error({"seeds": [SEED], "strip_query_params": ["utm_*", "a=b"]})
+    assert "strip_query_params[1]" in message
+    assert "order" in spec_error({"seeds": [SEED], "order": "random"})
+    assert "max_pages_per_host" in spec_error({"seeds": [SEED], "max_pages_per_host": 0})
+
+
+def test_seeds_lose_the_query_parameters_the_spec_strips() -> None:
+    spec = parse_spec(
+        {
+            "seeds": [f"{SEED}?utm_source=x&id=3&SessionID=9"],
+            "strip_query_params": ["utm_*", "sessionid"],
+        }
+    )
+    assert spec.seeds == [f"{SEED}?id=3"]

@@ -367,3 +367,12 @@ def test_every_spelling_of_an_address_canonicalizes_to_one(url: str, canonical: 
 def test_odd_spellings_of_forbidden_addresses_are_refused_even_for_intranets(url: str) -> None:
     host = hostname(canonicalize(url) or "")
     assert is_forbidden_ip(host, allow_private_networks=True), host
+
+
+def test_canonicalize_strips_query_parameters_by_name_or_glob_in_any_case() -> None:
+    strip = ("utm_*", "sessionid", "fbclid")
+    url = "http://a.test/p?b=2&UTM_Source=x&utm_medium=y&sessionid=abc&a=1&fbclid=z"
+    assert canonicalize(url, strip) == "http://a.test/p?a=1&b=2"
+    assert canonicalize("http://a.test/p?sessionid=1", strip) == "http://a.test/p"
+    assert canonicalize(url) == canonicalize(url, ())
+    assert canonicalize(canonicalize(url, strip) or "", strip) == "http://a.test/p?a=1&b=2"
