@@ -25,6 +25,7 @@ from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
+from activities.warc_index import WarcIndexActivities
 from shardcrawl.config import Config
 from shardcrawl.errors import ShardcrawlError
 from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
@@ -62,6 +63,7 @@ def build_worker(client: Client, config: Config) -> Worker:
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
+    warc_index = WarcIndexActivities(stores=stores)
     return Worker(
         client,
         task_queue=config.task_queue,
@@ -76,6 +78,7 @@ def build_worker(client: Client, config: Config) -> Worker:
             checkpoint.load_segment,
             checkpoint.delete_segments,
             checkpoint.check_store,
+            warc_index.merge_warc_index,
         ],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=config.max_concurrent_batches,

@@ -47,6 +47,9 @@ _SPEC_FLAGS = {
     "spider": "spider",
     "out": "output",
     "previous_crawl": "previous_crawl",
+    "warc": "warc",
+    "warc_dedup": "warc_dedup",
+    "store_bodies": "store_bodies",
 }
 
 console = Console()
@@ -84,6 +87,23 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="allow private and loopback addresses (intranets, tests)",
+    )
+    parser.add_argument(
+        "--warc",
+        action="store_true",
+        default=None,
+        help="also write WARC/1.1 files and a CDXJ index under OUT/ID/warc/",
+    )
+    parser.add_argument(
+        "--warc-dedup",
+        choices=["off", "digest"],
+        help="digest: a page identical to the previous crawl's is a revisit record",
+    )
+    parser.add_argument(
+        "--store-bodies",
+        action="store_true",
+        default=None,
+        help="keep page bodies under OUT/ID/bodies/, referenced from each record",
     )
     parser.add_argument("--id", dest="crawl_id", help="crawl id (default: generated)")
 
