@@ -5,9 +5,10 @@ decoding rewrites the body and drops ``Content-Encoding``), so the exchange is t
 ``response_downloaded``, which the downloader sends before any middleware runs.
 
 A body past ``max_response_bytes`` is stopped here rather than by Scrapy's own limit (which
-throws away what came): ``Truncated``, a ``StopDownload``, reaches the batch's errback with the
-response so far, and the archive keeps it marked as truncated. The URL still ends as
-``oversize``, as it does without WARC.
+throws away what came, and drops a response whose declared length is too large before reading
+any of it): ``Truncated``, a ``StopDownload``, reaches the batch's errback with the first
+``max_response_bytes`` of the body, and the archive keeps them marked as truncated. The URL
+still ends as ``oversize``, as it does without WARC.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ class WireRecorder:
     def on_headers(
         self, headers: Any, body_length: int, request: Request, spider: Any = None
     ) -> None:
+        """A declared length past the limit: Scrapy would drop the response unread, so its
+        own limit is lifted for this transfer and ``on_bytes`` cuts the body at ours."""
         if body_length > self.max_bytes and self.capture.page_of(request) is not None:
-            raise Truncated(fail=True)
+            request.meta["download_maxsize"] = 0
 
     def on_bytes(self, data: bytes, request: Request, spider: Any = None) -> None:
         page = self.capture.page_of(request)
