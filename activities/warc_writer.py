@@ -177,7 +177,8 @@ class WarcFile:
             payload=io.BytesIO(exchange.request_body),
             length=len(exchange.request_body),
             http_headers=StatusAndHeaders(
-                f"{exchange.method} {exchange.request_target} {exchange.protocol}",
+                # Twisted's client sends HTTP/1.1 whatever the server answers with.
+                f"{exchange.method} {exchange.request_target} HTTP/1.1",
                 exchange.request_headers,
                 is_http_request=True,
             ),
