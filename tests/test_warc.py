@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import subprocess
+from collections import Counter
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,20 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from shardcrawl.cdxj import surt
 from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlReport, CrawlSpec
+from shardcrawl.config import Config
+from shardcrawl.contracts import BatchRequest, BatchResult, CrawlReport, CrawlSpec
 from shardcrawl.errors import SpecError
 from shardcrawl.spec import parse_spec
 from tests.archive_site import BINARY, CHUNKED_HTML, GZIP_HTML, LIMIT, ArchiveSite
 from tests.changing_site import COUNTS, ChangingSite
+from worker import build_activities, build_worker
 
 TRUNCATED = {"/big", "/chunked-big"}
 
@@ -351,3 +356,40 @@ def test_surt_keys():
     assert surt("http://www.Example.com:8080/A?b=1&a=2") == "com,example:8080)/a?a=2&b=1"
     assert surt("https://example.com:443/") == "com,example)/"
     assert surt("http://127.0.0.41:8000/x") == "41,0,0,127:8000)/x"
+
+
+async def test_a_batch_run_twice_leaves_one_file_and_one_capture_per_url(
+    client, task_queue, archive_site, tmp_path
+):
+    """Every batch's first attempt does all its work, files included, then fails: Temporal
+    runs it again under the same batch id, and the archive holds each URL once."""
+    real = {a.__name__: a for a in build_activities(Config(task_queue=task_queue))}
+    attempts: list[str] = []
+
+    @activity.defn(name="crawl_batch")
+    async def crawl_batch_failing_once(request: BatchRequest) -> BatchResult:
+        result = await real["crawl_batch"](request)
+        attempts.append(request.batch_id)
+        if activity.info().attempt == 1:
+            raise ApplicationError("the worker died after writing (test)", type="Lost")
+        return result
+
+    activities = [a for a in real.values() if a.__name__ != "crawl_batch"]
+    out = tmp_path / "out"
+    config = Config(task_queue=task_queue)
+    async with build_worker(client, config, activities=[*activities, crawl_batch_failing_once]):
+        crawl = await CrawlClient(client, task_queue=task_queue).start(
+            _spec(archive_site, str(out))
+        )
+        report = await asyncio.wait_for(crawl.wait(), timeout=180)
+
+    assert len(attempts) == 2 * len(set(attempts)) and report.batch_retries == len(set(attempts))
+    archive = _local_archive(out, crawl.crawl_id)
+    assert sorted(name.removesuffix(".warc.gz") for name in archive.files) == sorted(set(attempts))
+    _check_structure(archive)
+    # The site saw every page twice; the archive has each once.
+    for host in (archive_site, archive_site.other):
+        asked = Counter(p for p in host.requests if p != "/robots.txt")
+        assert asked and set(asked.values()) == {2}, asked
+    _check_against_site(archive, archive_site)
+    _check_index(archive)
