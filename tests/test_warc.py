@@ -8,8 +8,8 @@ import gzip
 import io
 import json
 import subprocess
-from collections import Counter
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,10 +25,12 @@ from shardcrawl.cdxj import surt
 from shardcrawl.client import CrawlClient
 from shardcrawl.config import Config
 from shardcrawl.contracts import BatchRequest, BatchResult, CrawlReport, CrawlSpec
+from shardcrawl.display import report_table
 from shardcrawl.errors import SpecError
 from shardcrawl.spec import parse_spec
 from tests.archive_site import BINARY, CHUNKED_HTML, GZIP_HTML, LIMIT, ArchiveSite
 from tests.changing_site import COUNTS, ChangingSite
+from tests.helpers import render
 from worker import build_activities, build_worker
 
 TRUNCATED = {"/big", "/chunked-big"}
@@ -221,6 +223,8 @@ async def test_a_warc_crawl_archives_every_exchange_as_the_site_sent_it(
         p.stem for p in (out / crawl.crawl_id / "items").rglob("*.jsonl")
     }
     assert report.failure_classes.get("oversize") == len(TRUNCATED)
+    shown = render(report_table(report))
+    assert f"{report.warc_records} records, {report.warc_bytes:,} bytes" in shown
 
 
 async def test_warc_on_s3(client, workers, task_queue, archive_site, moto_s3_endpoint, s3_bucket):
