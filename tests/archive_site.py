@@ -5,7 +5,7 @@ the archive with the server's side of each exchange.
 Pages on the first host: ``/`` links everything; ``/gzip`` is gzip-encoded HTML; ``/redirect``
 is a 302 to ``/final``; ``/binary`` is every byte value; ``/chunked`` is HTML sent in chunks;
 ``/big`` declares a Content-Length past the crawl's limit; ``/chunked-big`` streams past it
-with no length. The second host has ``/`` and ``/other``.
+with no length; ``/flaky`` answers 503 the first time. The second host has ``/`` and ``/other``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class Sent(NamedTuple):
 class ArchiveSite(ThreadSite):
     def __init__(self, ip: str, other_ip: str) -> None:
         self.sent: dict[str, Sent] = {}
+        """The last answer to each URL."""
+        self.flaky_asked = 0
         self._lock = threading.Lock()
         self.other = _OtherHost(other_ip, self)
         super().__init__(ip)
@@ -44,7 +46,7 @@ class ArchiveSite(ThreadSite):
         h.protocol_version = "HTTP/1.1"
         path = h.path
         if path == "/":
-            links = ["/gzip", "/redirect", "/binary", "/chunked", "/big", "/chunked-big"]
+            links = ["/gzip", "/redirect", "/binary", "/chunked", "/big", "/chunked-big", "/flaky"]
             links.append(self.other.origin + "/")
             body = b"<title>home</title>" + b"".join(
                 f'<a href="{link}">{link}</a>'.encode() for link in links
@@ -63,6 +65,12 @@ class ArchiveSite(ThreadSite):
             return self.send(h, 200, {"Content-Type": "text/html"}, CHUNKED_HTML, chunk=100)
         if path == "/big":
             return self.send(h, 200, {"Content-Type": "text/html"}, BIG)
+        if path == "/flaky":
+            # A 503 first, which the shard retries: only the last attempt is archived.
+            self.flaky_asked += 1
+            if self.flaky_asked == 1:
+                return self.send(h, 503, {"Content-Type": "text/plain"}, b"try again")
+            return self.send(h, 200, {"Content-Type": "text/plain"}, b"fine now")
         if path == "/chunked-big":
             return self.send(h, 200, {"Content-Type": "text/html"}, CHUNKED_BIG, chunk=500)
         return self.send(h, 404, {"Content-Type": "text/html"}, b"<title>not found</title>")

@@ -151,6 +151,7 @@ def _check_against_site(archive: Archive, site: ArchiveSite) -> None:
     assert gzip.decompress(captures[site.origin + "/gzip"].stored) == GZIP_HTML
     assert captures[site.origin + "/binary"].stored == BINARY
     assert captures[site.origin + "/chunked"].stored == CHUNKED_HTML
+    assert site.flaky_asked >= 2 and captures[site.origin + "/flaky"].stored == b"fine now"
     redirect = captures[site.origin + "/redirect"]
     assert redirect.http_headers.get_header("Location") == "/final"
 
