@@ -30,6 +30,7 @@ __all__ = ["Truncated", "WireRecorder", "exchange_of"]
 
 # Credentials for our proxies are ours, not part of the exchange with the site.
 _PRIVATE_HEADERS = frozenset({"proxy-authorization"})
+_LIFTED = "shardcrawl_maxsize_lifted"
 
 
 class Truncated(StopDownload):
@@ -85,6 +86,9 @@ class WireRecorder:
         page = self.capture.page_of(request)
         if page is not None:
             page.wire = exchange_of(response, request)
+            if request.meta.pop(_LIFTED, False):
+                # A body shorter than it said came whole: the limit holds again for decoding.
+                del request.meta["download_maxsize"]
 
     def on_headers(
         self, headers: Any, body_length: int, request: Request, spider: Any = None
@@ -93,6 +97,7 @@ class WireRecorder:
         own limit is lifted for this transfer and ``on_bytes`` cuts the body at ours."""
         if body_length > self.max_bytes and self.capture.page_of(request) is not None:
             request.meta["download_maxsize"] = 0
+            request.meta[_LIFTED] = True
 
     def on_bytes(self, data: bytes, request: Request, spider: Any = None) -> None:
         page = self.capture.page_of(request)

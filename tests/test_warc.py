@@ -398,3 +398,20 @@ async def test_a_batch_run_twice_leaves_one_file_and_one_capture_per_url(
         assert asked and set(asked.values()) == {2}, asked
     _check_against_site(archive, archive_site)
     _check_index(archive)
+
+
+async def test_stored_bodies_without_warc(client, workers, task_queue, archive_site, tmp_path):
+    workers.start(1)
+    out = tmp_path / "out"
+    spec = _spec(archive_site, str(out)).model_copy(update={"warc": False})
+    crawl = await CrawlClient(client, task_queue=task_queue).start(spec)
+    report = await asyncio.wait_for(crawl.wait(), timeout=120)
+    assert not (out / crawl.crawl_id / "warc").exists() and report.warc_records == 0
+    items, bodies = _local_items(out, crawl.crawl_id)
+    by_path = {item["url"].removeprefix(archive_site.origin): item for item in items}
+    for path, expected in (("/gzip", GZIP_HTML), ("/binary", BINARY), ("/chunked", CHUNKED_HTML)):
+        where = by_path[path]["body"]
+        stored = bodies[where["key"]][where["offset"] : where["offset"] + where["length"]]
+        assert stored == expected, path
+        assert "payload_digest" not in by_path[path]
+    assert "body" not in by_path["/redirect"]  # an empty body is not stored
