@@ -46,17 +46,18 @@ from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["RECORD_FIELDS", "BatchActivities", "page_record"]
+__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "page_record"]
 
 # A page record's own fields; a spider's item is merged in only if it has none of them.
 RECORD_FIELDS = frozenset(
     {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
     | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
-    | {"payload_digest", "captured_at", "body"}
 )
+CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
+"""Fields a record has with warc or store_bodies; then they are ours too."""
 
 
-def page_record(page: PageCapture) -> dict[str, Any]:
+def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) -> dict[str, Any]:
     """One output line: our fields first, then what the spider yielded for the page."""
     fetched_at = datetime.fromtimestamp(page.fetched_at or 0.0, tz=UTC)
     record: dict[str, Any] = {
@@ -74,7 +75,7 @@ def page_record(page: PageCapture) -> dict[str, Any]:
             record[name] = getattr(page, name)
     # One item is merged into the page's record, unless a field of it would overwrite one of
     # ours; then, as with several items, they are kept whole under "items".
-    if len(page.items) == 1 and not RECORD_FIELDS.intersection(page.items[0]):
+    if len(page.items) == 1 and not reserved.intersection(page.items[0]):
         record.update(page.items[0])
     elif page.items:
         record["items"] = page.items
@@ -136,16 +137,19 @@ def _outcome(
 
 
 def _record(
-    page: PageCapture, change: PageChange | None, previous: dict[str, Any] | None
+    page: PageCapture,
+    change: PageChange | None,
+    previous: dict[str, Any] | None,
+    reserved: frozenset[str],
 ) -> dict[str, Any]:
     """The page's record; in an incremental crawl, marked with its change, and a 304's is the
     previous record carried over (the page was not fetched again), marked when checked."""
     if change is None:
-        return page_record(page)
+        return page_record(page, reserved=reserved)
     if page.status == 304 and previous is not None:
-        checked_at = page_record(page)["fetched_at"]
+        checked_at = page_record(page, reserved=reserved)["fetched_at"]
         return {**previous, "recrawl": change, "checked_at": checked_at}
-    return {**page_record(page), "recrawl": change}
+    return {**page_record(page, reserved=reserved), "recrawl": change}
 
 
 class BatchActivities:
@@ -258,6 +262,11 @@ class BatchActivities:
             if options.warc
             else None
         )
+        reserved = (
+            RECORD_FIELDS | CAPTURE_FIELDS
+            if options.warc or options.store_bodies
+            else RECORD_FIELDS
+        )
         # One items file per origin of the batch, as the previous crawl's index expects.
         lines: dict[str, list[str]] = {}
         bodies: dict[str, list[bytes]] = {}
@@ -270,7 +279,7 @@ class BatchActivities:
                 found = kept.get(i)
                 if found is None or found.status is None:
                     continue
-                record = _record(found, changes.get(i), previous.get(found.url))
+                record = _record(found, changes.get(i), previous.get(found.url), reserved)
                 if archived is not None:
                     record.update(archived.fields.get(i, {}))
                 if found.body:
