@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,6 +27,7 @@ from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
+from activities.warc_index import WarcIndexActivities
 from shardcrawl.config import Config
 from shardcrawl.errors import ShardcrawlError
 from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
@@ -47,7 +50,8 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_worker(client: Client, config: Config) -> Worker:
+def build_activities(config: Config) -> list[Callable[..., Any]]:
+    """Every activity, bound to its dependencies: the one place they are composed."""
     runtime = ScrapyRuntime(spider_modules=config.spider_module_list())
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
     guard = AddressGuard()
@@ -62,21 +66,29 @@ def build_worker(client: Client, config: Config) -> Worker:
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
+    warc_index = WarcIndexActivities(stores=stores)
+    return [
+        batch.crawl_batch,
+        robots.fetch_robots,
+        admin.prepare_crawl,
+        admin.write_report,
+        previous.previous_urls,
+        checkpoint.save_segment,
+        checkpoint.load_segment,
+        checkpoint.delete_segments,
+        checkpoint.check_store,
+        warc_index.merge_warc_index,
+    ]
+
+
+def build_worker(
+    client: Client, config: Config, *, activities: list[Callable[..., Any]] | None = None
+) -> Worker:
     return Worker(
         client,
         task_queue=config.task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            batch.crawl_batch,
-            robots.fetch_robots,
-            admin.prepare_crawl,
-            admin.write_report,
-            previous.previous_urls,
-            checkpoint.save_segment,
-            checkpoint.load_segment,
-            checkpoint.delete_segments,
-            checkpoint.check_store,
-        ],
+        activities=build_activities(config) if activities is None else activities,
         workflow_runner=workflow_runner(),
         max_concurrent_activities=config.max_concurrent_batches,
         graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_SECONDS),

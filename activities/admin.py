@@ -67,6 +67,10 @@ class AdminActivities:
             results=parts,
             previous_crawl=request.previous_crawl,
         )
+        if request.warc is not None:
+            report.warc_files = request.warc.files
+            report.warc_records = request.warc.records
+            report.warc_bytes = request.warc.bytes
         body = json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
         await self._stores.put(request.output, key, body.encode("utf-8"))
         await self._stores.delete_prefix(request.output, layout.state_prefix(request.crawl_id))

@@ -12,7 +12,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from activities.batch_capture import (
+    CAPTURE_ARG,
+    PROXY_AUTH_REFUSED,
+    BatchCapture,
+    PageCapture,
+)
+from activities.batch_warc import archive_pages
 from activities.metrics import record_batch
 from activities.netguard import AddressGuard
 from activities.previous import PreviousRecords, change_of, conditions
@@ -40,16 +46,18 @@ from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["RECORD_FIELDS", "BatchActivities", "page_record"]
+__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "page_record"]
 
 # A page record's own fields; a spider's item is merged in only if it has none of them.
 RECORD_FIELDS = frozenset(
     {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
     | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
 )
+CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
+"""Fields a record has with warc or store_bodies; then they are ours too."""
 
 
-def page_record(page: PageCapture) -> dict[str, Any]:
+def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) -> dict[str, Any]:
     """One output line: our fields first, then what the spider yielded for the page."""
     fetched_at = datetime.fromtimestamp(page.fetched_at or 0.0, tz=UTC)
     record: dict[str, Any] = {
@@ -67,7 +75,7 @@ def page_record(page: PageCapture) -> dict[str, Any]:
             record[name] = getattr(page, name)
     # One item is merged into the page's record, unless a field of it would overwrite one of
     # ours; then, as with several items, they are kept whole under "items".
-    if len(page.items) == 1 and not RECORD_FIELDS.intersection(page.items[0]):
+    if len(page.items) == 1 and not reserved.intersection(page.items[0]):
         record.update(page.items[0])
     elif page.items:
         record["items"] = page.items
@@ -133,16 +141,19 @@ def _outcome(
 
 
 def _record(
-    page: PageCapture, change: PageChange | None, previous: dict[str, Any] | None
+    page: PageCapture,
+    change: PageChange | None,
+    previous: dict[str, Any] | None,
+    reserved: frozenset[str],
 ) -> dict[str, Any]:
     """The page's record; in an incremental crawl, marked with its change, and a 304's is the
     previous record carried over (the page was not fetched again), marked when checked."""
     if change is None:
-        return page_record(page)
+        return page_record(page, reserved=reserved)
     if page.status == 304 and previous is not None:
-        checked_at = page_record(page)["fetched_at"]
+        checked_at = page_record(page, reserved=reserved)["fetched_at"]
         return {**previous, "recrawl": change, "checked_at": checked_at}
-    return {**page_record(page), "recrawl": change}
+    return {**page_record(page, reserved=reserved), "recrawl": change}
 
 
 class BatchActivities:
@@ -191,8 +202,11 @@ class BatchActivities:
                 )
         to_fetch = [request.urls[i] for i in fetched]
 
+        options = request.fetch.capture
         capture = BatchCapture(
             to_fetch,
+            keep_bodies=options.store_bodies,
+            wire_limit=request.fetch.max_response_bytes if options.warc else None,
             blocks=request.fetch.blocks,
             proxies=proxy_slots({urls.hostname(p.origin): p.proxies for p in request.slices}),
             conditions=conditions(previous, [t.url for t in to_fetch]),
@@ -237,19 +251,48 @@ class BatchActivities:
             _outcome(p, i, request.urls[i].attempt, strip, changes.get(i)) for i, p in pages.items()
         ]
         # A response the shard will try again leaves no record: the request's last attempt
-        # writes it, so each request is in the output once.
+        # writes it, so each request is in the output (and the archive) once.
         retried = {o.task for o in outcomes if will_retry(o, request.fetch.retry)}
+        kept = {
+            i: p for i, p in pages.items() if i not in retried and p.error != PROXY_AUTH_REFUSED
+        }
+        archived = (
+            archive_pages(
+                kept,
+                crawl_id=request.crawl_id,
+                batch_id=request.batch_id,
+                options=options,
+                previous=previous,
+            )
+            if options.warc
+            else None
+        )
+        reserved = (
+            RECORD_FIELDS | CAPTURE_FIELDS
+            if options.warc or options.store_bodies
+            else RECORD_FIELDS
+        )
         # One items file per origin of the batch, as the previous crawl's index expects.
-        bodies: dict[str, list[str]] = {}
+        lines: dict[str, list[str]] = {}
+        bodies: dict[str, list[bytes]] = {}
         written = 0
         for part, indexes in request.sliced():
-            lines = bodies.setdefault(part.origin, [])
+            origin_lines = lines.setdefault(part.origin, [])
+            origin_bodies = bodies.setdefault(part.origin, [])
+            at = 0
             for i in indexes:
-                found = pages.get(i)
-                if found is None or found.status is None or i in retried:
+                found = kept.get(i)
+                if found is None or found.status is None:
                     continue
-                record = _record(found, changes.get(i), previous.get(found.url))
-                lines.append(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                record = _record(found, changes.get(i), previous.get(found.url), reserved)
+                if archived is not None:
+                    record.update(archived.fields.get(i, {}))
+                if found.body:
+                    key = layout.bodies_key(request.crawl_id, part.origin, request.batch_id)
+                    record["body"] = {"key": key, "offset": at, "length": len(found.body)}
+                    origin_bodies.append(found.body)
+                    at += len(found.body)
+                origin_lines.append(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 written += 1
         result = BatchResult(
             batch_id=request.batch_id,
@@ -259,12 +302,27 @@ class BatchActivities:
             attempt=activity.info().attempt,
         )
         spilled = await self._spill_if_large(request, result)
-        # The items last: once they are written, nothing else can fail this attempt. Every
-        # origin's file is written, empty too, so that it replaces what an earlier attempt of
-        # this batch wrote (a record of a response that this attempt will retry).
-        for origin, lines in bodies.items():
+        # Every file below is named by the batch, so this attempt replaces what an earlier
+        # one wrote. The archive and bodies first, the items last: once the items are
+        # written, nothing else can fail this attempt.
+        if archived is not None:
+            await self._stores.put(
+                request.output, layout.warc_key(request.crawl_id, request.batch_id), archived.data
+            )
+            await self._stores.put(
+                request.output,
+                layout.warc_index_part_key(request.crawl_id, request.batch_id),
+                archived.index,
+            )
+        if options.store_bodies:
+            for origin, chunks in bodies.items():
+                key = layout.bodies_key(request.crawl_id, origin, request.batch_id)
+                await self._stores.put(request.output, key, b"".join(chunks))
+        # Every origin's items file is written, empty too, so that it replaces what an
+        # earlier attempt of this batch wrote (a record of a response this attempt retries).
+        for origin, origin_lines in lines.items():
             key = layout.items_key(request.crawl_id, origin, request.batch_id)
-            await self._stores.put(request.output, key, "".join(lines).encode("utf-8"))
+            await self._stores.put(request.output, key, "".join(origin_lines).encode("utf-8"))
         record_batch(request, result, time.monotonic() - started)
         return spilled
 

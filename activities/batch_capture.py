@@ -38,12 +38,14 @@ from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
 from activities.request_codec import RequestNotTransferable, request_data, scrapy_request
+from activities.wire_capture import Truncated, WireRecorder
 from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
 from shardcrawl.contracts import DEFERRED, BlockSpec, RequestData, UrlTask
 from shardcrawl.urls import hostname
 
 if TYPE_CHECKING:
     from activities.proxy_assign import ProxySlots
+    from activities.warc_writer import WireExchange
 
 __all__ = [
     "CAPTURE_ARG",
@@ -51,6 +53,7 @@ __all__ = [
     "BatchCaptureMiddleware",
     "BatchHoldMiddleware",
     "HeldByRetryAfter",
+    "PROXY_AUTH_REFUSED",
     "PROXY_META",
     "SLOT_META",
     "PageCapture",
@@ -73,6 +76,7 @@ class HeldByRetryAfter(IgnoreRequest):
 
 _FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
     ((HeldByRetryAfter,), DEFERRED),
+    ((Truncated,), "oversize"),
     ((CannotResolveHostError, txerror.DNSLookupError), "dns"),
     ((DownloadConnectionRefusedError, txerror.ConnectionRefusedError), "connection_refused"),
     ((DownloadTimeoutError, txerror.TimeoutError, txerror.TCPTimedOutError), "timeout"),
@@ -131,6 +135,8 @@ class PageCapture:
     etag: str | None = None
     last_modified: str | None = None
     content_hash: str | None = None
+    wire: WireExchange | None = None
+    """The exchange as it went over the wire, when the batch archives (WARC)."""
 
 
 class BatchCapture:
@@ -145,11 +151,15 @@ class BatchCapture:
         blocks: BlockSpec | None = None,
         proxies: dict[str, ProxySlots] | None = None,
         conditions: dict[str, dict[str, str]] | None = None,
+        wire_limit: int | None = None,
     ) -> None:
         """``proxies``: the proxy slots of each host that goes through proxies (a host not in
         it goes direct). ``conditions``: request headers that make a URL's request
-        conditional (If-None-Match, If-Modified-Since), for an incremental crawl."""
+        conditional (If-None-Match, If-Modified-Since), for an incremental crawl.
+        ``wire_limit``: keep each exchange as sent and received (for WARC), bodies cut at
+        that many bytes."""
         self.keep_bodies = keep_bodies
+        self.recorder = WireRecorder(self, max_bytes=wire_limit) if wire_limit is not None else None
         self.blocks = blocks or BlockSpec()
         self.proxies = proxies or {}
         self.conditions = conditions or {}
@@ -241,6 +251,8 @@ class BatchCapture:
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
             page.proxy = request.meta.get(PROXY_META) if request is not None else None
+            if self.recorder is not None and isinstance(failure.value, Truncated):
+                page.wire = self.recorder.on_truncated(failure.value, request)
         if page.errback is None or isinstance(failure.value, HeldByRetryAfter):
             return None
         output = getattr(self.spider, page.errback)(failure)
@@ -366,6 +378,8 @@ class BatchCaptureMiddleware:
         crawler.signals.connect(capture.on_response, signal=signals.response_received)
         crawler.signals.connect(capture.on_item, signal=signals.item_scraped)
         crawler.signals.connect(capture.on_spider_error, signal=signals.spider_error)
+        if capture.recorder is not None:
+            capture.recorder.connect(crawler.signals)
         return mw
 
     async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -56,6 +56,9 @@ class StoreCache:
     async def put(self, url: str, key: str, data: bytes) -> None:
         await self._call(self.get(url).put_bytes, key, data)
 
+    async def put_file(self, url: str, key: str, path: str) -> None:
+        await self._call(self.get(url).put_file, key, path)
+
     async def get_bytes(self, url: str, key: str) -> bytes | None:
         return await self._call(self.get(url).get_bytes, key)
 

@@ -164,6 +164,7 @@ async def run_shardcrawl(
         "shards": args.shards,
         "output": str(tmp / f"out-{workers}"),
         "allow_private_networks": True,
+        "warc": args.warc,
     }
     CrawlSpec.model_validate(spec)  # a limit of the spec fails here, before any server starts
     async with shardcrawl_fleet(workers, tmp, name=crawl_id) as fleet:
@@ -211,6 +212,7 @@ def main() -> None:
         "--plain-concurrency", type=int, default=32, help="plain Scrapy's CONCURRENT_REQUESTS"
     )
     parser.add_argument("--only", choices=["plain", "1", "2"], action="append")
+    parser.add_argument("--warc", action="store_true", help="shardcrawl writes WARC too")
     parser.add_argument(
         "--details", action="store_true", help="also print each shardcrawl run's CPU split"
     )
@@ -278,7 +280,7 @@ def main() -> None:
         for n in (1, 2):
             if str(n) not in only:
                 continue
-            name = f"shardcrawl {n} worker{'s' * (n > 1)}"
+            name = f"shardcrawl {n} worker{'s' * (n > 1)}{', warc' * args.warc}"
             out = measured(
                 name,
                 lambda n=n: asyncio.run(run_shardcrawl(args, seeds, ips, max_pages, n, tmp)),

@@ -37,6 +37,7 @@ async def run_shardcrawl(
     tmp: Path,
     *,
     details: bool,
+    warc: bool = False,
 ) -> dict[str, float]:
     crawl_id = f"bench-{workers}"
     spec = {
@@ -48,6 +49,7 @@ async def run_shardcrawl(
         "batch_size": batch_size,
         "output": str(tmp / f"out-{workers}"),
         "allow_private_networks": True,
+        "warc": warc,
     }
     async with shardcrawl_fleet(workers, tmp, name=crawl_id) as fleet:
         crawl = await timed_crawl(fleet, spec, crawl_id)
@@ -90,6 +92,7 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--only", choices=["plain", "1", "2"], action="append")
+    parser.add_argument("--warc", action="store_true", help="shardcrawl writes WARC too")
     parser.add_argument(
         "--details",
         action="store_true",
@@ -137,10 +140,18 @@ def main() -> None:
             if str(n) in only:
                 r = asyncio.run(
                     run_shardcrawl(
-                        site, ips, args.per_host, n, args.batch_size, tmp, details=args.details
+                        site,
+                        ips,
+                        args.per_host,
+                        n,
+                        args.batch_size,
+                        tmp,
+                        details=args.details,
+                        warc=args.warc,
                     )
                 )
-                print(line(f"shardcrawl {n} worker{'s' * (n > 1)}", r, base), flush=True)
+                name = f"shardcrawl {n} worker{'s' * (n > 1)}{', warc' * args.warc}"
+                print(line(name, r, base), flush=True)
 
 
 if __name__ == "__main__":

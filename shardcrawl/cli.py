@@ -52,6 +52,9 @@ _SPEC_FLAGS = {
     "strip_query_params": "strip_query_params",
     "max_pages_per_host": "max_pages_per_host",
     "order": "order",
+    "warc": "warc",
+    "warc_dedup": "warc_dedup",
+    "store_bodies": "store_bodies",
 }
 
 console = Console()
@@ -111,6 +114,23 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-pages-per-host", type=int)
     parser.add_argument("--order", choices=["breadth_first", "depth_first", "priority"])
+    parser.add_argument(
+        "--warc",
+        action="store_true",
+        default=None,
+        help="also write WARC/1.1 files and a CDXJ index under OUT/ID/warc/",
+    )
+    parser.add_argument(
+        "--warc-dedup",
+        choices=["off", "digest"],
+        help="digest: a page identical to the previous crawl's is a revisit record",
+    )
+    parser.add_argument(
+        "--store-bodies",
+        action="store_true",
+        default=None,
+        help="keep page bodies under OUT/ID/bodies/, referenced from each record",
+    )
     parser.add_argument("--id", dest="crawl_id", help="crawl id (default: generated)")
 
 

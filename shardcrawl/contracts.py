@@ -44,6 +44,7 @@ __all__ = [
     "BatchRequest",
     "BatchSlice",
     "BatchResult",
+    "CaptureOptions",
     "CrawlCheckpoint",
     "CrawlProgress",
     "CrawlReport",
@@ -83,6 +84,8 @@ __all__ = [
     "ShardResult",
     "ShardTotals",
     "UrlTask",
+    "WarcIndexRequest",
+    "WarcTotals",
     "payload_bytes",
     "shard_workflow_id",
     "wire_json",
@@ -356,6 +359,19 @@ class CrawlSpec(_Model):
         le=40_000,
         description="a workflow run continues as new once its history has this many events",
     )
+    warc: bool = Field(
+        default=False,
+        description="also write the crawl as WARC/1.1 files under OUT/ID/warc/, with a CDXJ index",
+    )
+    warc_dedup: Literal["off", "digest"] = Field(
+        default="off",
+        description="digest: a payload identical to the previous crawl's capture of the same URL "
+        "is written as an identical-payload-digest revisit record",
+    )
+    store_bodies: bool = Field(
+        default=False,
+        description="keep page bodies in the store (OUT/ID/bodies/), referenced from the records",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -434,6 +450,15 @@ class CrawlSpec(_Model):
         return output
 
     @model_validator(mode="after")
+    def _dedup_needs_warc(self) -> CrawlSpec:
+        if self.warc_dedup != "off" and not self.warc:
+            raise ValueError(
+                f"warc_dedup {self.warc_dedup!r} needs warc: true (--warc): it decides how "
+                "WARC records are written"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _pools_cover_shards(self) -> CrawlSpec:
         """Each shard owns a fixed share of each proxy (see proxy_shares): a pool with fewer
         slots than shards would leave some shards' hosts waiting for ever."""
@@ -462,6 +487,40 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+class CaptureOptions(_Model):
+    """What a batch keeps of its responses beyond the records: WARC files, bodies."""
+
+    warc: bool = False
+    warc_dedup: Literal["off", "digest"] = "off"
+    store_bodies: bool = False
+    warcinfo: dict[str, str] = Field(
+        default_factory=dict, description="the crawl's fields for each WARC file's warcinfo"
+    )
+
+    @classmethod
+    def from_spec(cls, spec: CrawlSpec) -> CaptureOptions:
+        if not spec.warc:
+            return cls(store_bodies=spec.store_bodies)
+        seeds = spec.seeds[0] + (f" and {len(spec.seeds) - 1} more" if len(spec.seeds) > 1 else "")
+        return cls(
+            warc=True,
+            warc_dedup=spec.warc_dedup,
+            store_bodies=spec.store_bodies,
+            warcinfo={
+                "robots": "obey" if spec.obey_robots_txt else "ignore",
+                "http-header-user-agent": spec.user_agent,
+                "spider": spec.spider,
+                "seeds": seeds,
+                "scope": ", ".join(spec.effective_allowed_domains()[:20]),
+                "limits": f"max_pages={spec.max_pages} max_depth={spec.max_depth} "
+                f"max_response_bytes={spec.max_response_bytes}",
+                "politeness": f"concurrency_per_host={spec.concurrency_per_host} "
+                f"delay_seconds={spec.delay_seconds}",
+                "previous-crawl": spec.previous_crawl or "",
+            },
+        )
+
+
 class FetchOptions(_Model):
     """The spec's fetch settings that every activity needs, without the crawl-wide rest."""
 
@@ -472,6 +531,7 @@ class FetchOptions(_Model):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     blocks: BlockSpec = Field(default_factory=BlockSpec)
     strip_query_params: tuple[str, ...] = ()
+    capture: CaptureOptions = Field(default_factory=CaptureOptions)
 
     @classmethod
     def from_spec(cls, spec: CrawlSpec) -> FetchOptions:
@@ -483,6 +543,7 @@ class FetchOptions(_Model):
             allow_private_networks=spec.allow_private_networks,
             retry=spec.retry,
             blocks=spec.blocks,
+            capture=CaptureOptions.from_spec(spec),
         )
 
 
@@ -948,6 +1009,22 @@ class CrawlProgress(_Model):
     failure: str | None = Field(default=None, description="why a failed crawl failed")
 
 
+class WarcIndexRequest(_Model):
+    """Merge a crawl's per-batch CDXJ parts into ``OUT/ID/warc/index.cdxj``."""
+
+    crawl_id: str
+    output: str
+
+
+class WarcTotals(_Model):
+    """What a crawl's WARC files hold, summed over its batches' last attempts."""
+
+    files: int = 0
+    records: int = 0
+    bytes: int = Field(default=0, description="gzipped, as stored")
+    index_lines: int = 0
+
+
 class CrawlReport(_Model):
     """The final health of a crawl, written to ``OUT/ID/report.json``."""
 
@@ -1002,6 +1079,9 @@ class CrawlReport(_Model):
     pages_changed: int = 0
     pages_unchanged: int = Field(default=0, description="304s, and pages fetched the same again")
     pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
+    warc_files: int = Field(default=0, description="with warc: WARC files written")
+    warc_records: int = Field(default=0, description="with warc: records in them")
+    warc_bytes: int = Field(default=0, description="with warc: their size, gzipped")
 
 
 class ReportRequest(_Model):
@@ -1017,6 +1097,7 @@ class ReportRequest(_Model):
     schedule: str | None = Field(
         default=None, description="the schedule whose last completed run this becomes"
     )
+    warc: WarcTotals | None = Field(default=None, description="with warc: what the files hold")
 
 
 class SegmentWrite(_Model):

@@ -199,6 +199,14 @@ def report_table(report: CrawlReport, *, max_hosts: int = 20) -> Group:
                 f"{report.pages_unchanged} unchanged, {report.pages_gone} gone",
             )
         )
+    if report.warc_files:
+        rows.append(
+            (
+                "WARC",
+                f"{report.warc_records} records, {report.warc_bytes:,} bytes "
+                f"in {report.warc_files} files",
+            )
+        )
     for name, value in rows:
         table.add_row(name, escape(value))
     busiest = sorted(report.hosts.items(), key=lambda kv: (-kv[1].requests, kv[0]))

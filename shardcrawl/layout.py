@@ -1,6 +1,9 @@
 """Where a crawl's objects live in its store: the output layout other tools rely on.
 
 ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
+ID/bodies/ORIGIN/BATCH.bin    with store_bodies: the pages' bodies, end to end (records say where)
+ID/warc/BATCH.warc.gz         with warc: the batch's WARC/1.1 records, one gzip member each
+ID/warc/index.cdxj            with warc: the CDXJ index of every WARC file, sorted
 ID/report.json                the crawl's final stats
 ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
 ID/state/...                  claim-check segments of workflow state (see shardcrawl.segments)
@@ -13,6 +16,12 @@ from shardcrawl import urls
 
 __all__ = [
     "batch_segment_key",
+    "bodies_key",
+    "warc_index_key",
+    "warc_index_part_key",
+    "warc_index_parts_prefix",
+    "warc_key",
+    "warc_prefix",
     "items_key",
     "items_prefix",
     "origin_items_prefix",
@@ -33,6 +42,33 @@ def items_prefix(crawl_id: str) -> str:
 def items_key(crawl_id: str, origin: str, batch_id: str) -> str:
     """Deterministic per batch, so a retried batch replaces its own earlier output."""
     return f"{origin_items_prefix(crawl_id, origin)}{batch_id}.jsonl"
+
+
+def bodies_key(crawl_id: str, origin: str, batch_id: str) -> str:
+    """Deterministic per batch, like the items file it goes with."""
+    return f"{crawl_id}/bodies/{urls.origin_key(origin)}/{batch_id}.bin"
+
+
+def warc_prefix(crawl_id: str) -> str:
+    return f"{crawl_id}/warc/"
+
+
+def warc_key(crawl_id: str, batch_id: str) -> str:
+    """One file per batch, named by it: a re-run batch replaces its file."""
+    return f"{warc_prefix(crawl_id)}{batch_id}.warc.gz"
+
+
+def warc_index_key(crawl_id: str) -> str:
+    return f"{warc_prefix(crawl_id)}index.cdxj"
+
+
+def warc_index_parts_prefix(crawl_id: str) -> str:
+    """The batches' sorted index parts, merged into the index when the crawl ends."""
+    return f"{state_prefix(crawl_id)}warc-index/"
+
+
+def warc_index_part_key(crawl_id: str, batch_id: str) -> str:
+    return f"{warc_index_parts_prefix(crawl_id)}{batch_id}.cdxj"
 
 
 def origin_items_prefix(crawl_id: str, origin: str) -> str:

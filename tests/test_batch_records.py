@@ -14,7 +14,7 @@ from scrapy.exceptions import (
 )
 from twisted.internet import error as txerror
 
-from activities.batch import _links, _outcome, page_record
+from activities.batch import CAPTURE_FIELDS, RECORD_FIELDS, _links, _outcome, page_record
 from activities.batch_capture import FoundRequest, PageCapture, classify_failure
 from activities.previous import change_of, conditions
 from shardcrawl.contracts import Link
@@ -265,3 +265,10 @@ def test_only_pages_with_validators_are_asked_for_conditionally():
             "If-Modified-Since": "Wed, 21 Oct 2026 07:28:00 GMT",
         }
     }
+
+
+def test_an_item_with_a_body_field_is_merged_unless_bodies_or_warc_are_kept() -> None:
+    item = {"body": "the spider's own", "title": "T"}
+    assert page_record(capture(items=[item]))["body"] == "the spider's own"
+    kept = page_record(capture(items=[item]), reserved=RECORD_FIELDS | CAPTURE_FIELDS)
+    assert "body" not in kept and kept["items"] == [item]

@@ -74,6 +74,15 @@ def test_overwrite_replaces(store: Store) -> None:
     assert store.list_keys("") == ["items/shard-0001.jsonl"]
 
 
+def test_put_file_streams_a_local_file_and_replaces(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "index.cdxj"
+    source.write_bytes(b"line\n" * 300_000)
+    store.put_bytes("crawl/warc/index.cdxj", b"older")
+    store.put_file("crawl/warc/index.cdxj", str(source))
+    assert store.get_bytes("crawl/warc/index.cdxj") == source.read_bytes()
+    assert store.list_keys("crawl/") == ["crawl/warc/index.cdxj"]
+
+
 def test_list_keys_is_recursive_sorted_and_relative(store: Store) -> None:
     keys = ["report.json", "items/b/2.jsonl", "items/a/10.jsonl", "itemsx/3", "items/a/1.jsonl"]
     for key in keys:

@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         ShardReport,
         ShardResult,
         UrlTask,
+        WarcIndexRequest,
+        WarcTotals,
         shard_workflow_id,
     )
     from shardcrawl.errors import SpecError
@@ -257,6 +259,16 @@ class CrawlWorkflow:
             # Out of work without one page is no success: no seed could be fetched. The crawl
             # ends failed, saying why, with its report written.
             status = "failed"
+        warc = None
+        if spec.warc:
+            warc = await workflow.execute_activity(
+                "merge_warc_index",
+                WarcIndexRequest(crawl_id=self._crawl_id, output=spec.output),
+                result_type=WarcTotals,
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=REPORT_RETRY,
+            )
         request = ReportRequest(
             crawl_id=self._crawl_id,
             status=status,  # type: ignore[arg-type]
@@ -266,6 +278,7 @@ class CrawlWorkflow:
             shards=[self._results[i] for i in sorted(self._results)],
             previous_crawl=self._previous_crawl,
             schedule=self._schedule(),
+            warc=warc,
         )
         self._size.note(request)
         report = await workflow.execute_activity(

@@ -41,6 +41,9 @@ class Store(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Atomically create or replace the object at ``key``."""
 
+    def put_file(self, key: str, path: str) -> None:
+        """Atomically create or replace the object at ``key`` with a local file's content."""
+
     def get_bytes(self, key: str) -> bytes | None:
         """Return the object's content, or None if there is none."""
 

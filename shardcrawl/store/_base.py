@@ -73,6 +73,12 @@ class _BaseStore(ABC):
         with self._translate(f"cannot write {key!r}"):
             self._write(key, bytes(data))
 
+    def put_file(self, key: str, path: str) -> None:
+        """Like ``put_bytes``, from a local file streamed rather than held in memory."""
+        _check_key(key)
+        with self._translate(f"cannot write {key!r}"):
+            self._write_file(key, path)
+
     def get_bytes(self, key: str) -> bytes | None:
         _check_key(key)
         with self._translate(f"cannot read {key!r}"):
@@ -117,6 +123,9 @@ class _BaseStore(ABC):
 
     @abstractmethod
     def _write(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _write_file(self, key: str, path: str) -> None: ...
 
     @abstractmethod
     def _read(self, key: str) -> bytes | None: ...

@@ -6,8 +6,10 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from shardcrawl.store._base import TMP_PREFIX, _BaseStore
 
@@ -41,11 +43,21 @@ class FileStore(_BaseStore):
         return isinstance(exc, OSError) and exc.errno in _PASSING_ERRNOS
 
     def _write(self, key: str, data: bytes) -> None:
+        self._replace(key, lambda handle: handle.write(data))
+
+    def _write_file(self, key: str, path: str) -> None:
+        def copy(handle: BinaryIO) -> None:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, handle, 1 << 20)
+
+        self._replace(key, copy)
+
+    def _replace(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         path = self._path(key)
         tmp = self._create_temp(path.parent)
         try:
             with open(tmp, "wb") as handle:
-                handle.write(data)
+                fill(handle)
                 if self._fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
