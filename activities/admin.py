@@ -87,7 +87,11 @@ class AdminActivities:
             for name, stats in unpack_records(data):
                 hosts[name] = HostStats.model_validate(stats)
         return ShardPart(
-            totals=result.totals, hosts=hosts, unfetched=result.unfetched, proxies=result.proxies
+            totals=result.totals,
+            hosts=hosts,
+            unfetched=result.unfetched,
+            proxies=result.proxies,
+            series=result.series,
         )
 
 

@@ -104,6 +104,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show internals: history sizes, payloads, continue-as-new, seen-set memory",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shardcrawl",
@@ -117,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="crawl to completion with local workers, show progress")
     _add_spec_options(run)
     run.add_argument("--workers", type=_positive, default=2, help="local worker processes")
+    _add_verbose(run)
     run.add_argument(
         "--worker-logs",
         action="store_true",
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("crawl_id")
     status.add_argument("--json", action="store_true", help="print the progress as JSON")
     status.add_argument("--watch", action="store_true", help="refresh until the crawl ends")
+    _add_verbose(status)
     for name, text in [
         ("wait", "block until the crawl ends; exit 0 only if it completed"),
         ("pause", "stop starting new batches"),
@@ -186,14 +196,14 @@ def _check_spider(name: str) -> None:
         raise SpecError(f"invalid crawl spec:\nspider: {exc}") from None
 
 
-async def _watch(handle: CrawlHandle, *, interval: float = 0.5) -> None:
-    """Show progress until the crawl closes: a live table on a terminal, lines otherwise."""
+async def _watch(handle: CrawlHandle, *, verbose: bool = False, interval: float = 0.5) -> None:
+    """Show progress until the crawl closes: a live view sized to the terminal, lines
+    otherwise. The live view goes when the crawl ends, so that the report shows once."""
     if console.is_terminal:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
             while await _running(handle):
-                live.update(progress_table(await handle.status()))
+                live.update(progress_table(await handle.status(), verbose=verbose))
                 await asyncio.sleep(interval)
-            live.update(progress_table(await handle.status()))
         return
     last = 0.0
     while await _running(handle):
@@ -223,11 +233,13 @@ async def _final(handle: CrawlHandle) -> CrawlReport:
         raise CrawlNotCompleted(f"crawl {handle.crawl_id} {name}: {message}") from None
 
 
-async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str | None) -> int:
+async def _start_and_follow(
+    client: CrawlClient, spec: CrawlSpec, crawl_id: str | None, *, verbose: bool = False
+) -> int:
     handle = await client.start(spec, crawl_id=crawl_id)
     console.print(f"crawl id: {handle.crawl_id}", highlight=False, markup=False)
     try:
-        await _watch(handle)
+        await _watch(handle, verbose=verbose)
     except asyncio.CancelledError:
         # Ctrl-C: cancel the crawl and give the workers (ours, for `run`) time to land its
         # in-flight batches and write the report before they are stopped.
@@ -259,7 +271,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         if fleet.server is not None:
             console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False, markup=False)
         client = await CrawlClient.connect(config)
-        return await _start_and_follow(client, spec, crawl_id)
+        return await _start_and_follow(client, spec, crawl_id, verbose=args.verbose)
     except CrawlNotCompleted:
         # The workers' own words stay out of the terminal unless asked for: the cause is in
         # the message that follows; the logs are a path away.
@@ -282,13 +294,17 @@ async def cmd_start(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
     if args.watch and not args.json:
-        await _watch(handle)
-        return EXIT_OK
+        await _watch(handle, verbose=args.verbose)
+        # The crawl ended: its report, once (a failed crawl has none: its state says why).
+        report = None if await handle.failure() else await handle.report()
+        if report is not None:
+            console.print(report_table(report))
+            return EXIT_OK
     progress = await handle.status()
     if args.json:
         print(progress.model_dump_json(indent=2))
     else:
-        console.print(progress_table(progress))
+        console.print(progress_table(progress, verbose=args.verbose))
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from pydantic_core import SchemaSerializer, core_schema
 
 from shardcrawl import urls
 from shardcrawl.proxy_urls import check_proxy_url
+from shardcrawl.timeseries import TimeSeries
 
 __all__ = [
     "BATCH_FAILED",
@@ -696,6 +697,10 @@ class ShardTotals(_Model):
         default=0.0, description="workflow time the store went down, while the shard waits"
     )
     store_down_cause: str = Field(default="", description="the store's last error, meanwhile")
+    recent_pages: dict[str, int] = Field(
+        default_factory=dict,
+        description="pages ended per 10 s slot (epoch seconds // 10), the last minute only",
+    )
 
 
 class ProxyStats(_Model):
@@ -768,6 +773,7 @@ class ShardCheckpoint(_Model):
         default_factory=list, description="messages received while saving, not yet applied"
     )
     previous_next: int = Field(default=0, description="the previous crawl's next item file")
+    series: TimeSeries = Field(default_factory=TimeSeries, description="the runs' time series")
 
 
 class ShardInput(_Model):
@@ -788,6 +794,7 @@ class ShardResult(_Model):
     hosts_segments: list[str]
     unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
     proxies: dict[str, ProxyStats] = Field(default_factory=dict)
+    series: TimeSeries = Field(default_factory=TimeSeries, description="bounded, see timeseries")
 
 
 class ShardFailure(_Model):
@@ -890,6 +897,9 @@ class CrawlReport(_Model):
     pages_changed: int = 0
     pages_unchanged: int = Field(default=0, description="304s, and pages fetched the same again")
     pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
+    timeseries: TimeSeries = Field(
+        default_factory=TimeSeries, description="the shards' time series, merged (bounded)"
+    )
 
 
 class ReportRequest(_Model):

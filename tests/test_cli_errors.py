@@ -71,7 +71,7 @@ async def test_a_failed_crawl_says_its_root_cause_everywhere(client, cli_env, wo
     _no_traceback(waited, 1, cause)
     assert "Activity task failed" not in waited.stderr
     status = await shardcrawl("status", handle.id, env=cli_env())
-    assert status.returncode == 0 and f"{handle.id}  [failed]" in status.stdout, status.stdout
+    assert status.returncode == 0 and f"{handle.id}  failed" in status.stdout, status.stdout
     as_json = await shardcrawl("status", handle.id, "--json", env=cli_env())
     progress = json.loads(as_json.stdout)
     assert progress["state"] == "failed" and cause in progress["failure"], progress

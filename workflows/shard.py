@@ -336,6 +336,7 @@ class DomainShardWorkflow:
             hosts_segments=hosts,
             unfetched=self._frontier.queued(),
             proxies=self._proxies.stats(workflow.now().timestamp()),
+            series=self._stats.series,
         )
 
     async def _land_in_flight(self) -> None:
@@ -781,7 +782,12 @@ class DomainShardWorkflow:
     def _absorb(self, parts: list[HostSlice], result: BatchResult) -> None:
         """A batch's outcomes, host by host (each host's own holds, retries, pressure and
         proxy health), then the links it found."""
-        self._stats.record_batch(attempt=result.attempt, origins=[p.origin for p in parts])
+        self._stats.record_batch(
+            attempt=result.attempt,
+            origins=[p.origin for p in parts],
+            now=workflow.now().timestamp(),
+            queued=self._frontier.queued(),
+        )
         starts = list(itertools.accumulate((len(p.tasks) for p in parts), initial=0))
         by_part: list[list[FetchOutcome]] = [[] for _ in parts]
         for outcome in result.outcomes:
@@ -1081,6 +1087,7 @@ class DomainShardWorkflow:
             ),
             resting=self._politeness.resting(workflow.now().timestamp()),
             previous_next=self._previous_next,
+            series=self._stats.series,
         )
         if self._finish:
             return
@@ -1129,7 +1136,7 @@ class DomainShardWorkflow:
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
         self._previous_next = checkpoint.previous_next
-        self._stats.restore(checkpoint.totals, {})
+        self._stats.restore(checkpoint.totals, {}, series=checkpoint.series)
         self._exported = {
             "links": checkpoint.totals.links_discovered,
             "duplicates": checkpoint.totals.duplicates,
