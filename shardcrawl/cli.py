@@ -22,6 +22,7 @@ from rich.live import Live
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+from shardcrawl import layout
 from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.client import CrawlClient, CrawlHandle, new_crawl_id
 from shardcrawl.config import Config
@@ -31,6 +32,7 @@ from shardcrawl.errors import ShardcrawlError, SpecError, root_cause
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url, open_store
 from shardcrawl.temporal_client import exit_now
+from shardcrawl.visibility import crawls_view_url
 
 __all__ = ["build_parser", "entrypoint", "main"]
 
@@ -250,7 +252,7 @@ async def _start_and_follow(
     report = await _final(handle)
     console.print(report_table(report))
     console.print(
-        f"report: {shown_location(report.output).rstrip('/')}/{report.crawl_id}/report.json",
+        f"report: {shown_location(report.output).rstrip('/')}/{layout.report_key(report.crawl_id)}",
         highlight=False,
         markup=False,
     )
@@ -264,12 +266,16 @@ async def cmd_run(args: argparse.Namespace) -> int:
     config = Config.load()
     embedded = "TEMPORAL_ADDRESS" not in os.environ
     crawl_id = args.crawl_id or new_crawl_id()
-    log_dir = Path(".shardcrawl", "logs", crawl_id).resolve()
+    log_dir = Path(".shardcrawl", "logs", layout.crawl_folder(crawl_id)).resolve()
     fleet = LocalFleet(config, workers=args.workers, embedded=embedded, worker_log_dir=log_dir)
     try:
         config = fleet.start()
         if fleet.server is not None:
-            console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False, markup=False)
+            console.print(
+                f"Temporal UI, crawls only: {crawls_view_url(fleet.server.ui_url)}",
+                highlight=False,
+                markup=False,
+            )
         client = await CrawlClient.connect(config)
         return await _start_and_follow(client, spec, crawl_id, verbose=args.verbose)
     except CrawlNotCompleted:
@@ -358,6 +364,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     try:
         server.start()
         print(f"Temporal at {server.address} (UI {server.ui_url}), state in {args.db}", flush=True)
+        print(f"crawls only: {crawls_view_url(server.ui_url)}", flush=True)
         while not stop["now"] and server.process and server.process.poll() is None:
             time.sleep(0.5)
     finally:

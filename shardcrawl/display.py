@@ -25,8 +25,10 @@ from shardcrawl.report import top_urls_retry_share
 from shardcrawl.timeseries import recent_rate
 
 __all__ = [
+    "Column",
     "ProgressView",
     "estimate",
+    "fitted_table",
     "host_table",
     "progress_line",
     "progress_table",
@@ -143,7 +145,7 @@ def fitted_table(
 
     def needed(indexes: list[int]) -> int:
         widths = [max([len(columns[i].header), *(len(r[i]) for r in rows)]) for i in indexes]
-        return sum(widths) + 2 * (len(indexes) - 1)
+        return sum(widths) + 3 * (len(indexes) - 1)  # padding each side, and a rule
 
     while needed(keep) > width and any(columns[i].drop for i in keep):
         keep.remove(max(keep, key=lambda i: columns[i].drop))
