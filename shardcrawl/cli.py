@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -28,7 +29,8 @@ from shardcrawl.client import CrawlClient, CrawlHandle, new_crawl_id
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table, shown_location
-from shardcrawl.errors import ShardcrawlError, SpecError, root_cause
+from shardcrawl.errors import ExportError, ShardcrawlError, SpecError, root_cause
+from shardcrawl.export import FORMATS, export, item_keys
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url, open_store
 from shardcrawl.temporal_client import exit_now
@@ -159,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "print the final report as JSON"),
     ]:
         sub.add_parser(name, help=text).add_argument("crawl_id")
+    export = sub.add_parser("export", help="a crawl's records merged into one JSONL or CSV file")
+    export.add_argument("crawl_id")
+    export.add_argument("--format", choices=FORMATS, default="jsonl")
+    export.add_argument("--out", help="the file to write (default: standard output)")
+    export.add_argument(
+        "--from",
+        dest="source",
+        metavar="OUT",
+        help="the crawl's output (a directory or s3://BUCKET/PREFIX; default: asked of Temporal)",
+    )
     add_schedule_parser(sub, _add_spec_options)
     return parser
 
@@ -349,6 +361,37 @@ async def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_export(args: argparse.Namespace) -> int:
+    config = Config.load()
+    source = args.source
+    if source is None:
+        source = await (await CrawlClient.connect(config)).get(args.crawl_id).output()
+    try:
+        store = open_store(normalize_store_url(source), s3_endpoint_url=config.s3_endpoint_url)
+    except ValueError as exc:
+        raise ExportError(f"--from {source!r}: {exc}") from None
+    if not item_keys(store, args.crawl_id):
+        raise ExportError(
+            f"no records of crawl {args.crawl_id} in {shown_location(store.url)} "
+            "(is that its output? --from names it)"
+        )
+    if args.out is None:
+        export(store, args.crawl_id, sys.stdout, format=args.format)
+        return EXIT_OK
+    try:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            count = export(store, args.crawl_id, out, format=args.format)
+    except OSError as exc:
+        raise ExportError(f"--out {args.out}: {exc.strerror or exc}") from None
+    err_console.print(
+        f"{count} records of {args.crawl_id} to {args.out}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    return EXIT_OK
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from shardcrawl.devserver import DevServer
 
@@ -398,6 +441,7 @@ _ASYNC = {
     "resume": cmd_signal,
     "cancel": cmd_signal,
     "report": cmd_report,
+    "export": cmd_export,
     "schedule": lambda args: cmd_schedule(args, spec_from_args),
 }
 

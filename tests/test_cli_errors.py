@@ -36,6 +36,9 @@ def _no_traceback(result, code: int, says: str) -> None:
         (["pause", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
         (["cancel", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
         (["report", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["export", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["export", "x", "--format", "xml"], "invalid choice: 'xml'"),
+        (["export", "x", "--from", "ftp://x/y"], "--from 'ftp://x/y'"),
         (
             ["schedule", "create", "x", "--cron", "not a cron", "--allow-private-networks", SEED],
             "CronString does not have 5-7 fields",
