@@ -158,9 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("pause", "stop starting new batches"),
         ("resume", "start batches again"),
         ("cancel", "stop the crawl cleanly, writing its report"),
-        ("report", "print the final report as JSON"),
     ]:
         sub.add_parser(name, help=text).add_argument("crawl_id")
+    report = sub.add_parser("report", help="print the final report as JSON")
+    report.add_argument("crawl_id")
+    report.add_argument("--html", action="store_true", help="print where report.html is")
+    report.add_argument("--open", action="store_true", help="open report.html in a browser")
     export = sub.add_parser("export", help="a crawl's records merged into one JSONL or CSV file")
     export.add_argument("crawl_id")
     export.add_argument("--format", choices=FORMATS, default="jsonl")
@@ -357,7 +360,25 @@ async def cmd_report(args: argparse.Namespace) -> int:
         if failure is not None:
             raise CrawlNotCompleted(f"crawl {args.crawl_id} failed, with no report: {failure}")
         raise CrawlNotCompleted(f"crawl {args.crawl_id} has no report yet: it is still running")
+    if args.html or args.open:
+        return _report_page(report, open_it=args.open)
     print(report.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _report_page(report: CrawlReport, *, open_it: bool) -> int:
+    """Print where the crawl's report.html is; with ``open_it``, open it (a local one)."""
+    where = f"{shown_location(report.output).rstrip('/')}/{layout.report_html_key(report.crawl_id)}"
+    local = report.output.startswith("file://")
+    if local and not Path(where).is_file():
+        raise ShardcrawlError(f"{where}: not there (a report written before report.html was)")
+    print(where)
+    if open_it:
+        if not local:
+            raise ShardcrawlError(f"--open: {where} is not local; open it from the store")
+        import webbrowser
+
+        webbrowser.open(Path(where).as_uri())
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ colons break paths on some filesystems and tools. The crawl id itself stays as T
 
 ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
 ID/report.json                the crawl's final stats
+ID/report.html                the same as a page: charts over time, hosts, failures, proxies
 ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
 ID/state/...                  claim-check segments of workflow state (see shardcrawl.segments)
 _schedules/NAME/last-completed.json   the schedule's last completed crawl (incremental runs)
@@ -26,6 +27,7 @@ __all__ = [
     "origin_items_prefix",
     "previous_index_key",
     "schedule_pointer_key",
+    "report_html_key",
     "report_key",
     "robots_key",
     "shard_state_key",
@@ -68,6 +70,10 @@ def schedule_pointer_key(schedule: str) -> str:
 
 def report_key(crawl_id: str) -> str:
     return f"{crawl_folder(crawl_id)}/report.json"
+
+
+def report_html_key(crawl_id: str) -> str:
+    return f"{crawl_folder(crawl_id)}/report.html"
 
 
 def robots_key(crawl_id: str, origin: str) -> str:

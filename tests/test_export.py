@@ -10,6 +10,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import boto3
 import pytest
 
 from shardcrawl.export import export, item_keys
@@ -101,6 +102,10 @@ async def test_export_a_crawl_on_s3(
         assert done.returncode == 0, done.stderr
         files[fmt] = target.read_text(encoding="utf-8")
     _check(files["jsonl"], files["csv"], expected)
+    # report.html is there too, typed so that a browser opens it from S3.
+    s3 = boto3.client("s3", endpoint_url=moto_s3_endpoint, region_name="us-east-1")
+    head = s3.head_object(Bucket=s3_bucket, Key=f"crawls/{crawl_id}/report.html")
+    assert head["ContentType"] == "text/html; charset=utf-8"
 
 
 class _Null(io.StringIO):
