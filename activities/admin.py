@@ -21,6 +21,7 @@ from shardcrawl.contracts import (
 )
 from shardcrawl.errors import StoreError
 from shardcrawl.report import ShardPart, build_report, trim_hosts
+from shardcrawl.report_html import render_report_html
 from shardcrawl.segments import unpack_records
 
 __all__ = ["AdminActivities"]
@@ -73,6 +74,8 @@ class AdminActivities:
             report.warc_bytes = request.warc.bytes
         body = json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
         await self._stores.put(request.output, key, body.encode("utf-8"))
+        html = render_report_html(report).encode("utf-8")
+        await self._stores.put(request.output, layout.report_html_key(request.crawl_id), html)
         await self._stores.delete_prefix(request.output, layout.state_prefix(request.crawl_id))
         if request.schedule and request.status == "completed":
             pointer = json.dumps({"crawl_id": request.crawl_id}).encode()
@@ -91,7 +94,11 @@ class AdminActivities:
             for name, stats in unpack_records(data):
                 hosts[name] = HostStats.model_validate(stats)
         return ShardPart(
-            totals=result.totals, hosts=hosts, unfetched=result.unfetched, proxies=result.proxies
+            totals=result.totals,
+            hosts=hosts,
+            unfetched=result.unfetched,
+            proxies=result.proxies,
+            series=result.series,
         )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -22,15 +23,18 @@ from rich.live import Live
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+from shardcrawl import layout
 from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.client import CrawlClient, CrawlHandle, new_crawl_id
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table, shown_location
-from shardcrawl.errors import ShardcrawlError, SpecError, root_cause
+from shardcrawl.errors import ExportError, ShardcrawlError, SpecError, root_cause
+from shardcrawl.export import FORMATS, export, item_keys
 from shardcrawl.spec import load_spec_file, parse_spec
 from shardcrawl.store import normalize_store_url, open_store
 from shardcrawl.temporal_client import exit_now
+from shardcrawl.visibility import crawls_view_url
 
 __all__ = ["build_parser", "entrypoint", "main"]
 
@@ -150,6 +154,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show internals: history sizes, payloads, continue-as-new, seen-set memory",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shardcrawl",
@@ -163,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="crawl to completion with local workers, show progress")
     _add_spec_options(run)
     run.add_argument("--workers", type=_positive, default=2, help="local worker processes")
+    _add_verbose(run)
     run.add_argument(
         "--worker-logs",
         action="store_true",
@@ -185,14 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("crawl_id")
     status.add_argument("--json", action="store_true", help="print the progress as JSON")
     status.add_argument("--watch", action="store_true", help="refresh until the crawl ends")
+    _add_verbose(status)
     for name, text in [
         ("wait", "block until the crawl ends; exit 0 only if it completed"),
         ("pause", "stop starting new batches"),
         ("resume", "start batches again"),
         ("cancel", "stop the crawl cleanly, writing its report"),
-        ("report", "print the final report as JSON"),
     ]:
         sub.add_parser(name, help=text).add_argument("crawl_id")
+    report = sub.add_parser("report", help="print the final report as JSON")
+    report.add_argument("crawl_id")
+    report.add_argument("--html", action="store_true", help="print where report.html is")
+    report.add_argument("--open", action="store_true", help="open report.html in a browser")
+    export = sub.add_parser("export", help="a crawl's records merged into one JSONL or CSV file")
+    export.add_argument("crawl_id")
+    export.add_argument("--format", choices=FORMATS, default="jsonl")
+    export.add_argument("--out", help="the file to write (default: standard output)")
+    export.add_argument(
+        "--from",
+        dest="source",
+        metavar="OUT",
+        help="the crawl's output (a directory or s3://BUCKET/PREFIX; default: asked of Temporal)",
+    )
     add_schedule_parser(sub, _add_spec_options)
     return parser
 
@@ -232,14 +259,14 @@ def _check_spider(name: str) -> None:
         raise SpecError(f"invalid crawl spec:\nspider: {exc}") from None
 
 
-async def _watch(handle: CrawlHandle, *, interval: float = 0.5) -> None:
-    """Show progress until the crawl closes: a live table on a terminal, lines otherwise."""
+async def _watch(handle: CrawlHandle, *, verbose: bool = False, interval: float = 0.5) -> None:
+    """Show progress until the crawl closes: a live view sized to the terminal, lines
+    otherwise. The live view goes when the crawl ends, so that the report shows once."""
     if console.is_terminal:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
             while await _running(handle):
-                live.update(progress_table(await handle.status()))
+                live.update(progress_table(await handle.status(), verbose=verbose))
                 await asyncio.sleep(interval)
-            live.update(progress_table(await handle.status()))
         return
     last = 0.0
     while await _running(handle):
@@ -269,11 +296,13 @@ async def _final(handle: CrawlHandle) -> CrawlReport:
         raise CrawlNotCompleted(f"crawl {handle.crawl_id} {name}: {message}") from None
 
 
-async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str | None) -> int:
+async def _start_and_follow(
+    client: CrawlClient, spec: CrawlSpec, crawl_id: str | None, *, verbose: bool = False
+) -> int:
     handle = await client.start(spec, crawl_id=crawl_id)
     console.print(f"crawl id: {handle.crawl_id}", highlight=False, markup=False)
     try:
-        await _watch(handle)
+        await _watch(handle, verbose=verbose)
     except asyncio.CancelledError:
         # Ctrl-C: cancel the crawl and give the workers (ours, for `run`) time to land its
         # in-flight batches and write the report before they are stopped.
@@ -284,7 +313,7 @@ async def _start_and_follow(client: CrawlClient, spec: CrawlSpec, crawl_id: str 
     report = await _final(handle)
     console.print(report_table(report))
     console.print(
-        f"report: {shown_location(report.output).rstrip('/')}/{report.crawl_id}/report.json",
+        f"report: {shown_location(report.output).rstrip('/')}/{layout.report_key(report.crawl_id)}",
         highlight=False,
         markup=False,
     )
@@ -298,14 +327,18 @@ async def cmd_run(args: argparse.Namespace) -> int:
     config = Config.load()
     embedded = "TEMPORAL_ADDRESS" not in os.environ
     crawl_id = args.crawl_id or new_crawl_id()
-    log_dir = Path(".shardcrawl", "logs", crawl_id).resolve()
+    log_dir = Path(".shardcrawl", "logs", layout.crawl_folder(crawl_id)).resolve()
     fleet = LocalFleet(config, workers=args.workers, embedded=embedded, worker_log_dir=log_dir)
     try:
         config = fleet.start()
         if fleet.server is not None:
-            console.print(f"Temporal UI: {fleet.server.ui_url}", highlight=False, markup=False)
+            console.print(
+                f"Temporal UI, crawls only: {crawls_view_url(fleet.server.ui_url)}",
+                highlight=False,
+                markup=False,
+            )
         client = await CrawlClient.connect(config)
-        return await _start_and_follow(client, spec, crawl_id)
+        return await _start_and_follow(client, spec, crawl_id, verbose=args.verbose)
     except CrawlNotCompleted:
         # The workers' own words stay out of the terminal unless asked for: the cause is in
         # the message that follows; the logs are a path away.
@@ -328,13 +361,17 @@ async def cmd_start(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
     if args.watch and not args.json:
-        await _watch(handle)
-        return EXIT_OK
+        await _watch(handle, verbose=args.verbose)
+        # The crawl ended: its report, once (a failed crawl has none: its state says why).
+        report = None if await handle.failure() else await handle.report()
+        if report is not None:
+            console.print(report_table(report))
+            return EXIT_OK
     progress = await handle.status()
     if args.json:
         print(progress.model_dump_json(indent=2))
     else:
-        console.print(progress_table(progress))
+        console.print(progress_table(progress, verbose=args.verbose))
     return EXIT_OK
 
 
@@ -369,7 +406,56 @@ async def cmd_report(args: argparse.Namespace) -> int:
         if failure is not None:
             raise CrawlNotCompleted(f"crawl {args.crawl_id} failed, with no report: {failure}")
         raise CrawlNotCompleted(f"crawl {args.crawl_id} has no report yet: it is still running")
+    if args.html or args.open:
+        return _report_page(report, open_it=args.open)
     print(report.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _report_page(report: CrawlReport, *, open_it: bool) -> int:
+    """Print where the crawl's report.html is; with ``open_it``, open it (a local one)."""
+    where = f"{shown_location(report.output).rstrip('/')}/{layout.report_html_key(report.crawl_id)}"
+    local = report.output.startswith("file://")
+    if local and not Path(where).is_file():
+        raise ShardcrawlError(f"{where}: not there (a report written before report.html was)")
+    print(where)
+    if open_it:
+        if not local:
+            raise ShardcrawlError(f"--open: {where} is not local; open it from the store")
+        import webbrowser
+
+        webbrowser.open(Path(where).as_uri())
+    return EXIT_OK
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    config = Config.load()
+    source = args.source
+    if source is None:
+        source = await (await CrawlClient.connect(config)).get(args.crawl_id).output()
+    try:
+        store = open_store(normalize_store_url(source), s3_endpoint_url=config.s3_endpoint_url)
+    except ValueError as exc:
+        raise ExportError(f"--from {source!r}: {exc}") from None
+    if not item_keys(store, args.crawl_id):
+        raise ExportError(
+            f"no records of crawl {args.crawl_id} in {shown_location(store.url)} "
+            "(is that its output? --from names it)"
+        )
+    if args.out is None:
+        export(store, args.crawl_id, sys.stdout, format=args.format)
+        return EXIT_OK
+    try:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            count = export(store, args.crawl_id, out, format=args.format)
+    except OSError as exc:
+        raise ExportError(f"--out {args.out}: {exc.strerror or exc}") from None
+    err_console.print(
+        f"{count} records of {args.crawl_id} to {args.out}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     return EXIT_OK
 
 
@@ -388,6 +474,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     try:
         server.start()
         print(f"Temporal at {server.address} (UI {server.ui_url}), state in {args.db}", flush=True)
+        print(f"crawls only: {crawls_view_url(server.ui_url)}", flush=True)
         while not stop["now"] and server.process and server.process.poll() is None:
             time.sleep(0.5)
     finally:
@@ -421,6 +508,7 @@ _ASYNC = {
     "resume": cmd_signal,
     "cancel": cmd_signal,
     "report": cmd_report,
+    "export": cmd_export,
     "schedule": lambda args: cmd_schedule(args, spec_from_args),
 }
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shardcrawl.client import CrawlClient
 from shardcrawl.config import Config
 from shardcrawl.contracts import CrawlSpec
+from shardcrawl.display import Column, fitted_table, shown_location
 from shardcrawl.errors import ScheduleError
 from shardcrawl.schedules import OVERLAP_POLICIES, ScheduleSummary, parse_every
 
@@ -76,7 +79,7 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
         )
         print(f"schedule {args.name} created")
     elif command == "list":
-        console.print(_list_table(await schedules.list()))
+        console.print(_list_table(await schedules.list(), width=console.width))
     elif command == "describe":
         console.print(_describe_table(await schedules.describe(args.name)))
     else:
@@ -85,39 +88,70 @@ async def cmd_schedule(args: argparse.Namespace, spec_from_args: Callable[..., C
     return 0
 
 
-def _list_table(summaries: list[ScheduleSummary]) -> Table:
-    table = Table(title="schedules")
-    for column in ("name", "when", "overlap", "state", "next run", "last run"):
-        table.add_column(column)
+def _clock(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+_LIST_COLUMNS = (
+    Column("name", right=False),
+    Column("when", right=False),
+    Column("state", right=False, drop=3),
+    Column("next run (UTC)", right=False, drop=1),
+    Column("last run (UTC)", right=False, drop=4),
+    Column("outcome", right=False, drop=2),
+    Column("overlap", right=False, drop=5),
+)
+
+
+def _list_table(summaries: list[ScheduleSummary], *, width: int) -> Table:
+    rows = []
     for s in summaries:
         last = s.recent_runs[-1] if s.recent_runs else None
-        table.add_row(
-            s.name,
-            s.when,
-            s.overlap,
-            "paused" if s.paused else "active",
-            s.next_runs[0].isoformat(timespec="seconds") if s.next_runs else "-",
-            f"{last.crawl_id} ({last.status})" if last else "-",
+        rows.append(
+            [
+                s.name,
+                s.when,
+                "paused" if s.paused else "active",
+                _clock(s.next_runs[0]) if s.next_runs else "-",
+                _clock(last.started_at) if last else "-",
+                last.status if last else "-",
+                s.overlap,
+            ]
         )
-    return table
+    return fitted_table(_LIST_COLUMNS, rows, width=width, title="schedules")
 
 
 def _describe_table(s: ScheduleSummary) -> Table:
-    table = Table(title=f"schedule {s.name}", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    table.add_row("when", s.when)
-    table.add_row("overlap", s.overlap)
-    table.add_row("state", f"{'paused' if s.paused else 'active'} ({s.note})")
-    table.add_row(
-        "next runs", "\n".join(t.isoformat(timespec="seconds") for t in s.next_runs) or "-"
-    )
-    table.add_row(
-        "recent runs",
-        "\n".join(
-            f"{r.crawl_id}  started {r.started_at.isoformat(timespec='seconds')}  {r.status}"
-            for r in reversed(s.recent_runs)
-        )
-        or "-",
-    )
+    """What the schedule runs (seeds, output, limits) and when, and how its runs went."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    spec = s.spec
+    rows = [
+        ("schedule", s.name),
+        ("when", s.when),
+        ("overlap", s.overlap),
+        ("state", f"{'paused' if s.paused else 'active'}" + (f" ({s.note})" if s.note else "")),
+    ]
+    if spec is None:
+        rows.append(("spec", "none that is valid: its runs fail"))
+    else:
+        rows += [
+            ("seeds", "\n".join(spec.seeds)),
+            ("output", f"{shown_location(spec.output)} (each run in {s.name}-YYYYMMDD-HHMMSS)"),
+            (
+                "crawl",
+                f"spider {spec.spider}, up to {spec.max_pages} pages, depth {spec.max_depth}, "
+                + ("incremental" if spec.incremental else "full each run"),
+            ),
+        ]
+    rows += [
+        ("next runs", "\n".join(_clock(t) + " UTC" for t in s.next_runs[:5]) or "-"),
+        (
+            "recent runs",
+            "\n".join(f"{r.crawl_id}  {r.status}" for r in reversed(s.recent_runs)) or "-",
+        ),
+    ]
+    for name, value in rows:
+        table.add_row(Text(name), Text(value))
     return table

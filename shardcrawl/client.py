@@ -111,6 +111,11 @@ class CrawlHandle:
             }
         )
 
+    async def output(self) -> str:
+        """Where the crawl writes (its spec's output, from the memo the crawl sets)."""
+        memo = await (await self._handle.describe()).memo()
+        return str(memo.get("output") or "output")
+
     async def execution_status(self) -> WorkflowExecutionStatus | None:
         return (await self._handle.describe()).status
 

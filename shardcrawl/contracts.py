@@ -27,6 +27,7 @@ from pydantic_core import SchemaSerializer, core_schema
 
 from shardcrawl import urls
 from shardcrawl.proxy_urls import check_proxy_url
+from shardcrawl.timeseries import TimeSeries
 
 __all__ = [
     "BATCH_FAILED",
@@ -816,6 +817,10 @@ class ShardTotals(_Model):
         default=0.0, description="workflow time the store went down, while the shard waits"
     )
     store_down_cause: str = Field(default="", description="the store's last error, meanwhile")
+    recent_pages: dict[str, int] = Field(
+        default_factory=dict,
+        description="pages ended per 10 s slot (epoch seconds // 10), the last minute only",
+    )
 
 
 class ProxyStats(_Model):
@@ -929,6 +934,7 @@ class ShardCheckpoint(_Model):
         default_factory=dict, description="shardcrawl.link_counts.LinkCounts.export()"
     )
     previous_next: int = Field(default=0, description="the previous crawl's next item file")
+    series: TimeSeries = Field(default_factory=TimeSeries, description="the runs' time series")
 
 
 def shard_workflow_id(crawl_id: str, shard: int) -> str:
@@ -954,6 +960,7 @@ class ShardResult(_Model):
     hosts_segments: list[str]
     unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
     proxies: dict[str, ProxyStats] = Field(default_factory=dict)
+    series: TimeSeries = Field(default_factory=TimeSeries, description="bounded, see timeseries")
 
 
 class ShardFailure(_Model):
@@ -1082,6 +1089,9 @@ class CrawlReport(_Model):
     warc_files: int = Field(default=0, description="with warc: WARC files written")
     warc_records: int = Field(default=0, description="with warc: records in them")
     warc_bytes: int = Field(default=0, description="with warc: their size, gzipped")
+    timeseries: TimeSeries = Field(
+        default_factory=TimeSeries, description="the shards' time series, merged (bounded)"
+    )
 
 
 class ReportRequest(_Model):

@@ -10,6 +10,7 @@ apart from bugs; every message names what failed and why, never credentials.
     │   └── StoreUnavailable(StoreError)             ... for now: the same call may succeed later
     ├── ScheduleError(ShardcrawlError)               a schedule cannot be made, found or parsed
     ├── CrawlIdInUse(ShardcrawlError)                a crawl with that id ran or runs already
+    ├── ExportError(ShardcrawlError)                 a crawl's records cannot be exported
     └── TemporalUnavailableError(ShardcrawlError)    no Temporal server answers at the address
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "root_cause",
     "ConfigError",
     "CrawlIdInUse",
+    "ExportError",
     "ScheduleError",
     "ShardcrawlError",
     "SpecError",
@@ -74,6 +76,10 @@ class ScheduleError(ShardcrawlError):
 
 class CrawlIdInUse(ShardcrawlError):
     """A crawl id names one crawl for good (its output folder too): a new crawl needs another."""
+
+
+class ExportError(ShardcrawlError):
+    """No records where the crawl's output should be, or the export's file cannot be written."""
 
 
 class TemporalUnavailableError(ShardcrawlError):

@@ -1,16 +1,24 @@
 """Where a crawl's objects live in its store: the output layout other tools rely on.
 
+ID is the crawl's folder, ``crawl_folder(crawl_id)``: the crawl id, with a scheduled run's
+Temporal timestamp (``nightly-2026-12-01T03:00:00Z``) written without colons
+(``nightly-20261201-030000``), the same form as generated ids (``crawl-20261201-030000-ab12cd``);
+colons break paths on some filesystems and tools. The crawl id itself stays as Temporal gave it.
+
 ID/items/ORIGIN/BATCH.jsonl   one JSON object per fetched page
 ID/bodies/ORIGIN/BATCH.bin    with store_bodies: the pages' bodies, end to end (records say where)
 ID/warc/BATCH.warc.gz         with warc: the batch's WARC/1.1 records, one gzip member each
 ID/warc/index.cdxj            with warc: the CDXJ index of every WARC file, sorted
 ID/report.json                the crawl's final stats
+ID/report.html                the same as a page: charts over time, hosts, failures, proxies
 ID/robots/ORIGIN.txt          robots.txt as fetched once per origin
 ID/state/...                  claim-check segments of workflow state (see shardcrawl.segments)
 _schedules/NAME/last-completed.json   the schedule's last completed crawl (incremental runs)
 """
 
 from __future__ import annotations
+
+import re
 
 from shardcrawl import urls
 
@@ -22,11 +30,13 @@ __all__ = [
     "warc_index_parts_prefix",
     "warc_key",
     "warc_prefix",
+    "crawl_folder",
     "items_key",
     "items_prefix",
     "origin_items_prefix",
     "previous_index_key",
     "schedule_pointer_key",
+    "report_html_key",
     "report_key",
     "robots_key",
     "shard_state_key",
@@ -35,8 +45,17 @@ __all__ = [
 ]
 
 
+_SCHEDULED_AT = re.compile(r"-(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+
+
+def crawl_folder(crawl_id: str) -> str:
+    """The crawl's folder in its output: path-safe, and always the same for a crawl id. A scheduled
+    run's ``-YYYY-MM-DDTHH:MM:SSZ`` becomes ``-YYYYMMDD-HHMMSS``; any other colon a ``-``."""
+    return _SCHEDULED_AT.sub(r"-\1\2\3-\4\5\6", crawl_id).replace(":", "-")
+
+
 def items_prefix(crawl_id: str) -> str:
-    return f"{crawl_id}/items/"
+    return f"{crawl_folder(crawl_id)}/items/"
 
 
 def items_key(crawl_id: str, origin: str, batch_id: str) -> str:
@@ -46,11 +65,11 @@ def items_key(crawl_id: str, origin: str, batch_id: str) -> str:
 
 def bodies_key(crawl_id: str, origin: str, batch_id: str) -> str:
     """Deterministic per batch, like the items file it goes with."""
-    return f"{crawl_id}/bodies/{urls.origin_key(origin)}/{batch_id}.bin"
+    return f"{crawl_folder(crawl_id)}/bodies/{urls.origin_key(origin)}/{batch_id}.bin"
 
 
 def warc_prefix(crawl_id: str) -> str:
-    return f"{crawl_id}/warc/"
+    return f"{crawl_folder(crawl_id)}/warc/"
 
 
 def warc_key(crawl_id: str, batch_id: str) -> str:
@@ -86,11 +105,15 @@ def schedule_pointer_key(schedule: str) -> str:
 
 
 def report_key(crawl_id: str) -> str:
-    return f"{crawl_id}/report.json"
+    return f"{crawl_folder(crawl_id)}/report.json"
+
+
+def report_html_key(crawl_id: str) -> str:
+    return f"{crawl_folder(crawl_id)}/report.html"
 
 
 def robots_key(crawl_id: str, origin: str) -> str:
-    return f"{crawl_id}/robots/{urls.origin_key(origin)}.txt"
+    return f"{crawl_folder(crawl_id)}/robots/{urls.origin_key(origin)}.txt"
 
 
 def shard_state_prefix(crawl_id: str, shard: int, generation: int) -> str:
@@ -110,4 +133,4 @@ def batch_segment_key(crawl_id: str, batch_id: str, part: int) -> str:
 
 def state_prefix(crawl_id: str) -> str:
     """All of a crawl's claim-check state, deleted once its report is written."""
-    return f"{crawl_id}/state/"
+    return f"{crawl_folder(crawl_id)}/state/"

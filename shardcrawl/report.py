@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from shardcrawl.contracts import CrawlReport, HostStats, ProxyStats, ShardTotals
+from shardcrawl.timeseries import TimeSeries, merge_series
 
 __all__ = [
     "MAX_FIELDS",
@@ -39,6 +40,7 @@ class ShardPart:
     hosts: dict[str, HostStats]
     unfetched: int = 0
     proxies: dict[str, ProxyStats] = field(default_factory=dict)
+    series: TimeSeries = field(default_factory=TimeSeries)
 
 
 def sum_totals(parts: list[ShardTotals]) -> ShardTotals:
@@ -214,6 +216,7 @@ def build_report(
         pages_changed=totals.pages_changed,
         pages_unchanged=totals.pages_unchanged,
         pages_gone=totals.pages_gone,
+        timeseries=merge_series([r.series for r in results]),
     )
 
 

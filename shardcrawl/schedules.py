@@ -3,26 +3,30 @@ keep alive, and the overlap policy decides what happens when a run is still goin
 
 A schedule named NAME starts ``CrawlWorkflow`` with workflow id NAME; Temporal appends the
 scheduled time, so each run has its own crawl id (``NAME-2026-11-26T08:00:00Z``) and so its own
-output folder ``OUT/ID/``.
+output folder, written without colons (``OUT/NAME-20261126-080000/``, see
+``layout.crawl_folder``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
+    ScheduleCalendarSpec,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleState,
 )
@@ -37,6 +41,8 @@ __all__ = [
     "CrawlSchedules",
     "ScheduleSummary",
     "ScheduledRun",
+    "calendar_cron",
+    "every_text",
     "parse_every",
 ]
 
@@ -67,6 +73,51 @@ def parse_every(text: str) -> timedelta:
     return every
 
 
+def every_text(every: timedelta) -> str:
+    """An interval as --every takes it: ``1d``, ``6h``, ``1h30m``, ``90s`` -> ``1m30s``."""
+    left = int(every.total_seconds())
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, left = divmod(left, _UNIT_SECONDS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+# Cron's fields, in order, with the range that means "any" (written "*").
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day_of_month", 1, 31),
+    ("month", 1, 12),
+    ("day_of_week", 0, 6),
+)
+
+
+def _cron_field(ranges: Sequence[ScheduleRange], low: int, high: int) -> str:
+    parts = []
+    for r in ranges:
+        end = max(r.start, r.end)
+        if (r.start, end) == (low, high):
+            text = "*"
+        elif r.start == end:
+            text = str(r.start)
+        else:
+            text = f"{r.start}-{end}"
+        parts.append(f"{text}/{r.step}" if r.step > 1 and r.start != end else text)
+    return ",".join(parts) or "*"
+
+
+def calendar_cron(calendar: ScheduleCalendarSpec) -> str:
+    """A calendar as the cron string it came from: the server keeps a schedule's cron (from
+    ``temporal schedule create --cron``) only as calendars. Seconds other than 0 lead, as in
+    Temporal's six-field form."""
+    fields = [_cron_field(getattr(calendar, name), low, high) for name, low, high in _CRON_FIELDS]
+    if [(r.start, max(r.start, r.end)) for r in calendar.second] != [(0, 0)]:
+        fields.insert(0, _cron_field(calendar.second, 0, 59))
+    return " ".join(fields)
+
+
 @dataclass(frozen=True)
 class ScheduledRun:
     crawl_id: str
@@ -84,6 +135,8 @@ class ScheduleSummary:
     note: str
     next_runs: list[datetime]
     recent_runs: list[ScheduledRun]
+    spec: CrawlSpec | None
+    """The spec each run starts with (None if the schedule holds none that is valid)."""
 
 
 class CrawlSchedules:
@@ -132,7 +185,9 @@ class CrawlSchedules:
         )
         try:
             await self.client.create_schedule(
-                name, schedule, memo={WHEN_MEMO: f"cron {cron}" if cron else f"every {every}"}
+                name,
+                schedule,
+                memo={WHEN_MEMO: f"every {every_text(every)}" if every else f"cron {cron}"},
             )
         except Exception as exc:
             # The SDK raises ScheduleAlreadyRunningError, or RPCError for a bad cron.
@@ -160,10 +215,13 @@ class CrawlSchedules:
                         status=await self._status(crawl_id),
                     )
                 )
-        # The server keeps a cron as calendars; the memo has it as it was written.
-        intervals = [f"every {i.every}" for i in schedule.spec.intervals]
-        calendars = [f"calendar {c.comment or ''}".strip() for c in schedule.spec.calendars]
-        when = await description.memo_value(WHEN_MEMO, ", ".join([*calendars, *intervals]))
+        # The server keeps a cron as calendars; the memo of a schedule made here has it as it
+        # was written, and one made elsewhere gets it back from the calendars.
+        intervals = [f"every {every_text(i.every)}" for i in schedule.spec.intervals]
+        crons = [f"cron {c}" for c in schedule.spec.cron_expressions]
+        crons += [f"cron {calendar_cron(c)}" for c in schedule.spec.calendars]
+        when = await description.memo_value(WHEN_MEMO, ", ".join([*crons, *intervals]))
+        spec = self._spec_of(schedule)
         overlap = schedule.policy.overlap
         return ScheduleSummary(
             name=name,
@@ -173,7 +231,22 @@ class CrawlSchedules:
             note=schedule.state.note or "",
             next_runs=list(info.next_action_times),
             recent_runs=runs,
+            spec=spec,
         )
+
+    def _spec_of(self, schedule: Schedule) -> CrawlSpec | None:
+        """The crawl spec in the schedule's action; None if it holds no valid one (the crawls
+        it starts then fail, saying why)."""
+        action = schedule.action
+        if not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
+            return None
+        arg = action.args[0]
+        try:
+            if isinstance(arg, Payload):
+                arg = self.client.data_converter.payload_converter.from_payload(arg, dict)
+            return CrawlSpec.model_validate(arg)
+        except (ValueError, TypeError):
+            return None
 
     async def _status(self, crawl_id: str) -> str:
         try:

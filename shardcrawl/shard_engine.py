@@ -451,7 +451,12 @@ class ShardEngine:
         """A batch's result: its hosts' leases back, then its outcomes, host by host (each
         host's own holds, retries, pressure and proxy health), then the links it found."""
         self._release(parts)
-        self.stats.record_batch(attempt=result.attempt, origins=[p.origin for p in parts])
+        self.stats.record_batch(
+            attempt=result.attempt,
+            origins=[p.origin for p in parts],
+            now=self._clock(),
+            queued=self.frontier.queued(),
+        )
         starts = list(itertools.accumulate((len(p.tasks) for p in parts), initial=0))
         by_part: list[list[FetchOutcome]] = [[] for _ in parts]
         for outcome in result.outcomes:

@@ -15,6 +15,7 @@ from shardcrawl.contracts import (
 )
 from shardcrawl.host_pressure import HostState
 from shardcrawl.retry_policy import is_retryable
+from shardcrawl.timeseries import SeriesRecorder, TimeSeries, note_recent
 
 __all__ = ["NOT_A_REQUEST", "ShardStats"]
 
@@ -24,12 +25,21 @@ NOT_A_REQUEST = frozenset(
 
 
 class ShardStats:
-    """Counts what happened to the shard's URLs; ``totals`` is small enough for every report."""
+    """Counts what happened to the shard's URLs; ``totals`` is small enough for every report.
+    Outcomes also go into the time series, at the time of the batch they came with (the shard
+    passes ``now`` to ``record_batch``, which it calls before the batch's outcomes)."""
 
     def __init__(self) -> None:
         self.totals = ShardTotals()
         self.hosts: dict[str, HostStats] = {}
         self._fetched_hosts: set[str] = set()
+        self._series = SeriesRecorder()
+        self._now: float | None = None
+
+    @property
+    def series(self) -> TimeSeries:
+        """The time series so far, for the shard's result and its checkpoint."""
+        return self._series.export()
 
     def host(self, url: str) -> HostStats:
         name = urls.hostname(url)
@@ -38,10 +48,18 @@ class ShardStats:
             stats = self.hosts[name] = HostStats()
         return stats
 
-    def restore(self, totals: ShardTotals, hosts: dict[str, HostStats]) -> None:
-        """Continue from a checkpoint's counters."""
-        self.totals = totals.model_copy()
+    def restore(
+        self,
+        totals: ShardTotals,
+        hosts: dict[str, HostStats],
+        *,
+        series: TimeSeries | None = None,
+    ) -> None:
+        """Continue from a checkpoint's counters (and its time series, when given)."""
+        self.totals = totals.model_copy(deep=True)
         self.hosts = dict(hosts)
+        if series is not None:
+            self._series.load(series)
         # Every host with an outcome has one of these counted (see record_outcome).
         self._fetched_hosts = {
             name for name, h in hosts.items() if h.pages or h.failures or h.robots_disallowed
@@ -64,6 +82,7 @@ class ShardStats:
         if outcome.error is None or outcome.error not in NOT_A_REQUEST:
             host.requests += 1
             self.totals.requests += 1
+            self._record_attempt(outcome)
         if outcome.blocked:
             host.blocked += 1
             self.totals.blocked += 1
@@ -86,6 +105,11 @@ class ShardStats:
         if outcome.change is not None:
             name = f"pages_{outcome.change}"
             setattr(self.totals, name, getattr(self.totals, name) + 1)
+        if self._now is not None:
+            ended = "pages" if outcome.status is not None else "failures"
+            self._series.add(self._now, **{ended: 1})
+            if outcome.status is not None:
+                note_recent(self.totals.recent_pages, self._now, 1)
         if outcome.status is not None:
             host.pages += 1
             self.totals.pages += 1
@@ -115,8 +139,32 @@ class ShardStats:
             host.duplicates += 1
             self.totals.duplicates += 1
 
-    def record_batch(self, *, attempt: int, origins: list[str]) -> None:
-        """A batch landed after ``attempt`` activity attempts; each of its hosts had them."""
+    def _record_attempt(self, outcome: FetchOutcome) -> None:
+        if self._now is None:
+            return
+        counts = {"requests": 1}
+        if outcome.status is not None and 200 <= outcome.status < 600:
+            counts[f"status_{outcome.status // 100}xx"] = 1
+        if outcome.blocked:
+            counts["blocked"] = 1
+        if outcome.attempt > 1:
+            counts["retries"] = 1
+        self._series.add(self._now, **counts)
+
+    def record_batch(
+        self,
+        *,
+        attempt: int,
+        origins: list[str],
+        now: float | None = None,
+        queued: int = 0,
+    ) -> None:
+        """A batch landed after ``attempt`` activity attempts; each of its hosts had them.
+        ``now`` (workflow time) dates it and the outcomes that follow in the time series,
+        with ``queued``, the frontier's depth then."""
+        if now is not None:
+            self._now = now
+            self._series.gauge(now, "queued", queued)
         self.totals.batches += 1
         if attempt > 1:
             self.totals.batch_retries += attempt - 1

@@ -8,6 +8,11 @@
   summary and details when shardcrawl starts it, and each shard's host range as its summary.
 - The crawl's one-line progress as its "current details", which costs no history event.
 
+The UI's Workflows list shows a crawl's shards too. ``CRAWLS_ONLY`` is the list query that
+shows crawls alone (save it as a view in the UI); ``crawls_view_url`` is the list with that
+query filled in, one click from the terminal. The pages and status columns are the search
+attributes above: the list's column picker offers them.
+
 Custom search attributes must be registered in the namespace before a workflow sets them;
 ``ensure_search_attributes`` (run by every worker as it starts) adds what is missing, so a
 crawl never sets an unknown attribute.
@@ -16,6 +21,7 @@ crawl never sets an unknown attribute.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from temporalio.common import SearchAttributeKey
 
@@ -23,6 +29,7 @@ from shardcrawl import urls
 from shardcrawl.contracts import CrawlSpec
 
 __all__ = [
+    "CRAWLS_ONLY",
     "PAGES",
     "PAGES_EVERY_SECONDS",
     "SCHEDULED_BY",
@@ -31,6 +38,7 @@ __all__ = [
     "STATUS",
     "crawl_details",
     "crawl_summary",
+    "crawls_view_url",
     "seed_domains",
     "shard_summary",
     "spec_memo",
@@ -45,6 +53,14 @@ SEARCH_ATTRIBUTES = (STATUS, SEED_DOMAINS, PAGES)
 PAGES_EVERY_SECONDS = 30.0
 MAX_SEED_DOMAINS = 100  # a keyword list stays small in the visibility store
 MEMO_SEEDS = 5
+CRAWLS_ONLY = "WorkflowType = 'CrawlWorkflow'"
+"""The list query for crawls without their shards (each shard is a DomainShardWorkflow)."""
+
+
+def crawls_view_url(ui_url: str, namespace: str = "default") -> str:
+    """The Temporal UI's Workflows list showing crawls only."""
+    query = quote(CRAWLS_ONLY)
+    return f"{ui_url.rstrip('/')}/namespaces/{quote(namespace)}/workflows?query={query}"
 
 
 def seed_domains(spec: CrawlSpec) -> list[str]:

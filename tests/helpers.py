@@ -15,6 +15,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
 
 from shardcrawl.contracts import CrawlReport
+from shardcrawl.layout import crawl_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def render(renderable: object) -> str:
 
 def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
     items = []
-    for path in sorted((out_dir / crawl_id / "items").rglob("*.jsonl")):
+    for path in sorted((out_dir / crawl_folder(crawl_id) / "items").rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 items.append(json.loads(line))
@@ -62,7 +63,9 @@ def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
 
 
 def read_report(out_dir: Path, crawl_id: str) -> dict[str, Any]:
-    return json.loads((out_dir / crawl_id / "report.json").read_text(encoding="utf-8"))
+    return json.loads(
+        (out_dir / crawl_folder(crawl_id) / "report.json").read_text(encoding="utf-8")
+    )
 
 
 async def shardcrawl(

@@ -36,6 +36,9 @@ def _no_traceback(result, code: int, says: str) -> None:
         (["pause", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
         (["cancel", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
         (["report", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["export", "no-such-crawl-7f3a"], "no-such-crawl-7f3a"),
+        (["export", "x", "--format", "xml"], "invalid choice: 'xml'"),
+        (["export", "x", "--from", "ftp://x/y"], "--from 'ftp://x/y'"),
         (
             ["schedule", "create", "x", "--cron", "not a cron", "--allow-private-networks", SEED],
             "CronString does not have 5-7 fields",
@@ -71,7 +74,7 @@ async def test_a_failed_crawl_says_its_root_cause_everywhere(client, cli_env, wo
     _no_traceback(waited, 1, cause)
     assert "Activity task failed" not in waited.stderr
     status = await shardcrawl("status", handle.id, env=cli_env())
-    assert status.returncode == 0 and f"{handle.id}  [failed]" in status.stdout, status.stdout
+    assert status.returncode == 0 and f"{handle.id}  failed" in status.stdout, status.stdout
     as_json = await shardcrawl("status", handle.id, "--json", env=cli_env())
     progress = json.loads(as_json.stdout)
     assert progress["state"] == "failed" and cause in progress["failure"], progress

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleSpec,
+    ScheduleState,
+    WorkflowExecutionStatus,
+)
 
 from shardcrawl.client import CrawlClient
 from shardcrawl.contracts import CrawlSpec
 from shardcrawl.devserver import temporal_binary
 from shardcrawl.errors import ScheduleError
-from shardcrawl.schedules import parse_every
+from shardcrawl.layout import crawl_folder
+from shardcrawl.schedules import calendar_cron, every_text, parse_every
 from shardcrawl.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 
@@ -26,6 +34,39 @@ from tests.helpers import read_items, read_report, shardcrawl
 )
 def test_intervals_read_as_durations(text, seconds):
     assert parse_every(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(90, "1m30s"), (86400, "1d"), (5400, "1h30m"), (21600, "6h")]
+)
+def test_intervals_show_as_every_takes_them(seconds, text):
+    assert every_text(timedelta(seconds=seconds)) == text
+    assert parse_every(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 3 * * *", "*/15 9-17 * * 1-5", "30 2 1,15 * 0", "5 4 * 6 *", "0 0 1 */3 *"]
+)
+async def test_a_cron_comes_back_from_the_calendars_the_server_keeps(client, cron):
+    """The server turns a cron into calendars; describe gives the cron back."""
+    name = f"cron-{uuid.uuid4().hex[:6]}"
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow("CrawlWorkflow", id=name, task_queue="unused"),
+        spec=ScheduleSpec(cron_expressions=[cron]),
+        state=ScheduleState(paused=True),
+    )
+    handle = await client.create_schedule(name, schedule)
+    try:
+        (calendar,) = (await handle.describe()).schedule.spec.calendars
+        assert calendar_cron(calendar) == cron
+    finally:
+        await handle.delete()
+
+
+def test_scheduled_run_folders_have_no_colons():
+    assert crawl_folder("nightly-2026-12-01T03:00:00Z") == "nightly-20261201-030000"
+    assert crawl_folder("crawl-20261201-030000-ab12cd") == "crawl-20261201-030000-ab12cd"
+    assert crawl_folder("odd:id") == "odd-id"
 
 
 @pytest.mark.parametrize("text", ["", "5", "5q", "1h 30", "0s", "-5m"])
@@ -61,7 +102,10 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     described = await shardcrawl("schedule", "describe", name, env=env)
-    assert "every 1 day" in described.stdout and "skip" in described.stdout
+    assert "every 1d" in described.stdout and "skip" in described.stdout
+    assert site.seed_url in described.stdout
+    each_run = rf"output +{re.escape(str(out))} \(each run in {name}-YYYYMMDD"
+    assert re.search(each_run, described.stdout), described.stdout
     for _ in range(2):
         trigger = await shardcrawl("schedule", "trigger", name, env=env)
         assert trigger.returncode == 0, trigger.stderr
@@ -96,6 +140,12 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
     assert paused.returncode == 0
     listed = await shardcrawl("schedule", "list", env=env)
     assert name in listed.stdout and "paused" in listed.stdout
+    # At 80 columns: whole names and values (columns left out, none cut), each on one line.
+    narrow = await shardcrawl("schedule", "list", env=cli_env(COLUMNS="80"))
+    row = next(line for line in narrow.stdout.splitlines() if line.startswith(name + " "))
+    assert row.split()[1:4] == ["every", "1d", "paused"] and row.endswith(" completed"), row
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines()), narrow.stdout
+    assert "…" not in narrow.stdout
     assert (await shardcrawl("schedule", "unpause", name, env=env)).returncode == 0
     assert not (await CrawlClient(client, task_queue="x").schedules.describe(name)).paused
     assert (await shardcrawl("schedule", "delete", name, env=env)).returncode == 0
@@ -152,11 +202,11 @@ async def _running_run(crawls: CrawlClient, name: str) -> str:
 
 
 async def test_schedule_made_with_the_temporal_cli(
-    client, temporal_server, workers, task_queue, site_factory, tmp_path
+    client, cli_env, temporal_server, workers, task_queue, site_factory, tmp_path, tmp_path_factory
 ):
     site = site_factory(ips=("127.0.0.4",), pages_per_host=5, delay_ms=5)
     workers.start(1)
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("out")  # short: describe shows it whole at 80 columns
     spec = tmp_path / "spec.json"
     spec.write_text(
         json.dumps({"seeds": [site.seed_url], "allow_private_networks": True, "output": str(out)})
@@ -164,7 +214,7 @@ async def test_schedule_made_with_the_temporal_cli(
     name = f"cli-made-{uuid.uuid4().hex[:6]}"
     temporal = [temporal_binary(), "--address", temporal_server.address]
     subprocess.run(
-        [*temporal, "schedule", "create", "--schedule-id", name, "--interval", "24h",
+        [*temporal, "schedule", "create", "--schedule-id", name, "--cron", "0 3 * * *",
          "--overlap-policy", "Skip", "--workflow-id", name, "--type", "CrawlWorkflow",
          "--task-queue", task_queue, "--input-file", str(spec)],
         check=True, capture_output=True, timeout=60,
@@ -176,6 +226,19 @@ async def test_schedule_made_with_the_temporal_cli(
     (crawl_id,) = await _completed_runs(client, name, 1)
     status = (await client.get_workflow_handle(crawl_id).describe()).status
     assert status == WorkflowExecutionStatus.COMPLETED
+    # The run keeps Temporal's id; its folder is the same id without colons.
+    assert crawl_id.startswith(f"{name}-") and crawl_id.endswith("Z") and ":" in crawl_id
+    stamp = crawl_id[len(name) + 1 :]
+    folder = f"{name}-{stamp[:10].replace('-', '')}-{stamp[11:19].replace(':', '')}"
+    assert crawl_folder(crawl_id) == folder and (out / folder).is_dir()
+    assert read_report(out, crawl_id)["crawl_id"] == crawl_id
+    env = {**cli_env(COLUMNS="80"), "SHARDCRAWL_TASK_QUEUE": task_queue}
+    described = (await shardcrawl("schedule", "describe", name, env=env)).stdout
+    fields = dict(re.findall(r"^(\w[\w ]*?) {2,}(.*?) *$", described, flags=re.M))
+    assert fields["when"] == "cron 0 3 * * *", described
+    assert fields["state"] == "active" and fields["seeds"] == site.seed_url, described
+    assert fields["output"].startswith(str(out)), described
+    assert f"{crawl_id}  completed" in described
     expected = reachable_pages(site.config, [site.seed_url], max_depth=5)
     assert {i["url"] for i in read_items(out, crawl_id)} >= set(expected)
     assert read_report(out, crawl_id)["pages_fetched"] == len(read_items(out, crawl_id))

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from shardcrawl.client import CrawlClient
 from shardcrawl.contracts import CrawlSpec
-from shardcrawl.visibility import shard_summary
+from shardcrawl.visibility import CRAWLS_ONLY, crawls_view_url, shard_summary
 
 
 async def _listed(client: Client, query: str, *, want: int = 1, timeout: float = 30) -> list:
@@ -66,6 +66,16 @@ async def test_crawls_are_found_by_status_seed_domain_and_pages(
     summary, details = await description.static_summary(), await description.static_details()
     assert summary is not None and "127.0.0.2" in summary and "2 shards" in summary
     assert details is not None and "max_pages" in details
+
+    # The saved view's query shows the crawl alone, not its two shards.
+    family = f"WorkflowId STARTS_WITH '{handle.crawl_id}'"
+    assert len(await _listed(client, family, want=3)) == 3
+    crawls_only = await _listed(client, f"{CRAWLS_ONLY} AND {family}")
+    assert [w.id for w in crawls_only] == [handle.crawl_id]
+    assert crawls_view_url("http://127.0.0.1:8233/") == (
+        "http://127.0.0.1:8233/namespaces/default/workflows"
+        "?query=WorkflowType%20%3D%20%27CrawlWorkflow%27"
+    )
 
     for index in range(2):
         shard = await client.get_workflow_handle(f"{handle.crawl_id}/shard-{index}").describe()

@@ -295,6 +295,7 @@ class DomainShardWorkflow:
             hosts_segments=hosts,
             unfetched=self._engine.frontier.queued(),
             proxies=self._engine.proxies.stats(workflow.now().timestamp()),
+            series=self._engine.stats.series,
         )
 
     async def _land_in_flight(self) -> None:
@@ -638,6 +639,7 @@ class DomainShardWorkflow:
             seen_segments=seen,
             resting=engine.resting(),
             previous_next=self._previous_next,
+            series=engine.stats.series,
             **segments,
         )
         if self._finish:
@@ -684,7 +686,7 @@ class DomainShardWorkflow:
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
         self._previous_next = checkpoint.previous_next
-        self._engine.stats.restore(checkpoint.totals, {})
+        self._engine.stats.restore(checkpoint.totals, {}, series=checkpoint.series)
         self._exported = {
             "links": checkpoint.totals.links_discovered,
             "duplicates": checkpoint.totals.duplicates,

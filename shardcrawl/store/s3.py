@@ -79,7 +79,9 @@ class S3Store(_BaseStore):
         return _passes(exc)
 
     def _write(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        # A type, so that report.html opens in a browser from S3 instead of downloading.
+        kind = _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=kind)
 
     def _write_file(self, key: str, path: str) -> None:
         # One PUT, streamed from the file (up to S3's 5 GB for a single PUT): atomic, like
@@ -104,6 +106,14 @@ class S3Store(_BaseStore):
 
     def _remove(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+_CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "txt": "text/plain; charset=utf-8",
+}
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
