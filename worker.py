@@ -26,6 +26,7 @@ from activities.netguard import AddressGuard
 from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
+from activities.sitemaps import SitemapActivities
 from activities.stores import StoreCache
 from activities.warc_index import WarcIndexActivities
 from shardcrawl.config import Config
@@ -64,12 +65,14 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
     )
     previous = PreviousActivities(stores=stores)
     robots = RobotsActivities(runtime=runtime, stores=stores, guard=guard)
+    sitemaps = SitemapActivities(runtime=runtime, stores=stores, guard=guard)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
     warc_index = WarcIndexActivities(stores=stores)
     return [
         batch.crawl_batch,
         robots.fetch_robots,
+        sitemaps.fetch_sitemaps,
         admin.prepare_crawl,
         admin.write_report,
         previous.previous_urls,

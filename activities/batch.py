@@ -31,6 +31,7 @@ from shardcrawl.contracts import (
     NOT_FETCHED,
     REQUEST_NOT_TRANSFERABLE,
     ROBOTS_DISALLOWED,
+    SITEMAP_META,
     SPIDER_START_FAILED,
     BatchRequest,
     BatchResult,
@@ -87,7 +88,7 @@ def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) 
 _canonical = functools.lru_cache(maxsize=1 << 16)(urls.canonicalize)
 
 
-def _links(pages: list[PageCapture], strip: tuple[str, ...]) -> list[Link]:
+def _links(pages: list[PageCapture], strip: tuple[str, ...] = ()) -> list[Link]:
     """The crawlable requests the batch's spider yielded, at canonical URLs, each once (by
     Scrapy's identity: URL, method, body; the first one yielded wins) at its smallest depth,
     with how many times the pages yielded it (so the shard counts every duplicate). A
@@ -120,8 +121,9 @@ def _outcome(
     page: PageCapture,
     task: int,
     attempt: int,
-    strip: tuple[str, ...],
     change: PageChange | None = None,
+    *,
+    strip: tuple[str, ...] = (),
 ) -> FetchOutcome:
     redirect = _canonical(page.location, strip) if page.location else None
     return FetchOutcome(
@@ -138,6 +140,12 @@ def _outcome(
         latency_ms=page.latency_ms,
         change=change,
     )
+
+
+def _sitemap_fields(task: UrlTask) -> dict[str, Any]:
+    """What the sitemap that listed the page said of it (``sitemap_lastmod``, ...)."""
+    meta = task.request.meta if task.request is not None else {}
+    return {f"sitemap_{k}": v for k, v in meta.get(SITEMAP_META, {}).items()}
 
 
 def _record(
@@ -248,7 +256,8 @@ class BatchActivities:
             if request.previous_crawl and p.status is not None
         }
         outcomes += [
-            _outcome(p, i, request.urls[i].attempt, strip, changes.get(i)) for i, p in pages.items()
+            _outcome(p, i, request.urls[i].attempt, changes.get(i), strip=strip)
+            for i, p in pages.items()
         ]
         # A response the shard will try again leaves no record: the request's last attempt
         # writes it, so each request is in the output (and the archive) once.
@@ -285,6 +294,7 @@ class BatchActivities:
                 if found is None or found.status is None:
                     continue
                 record = _record(found, changes.get(i), previous.get(found.url), reserved)
+                record.update(_sitemap_fields(request.urls[i]))
                 if archived is not None:
                     record.update(archived.fields.get(i, {}))
                 if found.body:

@@ -21,12 +21,20 @@ from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
-from shardcrawl.contracts import RobotsRequest, RobotsResult, RobotsResults, UrlTask
+from shardcrawl.contracts import (
+    FetchOptions,
+    RobotsRequest,
+    RobotsResult,
+    RobotsResults,
+    UrlTask,
+)
 from shardcrawl.scrapy_settings import fetch_settings
 
 __all__ = ["RobotsActivities", "RobotsRules"]
 
 ROBOTS_MAX_BYTES = 512 * 1024
+# Sitemaps one robots.txt may name that the crawl reads.
+MAX_SITEMAPS = 50
 
 
 class _RobotsSpider(Spider):
@@ -112,8 +120,18 @@ class RobotsActivities:
             return RobotsResult(error=page.error)
         if 200 <= page.status < 300:
             key = layout.robots_key(request.crawl_id, origin)
-            await self._stores.put(request.output, key, page.body or b"")
-            return RobotsResult(key=key, status=page.status)
+            body = page.body or b""
+            await self._stores.put(request.output, key, body)
+            return RobotsResult(
+                key=key, status=page.status, sitemaps=_sitemaps(body, request.fetch)
+            )
         if page.status >= 500:
             return RobotsResult(status=page.status, disallow_all=True)
         return RobotsResult(status=page.status)
+
+
+def _sitemaps(body: bytes, fetch: FetchOptions) -> list[str]:
+    """The robots.txt's Sitemap: lines, canonical, at most MAX_SITEMAPS of them."""
+    named = Protego.parse(body.decode("utf-8", "replace")).sitemaps
+    found = (urls.canonicalize(url, fetch.strip_query_params) for url in named)
+    return list(dict.fromkeys(url for url in found if url))[:MAX_SITEMAPS]

@@ -56,6 +56,7 @@ _SPEC_FLAGS = {
     "strip_query_params": "strip_query_params",
     "max_pages_per_host": "max_pages_per_host",
     "order": "order",
+    "sitemaps": "sitemaps",
     "warc": "warc",
     "warc_dedup": "warc_dedup",
     "store_bodies": "store_bodies",
@@ -118,6 +119,11 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-pages-per-host", type=int)
     parser.add_argument("--order", choices=["breadth_first", "depth_first", "priority"])
+    parser.add_argument(
+        "--sitemaps",
+        choices=["off", "discover", "only"],
+        help="discover (default): also what robots.txt's sitemaps list; only: just that",
+    )
     parser.add_argument(
         "--warc",
         action="store_true",

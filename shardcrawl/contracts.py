@@ -34,6 +34,7 @@ __all__ = [
     "CRAWL_ID",
     "REQUEST_NOT_TRANSFERABLE",
     "SPIDER_START_FAILED",
+    "SITEMAP_META",
     "STORE_FAILED",
     "STORE_UNAVAILABLE",
     "DEFERRED",
@@ -78,6 +79,10 @@ __all__ = [
     "SegmentRead",
     "SegmentWrite",
     "StoreProbe",
+    "SitemapRequest",
+    "SitemapResult",
+    "SitemapResults",
+    "SitemapTarget",
     "ShardCheckpoint",
     "ShardFailure",
     "ShardInput",
@@ -113,6 +118,9 @@ REQUEST_NOT_TRANSFERABLE = "RequestNotTransferable"
 """A spider yielded a request no other worker could rebuild: the crawl fails, naming it."""
 SPIDER_START_FAILED = "SpiderStartFailed"
 """Scrapy could not build or start the spider's crawler: the crawl fails, with the cause."""
+SITEMAP_META = "shardcrawl_sitemap"
+"""A page a sitemap listed carries the sitemap's fields in its request's meta under this key;
+the batch writes them on its record (``sitemap_lastmod``, ...)."""
 STORE_FAILED = "StoreFailed"
 """The store refuses for good (credentials, bucket, access): the crawl fails at once."""
 
@@ -341,6 +349,11 @@ class CrawlSpec(_Model):
     download_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     user_agent: str = Field(default=DEFAULT_USER_AGENT, min_length=1)
     obey_robots_txt: bool = True
+    sitemaps: Literal["off", "discover", "only"] = Field(
+        default="discover",
+        description="discover: also crawl what the sitemaps named in robots.txt (and seeds "
+        "that are sitemaps) list; only: crawl just that, following no links; off: ignore them",
+    )
     retry: RetrySpec = Field(default_factory=RetrySpec)
     blocks: BlockSpec = Field(default_factory=BlockSpec)
     proxies: ProxySpec = Field(default_factory=ProxySpec)
@@ -646,10 +659,45 @@ class RobotsResult(_Model):
     status: int | None = None
     error: str | None = None
     disallow_all: bool = False
+    sitemaps: list[str] = Field(default_factory=list, description="its Sitemap: lines")
 
 
 class RobotsResults(_Model):
     results: list[RobotsResult] = Field(description="one per target, in the request's order")
+
+
+class SitemapTarget(_Model):
+    """A sitemap to read: named by robots.txt or a seed (``nesting`` 0), or by an index."""
+
+    url: str
+    nesting: int = 0
+    attempt: int = Field(default=1, ge=1)
+    proxies: list[ProxyLease] = Field(default_factory=list)
+
+
+class SitemapRequest(_Model):
+    crawl_id: str
+    output: str
+    fetch: FetchOptions
+    targets: list[SitemapTarget]
+
+
+class SitemapResult(_Model):
+    """What a sitemap gave: its entries are in the store (``segments``, records of
+    ``[kind, url, lastmod, changefreq, priority]``, kind ``u`` a page, ``s`` a nested
+    sitemap), never in the payload. ``error`` is a fetch failure class, or what was wrong
+    with the document (``malformed``, ``not_a_sitemap``, ``wrong_namespace``, ``oversize``,
+    ``http_404``, ...); entries read before a document broke off are kept."""
+
+    status: int | None = None
+    error: str | None = None
+    pages: int = 0
+    children: int = 0
+    segments: list[str] = Field(default_factory=list)
+
+
+class SitemapResults(_Model):
+    results: list[SitemapResult] = Field(description="one per target, in the request's order")
 
 
 class BatchSlice(_Model):
@@ -785,6 +833,11 @@ class ShardTotals(_Model):
         default_factory=dict, description="URL rule (include, exclude[N]) -> URLs it filtered"
     )
     over_quota: int = Field(default=0, description="URLs not fetched: their host hit its quota")
+    sitemaps_fetched: int = 0
+    sitemap_urls: int = Field(default=0, description="page entries the sitemaps listed")
+    sitemap_errors: dict[str, int] = Field(
+        default_factory=dict, description="what went wrong with sitemaps, by class"
+    )
     too_deep: int = 0
     robots_disallowed: int = 0
     redirects_exceeded: int = 0
@@ -921,6 +974,7 @@ class ShardCheckpoint(_Model):
     retry_segments: list[str] = Field(default_factory=list)
     pressure_segments: list[str] = Field(default_factory=list)
     proxy_segments: list[str] = Field(default_factory=list)
+    sitemap_segments: list[str] = Field(default_factory=list)
     resting: dict[str, float] = Field(
         default_factory=dict, description="host -> workflow time before which it may not lease"
     )
@@ -1072,6 +1126,11 @@ class CrawlReport(_Model):
     over_quota: int = Field(default=0, description="URLs not fetched: their host hit its quota")
     quota_hosts: list[str] = Field(
         default_factory=list, description="hosts that reached max_pages_per_host"
+    )
+    sitemaps_fetched: int = 0
+    sitemap_urls: int = Field(default=0, description="page entries the sitemaps listed")
+    sitemap_errors: dict[str, int] = Field(
+        default_factory=dict, description="what went wrong with sitemaps, by class"
     )
     too_deep: int
     unfetched: int

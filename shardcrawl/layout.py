@@ -18,6 +18,7 @@ _schedules/NAME/last-completed.json   the schedule's last completed crawl (incre
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from shardcrawl import urls
@@ -40,6 +41,7 @@ __all__ = [
     "report_key",
     "robots_key",
     "shard_state_key",
+    "sitemap_segment_key",
     "shard_state_prefix",
     "state_prefix",
 ]
@@ -124,6 +126,13 @@ def shard_state_prefix(crawl_id: str, shard: int, generation: int) -> str:
 def shard_state_key(crawl_id: str, shard: int, generation: int, kind: str, part: int) -> str:
     """Deterministic, so a retried save rewrites the same object."""
     return f"{shard_state_prefix(crawl_id, shard, generation)}{kind}-{part:05d}.bin"
+
+
+def sitemap_segment_key(crawl_id: str, sitemap_url: str, part: int) -> str:
+    """Where a sitemap's entries go, a page of records at a time; named by the sitemap, so
+    a retried fetch rewrites its own pages."""
+    name = hashlib.blake2b(sitemap_url.encode(), digest_size=10).hexdigest()
+    return f"{state_prefix(crawl_id)}sitemaps/{name}/{part:05d}.bin"
 
 
 def batch_segment_key(crawl_id: str, batch_id: str, part: int) -> str:

@@ -14,6 +14,7 @@ slots, robots.txt results, the links waiting for other shards, page credits and 
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,15 +27,19 @@ from shardcrawl.contracts import (
     DEFERRED,
     HOST_ABANDONED,
     ROBOTS_FETCH_FAILED,
+    SITEMAP_META,
     BatchResult,
     BatchSlice,
     CrawlSpec,
     FetchOutcome,
     HostStats,
     ProxyLease,
+    RequestData,
     RobotsResult,
     RobotsTarget,
     ShardTotals,
+    SitemapResult,
+    SitemapTarget,
     UrlTask,
 )
 from shardcrawl.frontier import Frontier, RecentSet
@@ -43,7 +48,7 @@ from shardcrawl.origin_watch import OriginWatch
 from shardcrawl.politeness import Lease, Politeness
 from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
 from shardcrawl.proxy_router import ProxyRouter
-from shardcrawl.retry_policy import backoff_seconds, will_retry
+from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, will_retry
 from shardcrawl.retry_queue import RetryQueue
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES
 from shardcrawl.shard_stats import ShardStats
@@ -68,8 +73,12 @@ FORWARD_WAIT_SECONDS = 2.0
 # the spec's retry.budget_share of its concurrency).
 MAX_RETRY_BATCHES = max(1, MAX_BATCHES_IN_FLIGHT // 5)
 MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
+# Sitemaps one fetch_sitemaps activity reads (side by side, one per host), and how deep
+# sitemap indexes may nest.
+SITEMAPS_PER_ACTIVITY = 20
+MAX_SITEMAP_NESTING = 4
 # The kinds of state a checkpoint stores, each as segments of records (``export``).
-STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "proxies", "robots")
+STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "proxies", "robots", "sitemaps")
 
 
 @dataclass
@@ -79,6 +88,7 @@ class DispatchPlan:
 
     batches: list[list[HostSlice]] = field(default_factory=list)
     robots: list[list[RobotsTarget]] = field(default_factory=list)
+    sitemaps: list[list[SitemapTarget]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,12 @@ class ShardEngine:
         self._outbox: dict[int, list[UrlTask]] = {}
         self._outbox_size = 0
         self._outbox_since = 0.0
-        # Activities planned and not yet landed or cut off (batches and robots.txt fetches).
+        # Sitemaps to read: (not before, arrival, target); and every one ever queued, so that
+        # an index that names itself, or one named twice, is read once.
+        self._sitemaps: list[tuple[float, int, SitemapTarget]] = []
+        self._sitemaps_seen: set[str] = set()
+        self._sitemap_seq = 0
+        # Activities planned and not yet landed or cut off (batches, robots.txt, sitemaps).
         self.in_flight = 0
         self._retry_batches = 0
         self._dispatched_at = 0.0
@@ -173,6 +188,17 @@ class ShardEngine:
             self._outbox_size += 1
         else:
             self.stats.record_link(task.url, duplicate=True)
+
+    def add_seed(self, task: UrlTask) -> None:
+        """A seed: a sitemap to read (unless sitemaps are off), else a page to fetch (unless
+        the crawl reads sitemaps only: then the seed only names a host whose robots.txt may
+        name sitemaps)."""
+        if self.spec.sitemaps != "off" and urls.looks_like_sitemap(task.url):
+            self._queue_sitemap(task.url, nesting=0)
+        elif self.spec.sitemaps == "only":
+            self._watch.touch(urls.origin(task.url))
+        else:
+            self.accept(task, is_link=False)
 
     def accept(self, task: UrlTask, *, is_link: bool) -> None:
         """A URL this shard owns: into the frontier unless seen (a link is counted), or,
@@ -268,7 +294,60 @@ class ShardEngine:
         self._cut(plan, retry_cut, None, close=True)
         if robots:
             self._plan_robots(plan, robots)
+        self._plan_sitemaps(plan, now)
         return plan
+
+    def _plan_sitemaps(self, plan: DispatchPlan, now: float) -> None:
+        """Sitemaps whose wait is over, in activities of SITEMAPS_PER_ACTIVITY, one per host
+        each (a host's others wait for the next pass)."""
+        later: list[tuple[float, int, SitemapTarget]] = []
+        targets: list[SitemapTarget] = []
+        hosts: set[str] = set()
+        while self._sitemaps and self._sitemaps[0][0] <= now:
+            if self.in_flight >= MAX_BATCHES_IN_FLIGHT:
+                break
+            entry = heapq.heappop(self._sitemaps)
+            target = entry[2]
+            host = urls.hostname(target.url)
+            proxies = None if host in hosts else self.proxies.lease(host, slots=1, now=now)
+            if proxies is None:
+                later.append(entry)
+                continue
+            hosts.add(host)
+            targets.append(target.model_copy(update={"proxies": proxies}))
+            if len(targets) >= SITEMAPS_PER_ACTIVITY:
+                self.in_flight += 1
+                plan.sitemaps.append(targets)
+                targets, hosts = [], set()
+        if targets:
+            self.in_flight += 1
+            plan.sitemaps.append(targets)
+        for entry in later:
+            heapq.heappush(self._sitemaps, entry)
+
+    def _queue_sitemap(self, url: str, *, nesting: int, attempt: int = 1, at: float = 0.0) -> None:
+        """A sitemap to read: in scope, not too deeply nested, and once per crawl (a repeat
+        is an index loop, or one sitemap named twice)."""
+        totals = self.stats.totals
+        if not urls.in_allowed_domains(url, self._domains):
+            totals.out_of_scope += 1
+            return
+        if attempt == 1:
+            if nesting > MAX_SITEMAP_NESTING:
+                self._sitemap_error("too_deeply_nested")
+                return
+            if url in self._sitemaps_seen:
+                if nesting > 0:
+                    self._sitemap_error("loop")
+                return
+            self._sitemaps_seen.add(url)
+        self._sitemap_seq += 1
+        target = SitemapTarget(url=url, nesting=nesting, attempt=attempt)
+        heapq.heappush(self._sitemaps, (at, self._sitemap_seq, target))
+
+    def _sitemap_error(self, kind: str) -> None:
+        errors = self.stats.totals.sitemap_errors
+        errors[kind] = errors.get(kind, 0) + 1
 
     def _plan_robots(self, plan: DispatchPlan, targets: list[RobotsTarget]) -> None:
         self.in_flight += 1
@@ -463,6 +542,8 @@ class ShardEngine:
             by_part[bisect.bisect_right(starts, outcome.task) - 1].append(outcome)
         for part, start, outcomes in zip(parts, starts, by_part, strict=False):
             self._absorb_host(part, start, outcomes)
+        if self.spec.sitemaps == "only":
+            return  # follows no links: the sitemaps are the crawl
         for link in result.links:
             task = UrlTask(
                 url=link.url, depth=link.depth, priority=link.priority, request=link.request
@@ -581,6 +662,43 @@ class ShardEngine:
                     del self._robots[origin]
                     continue
             self._robots[origin] = result
+            if self.spec.sitemaps != "off":
+                for url in result.sitemaps:
+                    self._queue_sitemap(url, nesting=0)
+
+    def sitemap_entries(self, target: SitemapTarget, records: list[list[Any]]) -> None:
+        """A page of a sitemap's entries (one store segment, read by the shell): pages go
+        where links go, as depth-0 requests carrying their sitemap fields; nested sitemaps
+        are read next. Fed a segment at a time, so no workflow task routes a whole 50,000-URL
+        sitemap at once."""
+        for kind, url, lastmod, changefreq, priority in records:
+            if kind == "s":
+                self._queue_sitemap(url, nesting=target.nesting + 1)
+                continue
+            self.stats.totals.sitemap_urls += 1
+            self.route(_sitemap_task(url, lastmod, changefreq, priority), is_link=False)
+
+    def sitemaps_landed(self, targets: list[SitemapTarget], results: list[SitemapResult]) -> None:
+        """A fetch_sitemaps activity's results, once their entries are in: what was fetched,
+        what went wrong (by class), and a failure that may pass retried as a page's would be."""
+        self.in_flight -= 1
+        now = self._clock()
+        retry = self.spec.retry
+        for target, result in zip(targets, results, strict=True):
+            self.proxies.release(target.proxies)
+            passing = (result.status is None and result.error in RETRYABLE_ERRORS) or (
+                result.status is not None and result.status >= 500
+            )
+            if passing and target.attempt < retry.max_attempts:
+                wait = backoff_seconds(target.attempt, retry, self._random())
+                self._queue_sitemap(
+                    target.url, nesting=target.nesting, attempt=target.attempt + 1, at=now + wait
+                )
+                continue
+            if result.status is not None and 200 <= result.status < 300:
+                self.stats.totals.sitemaps_fetched += 1
+            if result.error:
+                self._sitemap_error(result.error)
 
     # -- what the shard tells its parent ---------------------------------------------------------
 
@@ -589,6 +707,7 @@ class ShardEngine:
         return (
             not self.in_flight
             and not self.retries
+            and not self._sitemaps
             and (self.frontier.queued() == 0 or self.credits == 0)
         )
 
@@ -638,6 +757,8 @@ class ShardEngine:
         watched = self._watch.next_time()
         if watched is not None:
             times.append(watched)
+        if self._sitemaps:
+            times.append(self._sitemaps[0][0])
         if any(self._dispatched_at < t <= now for t in times) or (
             watched is not None and watched <= now
         ):
@@ -682,6 +803,11 @@ class ShardEngine:
             return self.proxies.export()
         if kind == "robots":
             return ([o, r.model_dump(mode="json")] for o, r in self._robots.items() if r)
+        if kind == "sitemaps":
+            queued = {entry[2].url for entry in self._sitemaps}
+            waiting = (["q", at, t.model_dump(mode="json")] for at, _, t in sorted(self._sitemaps))
+            done = (["s", url] for url in sorted(self._sitemaps_seen - queued))
+            return itertools.chain(waiting, done)
         raise ValueError(f"unknown kind of shard state {kind!r}")
 
     def restore(self, kind: str, records: Iterable[Any]) -> None:
@@ -700,6 +826,15 @@ class ShardEngine:
             self.proxies.restore(list(records))
         elif kind == "robots":
             self._robots.update((o, RobotsResult.model_validate(r)) for o, r in records)
+        elif kind == "sitemaps":
+            for record in records:
+                if record[0] == "q":
+                    target = SitemapTarget.model_validate(record[2])
+                    self._sitemaps_seen.add(target.url)
+                    self._sitemap_seq += 1
+                    heapq.heappush(self._sitemaps, (record[1], self._sitemap_seq, target))
+                else:
+                    self._sitemaps_seen.add(record[1])
         else:
             raise ValueError(f"unknown kind of shard state {kind!r}")
 
@@ -722,3 +857,18 @@ class ShardEngine:
         yield "batches_in_flight", self.in_flight
         yield "parked_hosts", len(self.pressure.parked())
         yield "abandoned_hosts", len(self.pressure.abandoned())
+
+
+def _sitemap_task(
+    url: str, lastmod: str | None, changefreq: str | None, priority: float | None
+) -> UrlTask:
+    """A page a sitemap lists: a seed-like request (depth 0) whose record keeps the sitemap's
+    fields, and whose priority (0.0 to 1.0, default 0.5) orders the frontier in tenths."""
+    fields = {
+        k: v
+        for k, v in (("lastmod", lastmod), ("changefreq", changefreq), ("priority", priority))
+        if v is not None
+    }
+    request = RequestData(meta={SITEMAP_META: fields}) if fields else None
+    rank = round((0.5 if priority is None else priority) * 10) - 5
+    return UrlTask(url=url, depth=0, priority=rank, request=request)

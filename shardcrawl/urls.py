@@ -23,6 +23,7 @@ __all__ = [
     "in_allowed_domains",
     "is_forbidden_ip",
     "is_private_ip",
+    "looks_like_sitemap",
     "origin",
     "origin_from_key",
     "origin_key",
@@ -189,6 +190,16 @@ def shard_of(origin_url: str, shard_count: int) -> int:
     host = hostname(origin_url)
     digest = hashlib.blake2b(host.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shard_count
+
+
+_SITEMAP_SUFFIXES = (".xml", ".xml.gz", ".rss", ".atom", "sitemap.txt", "sitemap.txt.gz")
+
+
+def looks_like_sitemap(url: str) -> bool:
+    """Whether a seed names a sitemap or feed rather than a page: its path ends in .xml,
+    .xml.gz, .rss, .atom or sitemap.txt, or its last segment says sitemap."""
+    path = urlsplit(url).path.lower()
+    return path.endswith(_SITEMAP_SUFFIXES) or "sitemap" in path.rsplit("/", 1)[-1]
 
 
 def in_allowed_domains(url: str, domains: list[str]) -> bool:

@@ -54,6 +54,10 @@ with workflow.unsafe.imports_passed_through():
         ShardReport,
         ShardResult,
         ShardTotals,
+        SitemapRequest,
+        SitemapResult,
+        SitemapResults,
+        SitemapTarget,
         StoreProbe,
         shard_workflow_id,
     )
@@ -114,7 +118,10 @@ STATE_FIELDS = {
     "pressure": "pressure_segments",
     "proxies": "proxy_segments",
     "robots": "robots_segments",
+    "sitemaps": "sitemap_segments",
 }
+# A sitemaps activity that fails all its attempts: its sitemaps count as not read.
+SITEMAP_FETCH_FAILED = "sitemap_fetch_failed"
 
 
 def _raise_if_final(exc: ActivityError) -> None:
@@ -136,6 +143,13 @@ def _batch_timeout(request: BatchRequest) -> timedelta:
     )
     store_calls = min(len(request.slices), 3)
     return timedelta(seconds=60 + STORE_CALL_SECONDS * store_calls + fetching)
+
+
+def _sitemaps_timeout(request: SitemapRequest) -> timedelta:
+    """Every sitemap side by side, redirects included; then writing their pages (a 50,000-URL
+    sitemap is a few dozen segments), as for robots.txt."""
+    fetching = 6 * request.fetch.download_timeout_seconds
+    return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * 3)
 
 
 def _robots_timeout(request: RobotsRequest) -> timedelta:
@@ -317,7 +331,10 @@ class DomainShardWorkflow:
             self._processed_seq = message.seq
             self._engine.add_credits(message.credits)
             for task in message.urls:
-                self._engine.accept(task, is_link=not message.seeds)
+                if message.seeds:
+                    self._engine.add_seed(task)
+                else:
+                    self._engine.accept(task, is_link=True)
         links, self._link_inbox = self._link_inbox, []
         for link_message in links:
             if self._links.apply(link_message.sender, link_message.seq):
@@ -358,6 +375,8 @@ class DomainShardWorkflow:
             self._start(self._run_batch(self._batch_seq, parts))
         for targets in plan.robots:
             self._start(self._fetch_robots(targets))
+        for sitemaps in plan.sitemaps:
+            self._start(self._fetch_sitemaps(sitemaps))
 
     def _start(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -396,6 +415,35 @@ class DomainShardWorkflow:
             )
             results = None
         self._engine.robots_landed(targets, results)
+
+    async def _fetch_sitemaps(self, targets: list[SitemapTarget]) -> None:
+        """Read sitemaps, then their entries from the store, a segment at a time."""
+        request = SitemapRequest(
+            crawl_id=self._input.crawl_id,
+            output=self._spec.output,
+            fetch=self._fetch,
+            targets=targets,
+        )
+        try:
+            results = (
+                await self._activity(
+                    "fetch_sitemaps",
+                    request,
+                    SitemapResults,
+                    timeout=_sitemaps_timeout(request),
+                    retry_policy=ROBOTS_RETRY,
+                    heartbeat=True,
+                )
+            ).results
+        except ActivityError as exc:
+            _raise_if_final(exc)
+            workflow.logger.warning("%d sitemaps not read: %s", len(targets), exc.cause)
+            results = [SitemapResult(error=SITEMAP_FETCH_FAILED) for _ in targets]
+        for target, result in zip(targets, results, strict=True):
+            for key in result.segments:
+                records = unpack_records(await self._load_segment(key))
+                self._engine.sitemap_entries(target, records)
+        self._engine.sitemaps_landed(targets, results)
 
     async def _run_batch(self, seq: int, parts: list[HostSlice]) -> None:
         tasks = [task for part in parts for task in part.tasks]
