@@ -477,6 +477,15 @@ class ReportView:
             rest = len(report.quota_hosts) - 5
             others = f" and {rest} more" if rest > 0 else ""
             lines.append(("at their quota", f"{shown}{others} ({report.over_quota} URLs left out)"))
+        if report.sitemaps_fetched or report.sitemap_errors:
+            errors = ", ".join(f"{k} {v}" for k, v in report.sitemap_errors.items()) or "none"
+            lines.append(
+                (
+                    "sitemaps",
+                    f"{report.sitemaps_fetched} read, {report.sitemap_urls:,} URLs listed "
+                    f"(problems: {errors})",
+                )
+            )
         if report.warc_files:
             lines.append(
                 (
