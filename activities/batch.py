@@ -28,6 +28,7 @@ from activities.scrapy_runtime import CrawlerStartError, ScrapyRuntime, UnknownS
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
 from shardcrawl.contracts import (
+    DEFERRED,
     NOT_FETCHED,
     REQUEST_NOT_TRANSFERABLE,
     ROBOTS_DISALLOWED,
@@ -47,25 +48,42 @@ from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "page_record"]
+__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "failure_record", "page_record"]
 
 # A page record's own fields; a spider's item is merged in only if it has none of them.
 RECORD_FIELDS = frozenset(
     {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
+    | {"error", "attempts", "spider_error"}
     | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
 )
 CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
 """Fields a record has with warc or store_bodies; then they are ours too."""
 
 
+def _timestamp(at: float | None) -> str:
+    moment = datetime.fromtimestamp(at or 0.0, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def failure_record(task: UrlTask, error: str | None, *, attempts: int) -> dict[str, Any]:
+    """The one record of a URL that ended without a response: why (its failure class or
+    refusal), after how many requests (0: refused before any), and its last status (none)."""
+    return {
+        "url": task.url,
+        "status": None,
+        "error": error,
+        "attempts": attempts,
+        "depth": task.depth,
+    }
+
+
 def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) -> dict[str, Any]:
     """One output line: our fields first, then what the spider yielded for the page."""
-    fetched_at = datetime.fromtimestamp(page.fetched_at or 0.0, tz=UTC)
     record: dict[str, Any] = {
         "url": page.url,
         "status": page.status,
         "depth": page.depth,
-        "fetched_at": fetched_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "fetched_at": _timestamp(page.fetched_at),
         "content_type": page.content_type,
         "size_bytes": page.size_bytes,
     }
@@ -139,6 +157,7 @@ def _outcome(
         proxy=page.proxy,
         latency_ms=page.latency_ms,
         change=change,
+        spider_error=page.spider_error.split(":", 1)[0] if page.spider_error else None,
     )
 
 
@@ -260,8 +279,11 @@ class BatchActivities:
             for i, p in pages.items()
         ]
         # A response the shard will try again leaves no record: the request's last attempt
-        # writes it, so each request is in the output (and the archive) once.
-        retried = {o.task for o in outcomes if will_retry(o, request.fetch.retry)}
+        # writes it, so each request is in the output (and the archive) once. So does a
+        # request never sent because its host's Retry-After stopped the batch.
+        retried = {
+            o.task for o in outcomes if o.error == DEFERRED or will_retry(o, request.fetch.retry)
+        }
         kept = {
             i: p for i, p in pages.items() if i not in retried and p.error != PROXY_AUTH_REFUSED
         }
@@ -290,14 +312,24 @@ class BatchActivities:
             origin_bodies = bodies.setdefault(part.origin, [])
             at = 0
             for i in indexes:
+                task = request.urls[i]
                 found = kept.get(i)
-                if found is None or found.status is None:
+                if i in refused:
+                    record = failure_record(task, refused[i], attempts=task.attempt - 1)
+                elif found is None:
                     continue
-                record = _record(found, changes.get(i), previous.get(found.url), reserved)
-                record.update(_sitemap_fields(request.urls[i]))
+                elif found.status is None:
+                    record = failure_record(task, found.error, attempts=task.attempt)
+                    record["fetched_at"] = _timestamp(found.fetched_at)
+                else:
+                    record = _record(found, changes.get(i), previous.get(found.url), reserved)
+                    record["attempts"] = task.attempt
+                if found is not None and found.spider_error:
+                    record["spider_error"] = found.spider_error
+                record.update(_sitemap_fields(task))
                 if archived is not None:
                     record.update(archived.fields.get(i, {}))
-                if found.body:
+                if found is not None and found.body:
                     key = layout.bodies_key(request.crawl_id, part.origin, request.batch_id)
                     record["body"] = {"key": key, "offset": at, "length": len(found.body)}
                     origin_bodies.append(found.body)

@@ -137,6 +137,8 @@ class PageCapture:
     content_hash: str | None = None
     wire: WireExchange | None = None
     """The exchange as it went over the wire, when the batch archives (WARC)."""
+    spider_error: str | None = None
+    """``Type: message`` of the first exception a callback raised on the page."""
 
 
 class BatchCapture:
@@ -282,9 +284,11 @@ class BatchCapture:
             page.items.append(ItemAdapter(item).asdict())
 
     def on_spider_error(self, failure: Failure, response: Response, spider: Any = None) -> None:
+        """A callback that raised: its page's record says so (``spider_error``), and the
+        report counts it by exception type; what it yielded before the raise is kept."""
         page = self.page_of(response.request if response is not None else None)
-        if page is not None:
-            page.items.append({"parse_error": f"{type(failure.value).__name__}: {failure.value}"})
+        if page is not None and page.spider_error is None:
+            page.spider_error = f"{type(failure.value).__name__}: {failure.value}"
 
     def on_link(self, request: Request, response: Response | None) -> None:
         """A request a callback yielded: the spider decides what to follow, the shard when."""

@@ -765,6 +765,9 @@ class FetchOutcome(_Model):
         default=None, description="against the previous crawl, for an incremental one"
     )
     latency_ms: int | None = Field(default=None, description="request sent to response in")
+    spider_error: str | None = Field(
+        default=None, description="the exception type a callback raised on the page"
+    )
 
 
 class Link(_Model):
@@ -837,6 +840,9 @@ class ShardTotals(_Model):
     sitemap_urls: int = Field(default=0, description="page entries the sitemaps listed")
     sitemap_errors: dict[str, int] = Field(
         default_factory=dict, description="what went wrong with sitemaps, by class"
+    )
+    spider_errors: dict[str, int] = Field(
+        default_factory=dict, description="pages whose callback raised, by exception type"
     )
     too_deep: int = 0
     robots_disallowed: int = 0
@@ -1131,6 +1137,9 @@ class CrawlReport(_Model):
     sitemap_urls: int = Field(default=0, description="page entries the sitemaps listed")
     sitemap_errors: dict[str, int] = Field(
         default_factory=dict, description="what went wrong with sitemaps, by class"
+    )
+    spider_errors: dict[str, int] = Field(
+        default_factory=dict, description="pages whose callback raised, by exception type"
     )
     too_deep: int
     unfetched: int

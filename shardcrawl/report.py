@@ -209,6 +209,7 @@ def build_report(
         sitemaps_fetched=totals.sitemaps_fetched,
         sitemap_urls=totals.sitemap_urls,
         sitemap_errors=dict(sorted(totals.sitemap_errors.items())),
+        spider_errors=dict(sorted(totals.spider_errors.items())),
         too_deep=totals.too_deep,
         unfetched=sum(r.unfetched for r in results),
         pages_per_second=round(totals.pages / elapsed, 3),

@@ -96,6 +96,9 @@ class ShardStats:
             self.totals.retries += 1
         if not final:
             return
+        if outcome.spider_error:
+            errors = self.totals.spider_errors
+            errors[outcome.spider_error] = errors.get(outcome.spider_error, 0) + 1
         if outcome.attempt > 1:
             key = str(outcome.attempt - 1)
             self.totals.retry_histogram[key] = self.totals.retry_histogram.get(key, 0) + 1

@@ -53,13 +53,19 @@ def render(renderable: object) -> str:
     return buffer.getvalue()
 
 
-def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
-    items = []
+def read_records(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
+    """Every record of the crawl: one per URL requested or given up, failures included."""
+    records = []
     for path in sorted((out_dir / crawl_folder(crawl_id) / "items").rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                items.append(json.loads(line))
-    return items
+                records.append(json.loads(line))
+    return records
+
+
+def read_items(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:
+    """The records of pages that answered (a status), what most tests compare with the site."""
+    return [r for r in read_records(out_dir, crawl_id) if r["status"] is not None]
 
 
 def read_report(out_dir: Path, crawl_id: str) -> dict[str, Any]:

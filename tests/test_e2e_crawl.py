@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from shardcrawl import urls
 from shardcrawl.sites.graph import is_optional_url, reachable_pages
-from tests.helpers import read_items, read_report, start_crawl
+from tests.helpers import read_records, read_report, start_crawl
 
 MAX_DEPTH = 8
 CONCURRENCY = 2
@@ -35,9 +35,14 @@ async def test_crawl_fetches_every_reachable_page_once_politely(
     report = await asyncio.wait_for(handle.result(), timeout=240)
     await asyncio.sleep(0.5)  # the site flushes its log every 0.1 s
 
-    items = read_items(out, handle.id)
+    records = read_records(out, handle.id)
+    assert len(records) == len({r["url"] for r in records}), "a URL was recorded twice"
+    # Every URL has its record; those refused before any request say why.
+    refused = [r for r in records if r.get("error") == "robots_disallowed"]
+    assert refused and {r["attempts"] for r in refused} == {0}
+    assert all("/private/" in r["url"] and r["status"] is None for r in refused)
+    items = [r for r in records if r not in refused]
     recorded = [item["url"] for item in items]
-    assert len(recorded) == len(set(recorded)), "a page was recorded twice"
     expected = reachable_pages(site.config, [site.seed_url], max_depth=MAX_DEPTH)
     missing = set(expected) - set(recorded)
     assert not missing, f"reachable pages not crawled: {sorted(missing)[:10]}"
@@ -73,7 +78,7 @@ async def test_crawl_fetches_every_reachable_page_once_politely(
 
     assert report.status == "completed"
     assert report.pages_fetched == len(items) == sum(pages_requested.values())
-    assert report.robots_disallowed > 0 and report.too_deep > 0
+    assert report.robots_disallowed == len(refused) and report.too_deep > 0
     assert report.duplicates_skipped > 0
     assert 0 < report.duplicate_rate < 1
     on_disk = read_report(out, handle.id)

@@ -357,6 +357,7 @@ def test_sum_totals_adds_every_counter_and_keeps_the_largest_run_size() -> None:
     assert set(counters) >= MAX_FIELDS
     store_fields = {"store_down_since", "store_down_cause"}
     dicts = {"retry_histogram", "recent_pages", "filtered_by_rule", "sitemap_errors"}
+    dicts |= {"spider_errors"}
     assert set(counters) | dicts | store_fields == set(ShardTotals.model_fields)
     for name in counters:
         assert getattr(total, name) == (2 if name in MAX_FIELDS else 3), name
