@@ -20,7 +20,6 @@ from activities.batch_capture import (
 )
 from activities.batch_warc import archive_pages
 from activities.metrics import record_batch
-from activities.netguard import AddressGuard
 from activities.previous import PreviousRecords, change_of, conditions
 from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
@@ -162,13 +161,11 @@ class BatchActivities:
         *,
         runtime: ScrapyRuntime,
         stores: StoreCache,
-        guard: AddressGuard,
         robots: RobotsRules,
         previous: PreviousRecords,
     ) -> None:
         self._runtime = runtime
         self._stores = stores
-        self._guard = guard
         self._robots = robots
         self._previous = previous
 
@@ -183,15 +180,10 @@ class BatchActivities:
         fetched: list[int] = []  # indexes in request.urls of the requests that go out
         previous: dict[str, dict[str, Any]] = {}
         for part, indexes in request.sliced():
-            # Every URL of a slice is on its host: the address check is one per slice.
-            address_refusal = await self._guard.refusal(
-                urls.hostname(part.origin),
-                allow_private_networks=request.fetch.allow_private_networks,
-            )
+            # Addresses are judged inside Scrapy, where they are resolved once and connected
+            # to (activities/address_guard.py).
             for index in indexes:
-                reason = address_refusal or await self._robots_refusal(
-                    request, part, request.urls[index]
-                )
+                reason = await self._robots_refusal(request, part, request.urls[index])
                 if reason:
                     refused[index] = reason
                 else:
