@@ -12,6 +12,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.attempt_check import ensure_current_attempt
 from activities.batch_capture import (
     CAPTURE_ARG,
     PROXY_AUTH_REFUSED,
@@ -293,6 +294,9 @@ class BatchActivities:
             items_written=written,
             attempt=activity.info().attempt,
         )
+        # Only the attempt Temporal still waits for writes: a worker cut off from it may
+        # have had this batch re-run elsewhere, and must not replace that run's files.
+        await ensure_current_attempt()
         spilled = await self._spill_if_large(request, result)
         # Every file below is named by the batch, so this attempt replaces what an earlier
         # one wrote. The archive and bodies first, the items last: once the items are

@@ -12,9 +12,10 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ip", "isolated", "netns_available"]
+__all__ = ["Joined", "ip", "isolated", "joined", "netns_available"]
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -51,3 +52,38 @@ def isolated(*, addresses: tuple[str, ...] = (), nameserver: str | None = None) 
     finally:
         shutil.rmtree(etc, ignore_errors=True)
         ip("netns", "del", name, check=False)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A namespace joined to ours by a veth pair: ``host_ip`` on our end, ``ns_ip`` on its."""
+
+    name: str
+    host_link: str
+    host_ip: str
+    ns_ip: str
+
+    def cut(self) -> None:
+        ip("link", "set", self.host_link, "down")
+
+    def restore(self) -> None:
+        ip("link", "set", self.host_link, "up")
+
+
+@contextmanager
+def joined(*, host_ip: str = "10.200.0.1", ns_ip: str = "10.200.0.2") -> Iterator[Joined]:
+    """A namespace whose only way out is a /30 veth link to our namespace (private addresses
+    that exist only on the pair): servers bound on ``host_ip`` are reachable from inside."""
+    with isolated() as name:
+        tag = name.removeprefix("sc-")
+        host_link, ns_link = f"sch{tag}", f"scn{tag}"
+        ip("link", "add", host_link, "type", "veth", "peer", "name", ns_link)
+        try:
+            ip("link", "set", ns_link, "netns", name)
+            ip("addr", "add", f"{host_ip}/30", "dev", host_link)
+            ip("link", "set", host_link, "up")
+            ip("-n", name, "addr", "add", f"{ns_ip}/30", "dev", ns_link)
+            ip("-n", name, "link", "set", ns_link, "up")
+            yield Joined(name, host_link, host_ip, ns_ip)
+        finally:
+            ip("link", "del", host_link, check=False)  # takes its peer with it
