@@ -12,6 +12,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.attempt_check import ensure_current_attempt
 from activities.batch_capture import (
     CAPTURE_ARG,
     PROXY_AUTH_REFUSED,
@@ -20,7 +21,6 @@ from activities.batch_capture import (
 )
 from activities.batch_warc import archive_pages
 from activities.metrics import record_batch
-from activities.netguard import AddressGuard
 from activities.previous import PreviousRecords, change_of, conditions
 from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
@@ -189,13 +189,11 @@ class BatchActivities:
         *,
         runtime: ScrapyRuntime,
         stores: StoreCache,
-        guard: AddressGuard,
         robots: RobotsRules,
         previous: PreviousRecords,
     ) -> None:
         self._runtime = runtime
         self._stores = stores
-        self._guard = guard
         self._robots = robots
         self._previous = previous
 
@@ -210,15 +208,10 @@ class BatchActivities:
         fetched: list[int] = []  # indexes in request.urls of the requests that go out
         previous: dict[str, dict[str, Any]] = {}
         for part, indexes in request.sliced():
-            # Every URL of a slice is on its host: the address check is one per slice.
-            address_refusal = await self._guard.refusal(
-                urls.hostname(part.origin),
-                allow_private_networks=request.fetch.allow_private_networks,
-            )
+            # Addresses are judged inside Scrapy, where they are resolved once and connected
+            # to (activities/address_guard.py).
             for index in indexes:
-                reason = address_refusal or await self._robots_refusal(
-                    request, part, request.urls[index]
-                )
+                reason = await self._robots_refusal(request, part, request.urls[index])
                 if reason:
                     refused[index] = reason
                 else:
@@ -343,6 +336,9 @@ class BatchActivities:
             items_written=written,
             attempt=activity.info().attempt,
         )
+        # Only the attempt Temporal still waits for writes: a worker cut off from it may
+        # have had this batch re-run elsewhere, and must not replace that run's files.
+        await ensure_current_attempt()
         spilled = await self._spill_if_large(request, result)
         # Every file below is named by the batch, so this attempt replaces what an earlier
         # one wrote. The archive and bodies first, the items last: once the items are

@@ -37,10 +37,11 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
+from activities.address_guard import ForbiddenAddress
 from activities.request_codec import RequestNotTransferable, request_data, scrapy_request
 from activities.wire_capture import Truncated, WireRecorder
 from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
-from shardcrawl.contracts import DEFERRED, BlockSpec, RequestData, UrlTask
+from shardcrawl.contracts import DEFERRED, FORBIDDEN_ADDRESS, BlockSpec, RequestData, UrlTask
 from shardcrawl.urls import hostname
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class HeldByRetryAfter(IgnoreRequest):
 _FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
     ((HeldByRetryAfter,), DEFERRED),
     ((Truncated,), "oversize"),
+    ((ForbiddenAddress,), FORBIDDEN_ADDRESS),
     ((CannotResolveHostError, txerror.DNSLookupError), "dns"),
     ((DownloadConnectionRefusedError, txerror.ConnectionRefusedError), "connection_refused"),
     ((DownloadTimeoutError, txerror.TimeoutError, txerror.TCPTimedOutError), "timeout"),

@@ -16,7 +16,6 @@ from temporalio import activity
 
 from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
 from activities.lru import Lru
-from activities.netguard import AddressGuard
 from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
@@ -66,26 +65,16 @@ class RobotsRules:
 
 
 class RobotsActivities:
-    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache, guard: AddressGuard):
+    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache):
         self._runtime = runtime
         self._stores = stores
-        self._guard = guard
 
     @activity.defn(name="fetch_robots")
     async def fetch_robots(self, request: RobotsRequest) -> RobotsResults:
-        """Every target's robots.txt in one crawl, one request per host at a time."""
-        results: dict[int, RobotsResult] = {}
-        wanted: list[int] = []
-        for index, target in enumerate(request.origins):
-            refusal = await self._guard.refusal(
-                urls.hostname(target.origin),
-                allow_private_networks=request.fetch.allow_private_networks,
-            )
-            if refusal:
-                results[index] = RobotsResult(error=refusal)
-            else:
-                wanted.append(index)
-        targets = [request.origins[i] for i in wanted]
+        """Every target's robots.txt in one crawl, one request per host at a time; a
+        forbidden address (the origin's, a redirect's, a proxy's) is refused inside Scrapy,
+        before it connects."""
+        targets = request.origins
         capture = BatchCapture(
             [UrlTask(url=t.origin + "/robots.txt") for t in targets],
             keep_bodies=True,
@@ -109,9 +98,12 @@ class RobotsActivities:
                 spider_kwargs={CAPTURE_ARG: capture},
                 heartbeat=activity.heartbeat,
             )
-        for index, target, page in zip(wanted, targets, capture.pages, strict=True):
-            results[index] = await self._verdict(request, target.origin, page)
-        return RobotsResults(results=[results[i] for i in range(len(request.origins))])
+        return RobotsResults(
+            results=[
+                await self._verdict(request, target.origin, page)
+                for target, page in zip(targets, capture.pages, strict=True)
+            ]
+        )
 
     async def _verdict(
         self, request: RobotsRequest, origin: str, page: PageCapture

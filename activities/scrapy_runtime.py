@@ -18,6 +18,7 @@ from scrapy.crawler import Crawler, CrawlerRunner
 from scrapy.settings import Settings
 from scrapy.spiderloader import SpiderLoader
 
+from activities.address_pins import install as install_resolver
 from shardcrawl.errors import ConfigError
 
 __all__ = ["CrawlerStartError", "ScrapyRuntime", "UnknownSpiderError"]
@@ -71,6 +72,8 @@ class ScrapyRuntime:
             from twisted.internet import reactor
 
             self.reactor_path = f"{type(reactor).__module__}.{type(reactor).__name__}"
+            # Before any crawler: every connection of this process resolves through it.
+            self._in_reactor(lambda: install_resolver(reactor))
             self._runner = self._in_reactor(
                 lambda: CrawlerRunner({"TWISTED_REACTOR": self.reactor_path})
             )

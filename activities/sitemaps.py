@@ -13,7 +13,6 @@ from scrapy import Spider
 from temporalio import activity
 
 from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
-from activities.netguard import AddressGuard
 from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.sitemap_parser import SitemapReader
@@ -47,25 +46,16 @@ class _SitemapSpider(Spider):
 
 
 class SitemapActivities:
-    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache, guard: AddressGuard):
+    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache):
         self._runtime = runtime
         self._stores = stores
-        self._guard = guard
 
     @activity.defn(name="fetch_sitemaps")
     async def fetch_sitemaps(self, request: SitemapRequest) -> SitemapResults:
-        results: dict[int, SitemapResult] = {}
-        wanted: list[int] = []
-        for index, target in enumerate(request.targets):
-            refusal = await self._guard.refusal(
-                urls.hostname(target.url),
-                allow_private_networks=request.fetch.allow_private_networks,
-            )
-            if refusal:
-                results[index] = SitemapResult(error=refusal)
-            else:
-                wanted.append(index)
-        targets = [request.targets[i] for i in wanted]
+        """Every target in one crawl, one request per host at a time; a forbidden address
+        (the sitemap's, a redirect's, a proxy's) is refused inside Scrapy, before it
+        connects."""
+        targets = request.targets
         capture = BatchCapture(
             [UrlTask(url=t.url) for t in targets],
             keep_bodies=True,
@@ -90,9 +80,11 @@ class SitemapActivities:
                 spider_kwargs={CAPTURE_ARG: capture},
                 heartbeat=activity.heartbeat,
             )
-        for index, target, page in zip(wanted, targets, capture.pages, strict=True):
-            results[index] = await self._read(request, target, page)
-        return SitemapResults(results=[results[i] for i in range(len(request.targets))])
+        results = [
+            await self._read(request, target, page)
+            for target, page in zip(targets, capture.pages, strict=True)
+        ]
+        return SitemapResults(results=results)
 
     async def _read(
         self, request: SitemapRequest, target: SitemapTarget, page: PageCapture

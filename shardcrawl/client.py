@@ -28,7 +28,7 @@ from shardcrawl.contracts import (
     shard_workflow_id,
 )
 from shardcrawl.errors import CrawlIdInUse, root_cause
-from shardcrawl.report import merge_host_stats, merge_proxies, sum_totals
+from shardcrawl.report import merge_hosts, merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.store import normalize_store_url
 from shardcrawl.temporal_client import connect, run
@@ -95,10 +95,7 @@ class CrawlHandle:
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress
-        hosts: dict[str, HostStats] = {}
-        for part in per_shard:
-            for name, stats in part.items():
-                hosts[name] = merge_host_stats(hosts[name], stats) if name in hosts else stats
+        hosts = merge_hosts(per_shard)
         totals = sum_totals(list(shards))
         elapsed = progress.elapsed_seconds
         return progress.model_copy(

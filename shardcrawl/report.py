@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -16,6 +17,7 @@ __all__ = [
     "ShardPart",
     "build_report",
     "merge_host_stats",
+    "merge_hosts",
     "merge_proxies",
     "sum_totals",
     "top_urls_retry_share",
@@ -97,6 +99,17 @@ def merge_host_stats(a: HostStats, b: HostStats) -> HostStats:
     return merged
 
 
+def merge_hosts(parts: Iterable[dict[str, HostStats]]) -> dict[str, HostStats]:
+    """Every host of several shards' stats, each merged by ``merge_host_stats``: the one
+    fold the report and the live status share, so neither lets a later shard's default
+    state win over the owner's."""
+    hosts: dict[str, HostStats] = {}
+    for part in parts:
+        for name, stats in part.items():
+            hosts[name] = merge_host_stats(hosts[name], stats) if name in hosts else stats
+    return hosts
+
+
 def merge_proxies(parts: list[dict[str, ProxyStats]]) -> dict[str, ProxyStats]:
     """Each proxy across shards: counters and shares add up (the shares to its capacity); it
     is cooling if any shard rests it, and banned on every host any shard bans it for."""
@@ -163,12 +176,11 @@ def build_report(
     previous_crawl: str | None = None,
 ) -> CrawlReport:
     totals = sum_totals([r.totals for r in results])
-    hosts: dict[str, HostStats] = {}
+    hosts = merge_hosts(r.hosts for r in results)
     failure_classes: dict[str, int] = {}
     status_counts: dict[str, int] = {}
     for result in results:
-        for name, stats in result.hosts.items():
-            hosts[name] = merge_host_stats(hosts[name], stats) if name in hosts else stats
+        for stats in result.hosts.values():
             _merge_counts(failure_classes, stats.failure_classes)
             _merge_counts(status_counts, stats.status_counts)
     elapsed = max((finished_at - started_at).total_seconds(), 1e-9)

@@ -14,6 +14,7 @@ from shardcrawl.contracts import BatchRequest, FetchOptions
 
 __all__ = [
     "CAPTURE_MIDDLEWARE",
+    "GUARD_MIDDLEWARE",
     "HOLD_MIDDLEWARE",
     "PROXY_MIDDLEWARE",
     "batch_settings",
@@ -23,6 +24,7 @@ __all__ = [
 CAPTURE_MIDDLEWARE = "activities.batch_capture.BatchCaptureMiddleware"
 HOLD_MIDDLEWARE = "activities.batch_capture.BatchHoldMiddleware"
 PROXY_MIDDLEWARE = "activities.proxy_assign.ProxyAssignMiddleware"
+GUARD_MIDDLEWARE = "activities.address_guard.AddressGuardMiddleware"
 
 
 def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
@@ -34,6 +36,7 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
         "DOWNLOAD_WARNSIZE": 0,
         "DOWNLOAD_TIMEOUT": fetch.download_timeout_seconds,
         "DNS_TIMEOUT": min(fetch.download_timeout_seconds, 20.0),
+        "SHARDCRAWL_ALLOW_PRIVATE_NETWORKS": fetch.allow_private_networks,
         "ROBOTSTXT_OBEY": False,
         "RETRY_ENABLED": False,
         "REDIRECT_ENABLED": False,
@@ -63,6 +66,9 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
             HOLD_MIDDLEWARE: 1,
             # Before HttpProxyMiddleware (750), which reads the proxy it sets; off when direct.
             PROXY_MIDDLEWARE: 700,
+            # After HttpProxyMiddleware (750): judges the target's and the proxy's addresses,
+            # which the connection then uses (resolved once, activities/address_pins.py).
+            GUARD_MIDDLEWARE: 760,
             "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
         },
         "EXTENSIONS": {

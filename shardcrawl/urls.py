@@ -68,8 +68,12 @@ def canonicalize(url: str, strip_params: tuple[str, ...] = ()) -> str | None:
     # What w3lib made of the host (IDNA, dropped control characters) must still be a host.
     if not chost or any(_unprintable(c) for c in chost):
         return None
-    if port is not None and port == _DEFAULT_PORTS[scheme]:
-        netloc = f"[{chost}]" if ":" in chost else chost
+    # IDNA may turn a name into an address ('¹' is '1', so 0.0.0.1): spell it again.
+    spelled_host = _host_spelling(chost)
+    if spelled_host != chost or (port is not None and port == _DEFAULT_PORTS[scheme]):
+        netloc = f"[{spelled_host}]" if ":" in spelled_host else spelled_host
+        if port is not None and port != _DEFAULT_PORTS[scheme]:
+            netloc += f":{port}"
         canonical = urlunsplit((cparts.scheme, netloc, cparts.path, cparts.query, ""))
     if strip_params and cparts.query:
         canonical = _strip_query(canonical, strip_params)

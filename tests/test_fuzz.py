@@ -98,7 +98,7 @@ def test_link_extraction_never_raises_on_any_html(body: bytes) -> None:
     output = list(spider.parse(response))
     page = PageCapture(url=response.url, depth=1, status=200)
     page.links = [FoundRequest(url=r.url) for r in output if isinstance(r, Request)]
-    for link in _links([page]):
+    for link in _links([page], ()):
         assert urls.canonicalize(link.url) == link.url
 
 

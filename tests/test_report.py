@@ -13,6 +13,7 @@ from shardcrawl.report import (
     MAX_FIELDS,
     ShardPart,
     build_report,
+    merge_hosts,
     sum_totals,
     top_urls_retry_share,
     trim_hosts,
@@ -409,6 +410,21 @@ def test_only_the_owner_reports_a_hosts_state(owner_first: bool) -> None:
     host = merged.hosts["a.example"]
     assert (host.state, host.parks, host.concurrency) == ("abandoned", 3, 1)
     assert host.links_discovered == 1 and host.requests == 1
+
+
+@pytest.mark.parametrize("owner_first", [True, False])
+def test_live_status_keeps_the_owners_host_state(owner_first: bool) -> None:
+    """The live status folds the shards' ``hosts`` queries with ``merge_hosts``, as the report
+    does: a parked host stays parked whichever shard answered last."""
+    owner = ShardStats()
+    owner.record_outcome(page(f"{A}/1", 403))
+    owner.hosts["a.example"].state = "parked"
+    linker = ShardStats()
+    linker.record_link(f"{A}/2", duplicate=False)
+    parts = [owner.hosts, linker.hosts]
+    merged = merge_hosts(parts if owner_first else parts[::-1])
+    assert merged["a.example"].state == "parked"
+    assert merged["a.example"].links_discovered == 1
 
 
 def test_local_outputs_show_as_paths_and_other_stores_as_urls() -> None:

@@ -376,3 +376,10 @@ def test_canonicalize_strips_query_parameters_by_name_or_glob_in_any_case() -> N
     assert canonicalize("http://a.test/p?sessionid=1", strip) == "http://a.test/p"
     assert canonicalize(url) == canonicalize(url, ())
     assert canonicalize(canonicalize(url, strip) or "", strip) == "http://a.test/p?a=1&b=2"
+
+
+def test_a_name_that_idna_turns_into_an_address_is_spelled_as_that_address() -> None:
+    """Found by make fuzz: w3lib's IDNA makes '¹' into '1', which is the address 0.0.0.1;
+    canonicalizing again must not change it."""
+    assert canonicalize("HTTP://¹") == "http://0.0.0.1/"
+    assert canonicalize("http://0.0.0.1/") == "http://0.0.0.1/"

@@ -11,7 +11,7 @@ __all__ = ["ThreadSite"]
 
 
 class ThreadSite:
-    def __init__(self, ip: str) -> None:
+    def __init__(self, ip: str, port: int = 0) -> None:
         self.requests: list[str] = []
         site = self
 
@@ -23,7 +23,7 @@ class ThreadSite:
                 site.requests.append(self.path)
                 site.route(self)
 
-        self.server = ThreadingHTTPServer((ip, 0), Handler)
+        self.server = ThreadingHTTPServer((ip, port), Handler)
         self.server.daemon_threads = True
         self.origin = f"http://{ip}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
