@@ -130,7 +130,8 @@ class PreviousRecords:
             output, layout.origin_items_prefix(previous, origin)
         ):
             for record in records_of(await self._stores.get_bytes(output, key) or b""):
-                records[record["url"]] = record
+                if record.get("status") is not None:  # a page that answered, not a failure
+                    records[record["url"]] = record
         return self._origins.put((output, previous, origin), records)
 
 
@@ -160,7 +161,8 @@ class PreviousActivities:
             data = await self._stores.get_bytes(request.output, files[at]) or b""
             for record in records_of(data):
                 # A page gone then (404, 410) is not asked for again.
-                if record.get("status", 0) < 400:
+                status = record.get("status")
+                if status is not None and status < 400:
                     tasks.append(UrlTask(url=record["url"], depth=record.get("depth", 0)))
                     size += len(record["url"])
             at += 1

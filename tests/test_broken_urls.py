@@ -1,10 +1,10 @@
 """A broken URL costs that URL its attempts and its backoff, never its host's pace.
 
 Two chains of 200 pages on two hosts, each page found only once the one before it is fetched;
-one host also has 10 permanently broken URLs hung off the chain (a 500, or a connection
-dropped without an answer). Both crawls run at once, so they share the machine's noise. From
-the servers' logs: the broken host's crawl takes at most 1.5x the clean one's, every page is
-asked once, and every broken URL exactly its attempts.
+one host also has 10 permanently broken URLs hung off the chain (each drops the connection
+without an answer). Both crawls run at once, so they share the machine's noise. From the
+servers' logs: the broken host's crawl takes at most 1.5x the clean one's, every page is asked
+once, and every broken URL exactly its attempts; and every URL asked has one record.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shardcrawl.devserver import free_port
-from tests.helpers import start_crawl, start_ready
+from tests.helpers import read_records, start_crawl, start_ready
 
 PAGES = 200
 BROKEN_EVERY = 20  # 10 broken URLs
 MAX_ATTEMPTS = 3
+crawl_ids: dict[str, str] = {}
 
 
 def _log(path: Path) -> list[dict[str, Any]]:
@@ -47,6 +49,7 @@ async def _crawl(
             "retry": {"max_attempts": MAX_ATTEMPTS},
         }
         handle = await start_crawl(client, spec, fleet.task_queue)
+        crawl_ids[ip] = handle.id
         await asyncio.wait_for(handle.result(), timeout=240)
     finally:
         site.terminate()
@@ -71,5 +74,15 @@ async def test_broken_urls_do_not_slow_their_host(client, fleet_factory, tmp_pat
     asked = Counter(e["path"] for e in broken if e["path"].startswith("/broken/"))
     assert len(asked) == PAGES // BROKEN_EVERY
     assert set(asked.values()) == {MAX_ATTEMPTS}, asked
+    # Every URL the site was asked for has exactly one record; a broken one says how it
+    # ended after its attempts (here every one drops the connection: no status).
+    records = read_records(tmp_path / "out-127.0.0.22", crawl_ids["127.0.0.22"])
+    by_url = Counter(urlsplit(r["url"]).path for r in records)
+    assert set(by_url) == {e["path"] for e in broken if e["path"] != "/robots.txt"}
+    assert set(by_url.values()) == {1}
+    ended = [r for r in records if "/broken/" in r["url"]]
+    assert len(ended) == PAGES // BROKEN_EVERY
+    assert all(r["attempts"] == MAX_ATTEMPTS and r["status"] is None for r in ended), ended
+    assert {r["error"] for r in ended} == {"download_failed"}
     clean_seconds, broken_seconds = _span(clean), _span(broken)
     assert broken_seconds <= 1.5 * clean_seconds, (broken_seconds, clean_seconds)

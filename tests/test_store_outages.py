@@ -73,7 +73,8 @@ def _s3_urls(endpoint: str, bucket: str, crawl_id: str) -> list[str]:
     ):
         for obj in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
-            urls += [json.loads(line)["url"] for line in body.splitlines() if line]
+            records = [json.loads(line) for line in body.splitlines() if line]
+            urls += [r["url"] for r in records if r["status"] is not None]
     return urls
 
 

@@ -193,11 +193,12 @@ def _spec(site: ArchiveSite, output: str) -> CrawlSpec:
 
 
 def _local_items(out: Path, crawl_id: str) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-    items = [
+    records = [
         json.loads(line)
         for path in sorted((out / crawl_id / "items").rglob("*.jsonl"))
         for line in path.read_text().splitlines()
     ]
+    items = [r for r in records if r["status"] is not None]
     bodies = {
         str(p.relative_to(out)): p.read_bytes() for p in (out / crawl_id / "bodies").rglob("*.bin")
     }
@@ -251,12 +252,13 @@ async def test_warc_on_s3(client, workers, task_queue, archive_site, moto_s3_end
     _check_structure(archive)
     _check_against_site(archive, archive_site)
     _check_index(archive)
-    items = [
+    records = [
         json.loads(line)
         for k in keys
         if k.startswith("items/")
         for line in get(k).decode().splitlines()
     ]
+    items = [r for r in records if r["status"] is not None]
     bodies = {prefix.removeprefix("crawls/") + k: get(k) for k in keys if k.startswith("bodies/")}
     _check_records(items, archive, bodies)
     assert not [k for k in keys if k.startswith("state/")], "index parts left behind"
