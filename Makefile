@@ -23,7 +23,7 @@ demo: setup
 # Two processes: the suite mostly waits on servers, crawls and timers, so it runs in about
 # two thirds of the time; each process has its own Temporal dev server and moto.
 test: setup
-	$(PY) -m pytest -n 2 --dist worksteal
+	$(PY) -m pytest -n 2 --dist worksteal --durations=15
 
 # The property-based tests at 10,000 examples a property (make test runs a fast profile).
 fuzz: setup

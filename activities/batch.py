@@ -21,7 +21,7 @@ from activities.batch_capture import (
 )
 from activities.batch_warc import archive_pages
 from activities.metrics import record_batch
-from activities.previous import PreviousRecords, change_of, conditions
+from activities.previous import PreviousRecords, change_of, conditions, not_newer_than
 from activities.proxy_assign import proxy_slots
 from activities.robots import RobotsRules
 from activities.scrapy_runtime import CrawlerStartError, ScrapyRuntime, UnknownSpiderError
@@ -44,16 +44,17 @@ from shardcrawl.contracts import (
     payload_bytes,
 )
 from shardcrawl.frontier import request_fingerprint, unfiltered
+from shardcrawl.records import failure_record
 from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "failure_record", "page_record"]
+__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "page_record"]
 
 # A page record's own fields; a spider's item is merged in only if it has none of them.
 RECORD_FIELDS = frozenset(
     {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
-    | {"error", "attempts", "spider_error"}
+    | {"error", "attempts", "spider_error", "carried_by"}
     | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
 )
 CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
@@ -63,18 +64,6 @@ CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
 def _timestamp(at: float | None) -> str:
     moment = datetime.fromtimestamp(at or 0.0, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def failure_record(task: UrlTask, error: str | None, *, attempts: int) -> dict[str, Any]:
-    """The one record of a URL that ended without a response: why (its failure class or
-    refusal), after how many requests (0: refused before any), and its last status (none)."""
-    return {
-        "url": task.url,
-        "status": None,
-        "error": error,
-        "attempts": attempts,
-        "depth": task.depth,
-    }
 
 
 def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) -> dict[str, Any]:
@@ -161,6 +150,12 @@ def _outcome(
     )
 
 
+def _sitemap_lastmod(task: UrlTask) -> str | None:
+    meta = task.request.meta if task.request is not None else {}
+    lastmod = meta.get(SITEMAP_META, {}).get("lastmod")
+    return lastmod if isinstance(lastmod, str) else None
+
+
 def _sitemap_fields(task: UrlTask) -> dict[str, Any]:
     """What the sitemap that listed the page said of it (``sitemap_lastmod``, ...)."""
     meta = task.request.meta if task.request is not None else {}
@@ -207,19 +202,24 @@ class BatchActivities:
         refused: dict[int, str] = {}
         fetched: list[int] = []  # indexes in request.urls of the requests that go out
         previous: dict[str, dict[str, Any]] = {}
+        carried: dict[int, dict[str, Any]] = {}  # unchanged per its sitemap: not asked
         for part, indexes in request.sliced():
-            # Addresses are judged inside Scrapy, where they are resolved once and connected
-            # to (activities/address_guard.py).
-            for index in indexes:
-                reason = await self._robots_refusal(request, part, request.urls[index])
-                if reason:
-                    refused[index] = reason
-                else:
-                    fetched.append(index)
             if request.previous_crawl:
                 previous.update(
                     await self._previous.of(request.output, request.previous_crawl, part.origin)
                 )
+            # Addresses are judged inside Scrapy, where they are resolved once and connected
+            # to (activities/address_guard.py).
+            for index in indexes:
+                task = request.urls[index]
+                reason = await self._robots_refusal(request, part, task)
+                earlier = previous.get(task.url)
+                if reason:
+                    refused[index] = reason
+                elif earlier is not None and not_newer_than(_sitemap_lastmod(task), earlier):
+                    carried[index] = earlier
+                else:
+                    fetched.append(index)
         to_fetch = [request.urls[i] for i in fetched]
 
         options = request.fetch.capture
@@ -261,6 +261,17 @@ class BatchActivities:
                 url=request.urls[i].url, task=i, error=why, attempt=request.urls[i].attempt
             )
             for i, why in refused.items()
+        ]
+        outcomes += [
+            FetchOutcome(
+                url=request.urls[i].url,
+                task=i,
+                status=earlier.get("status"),
+                attempt=request.urls[i].attempt,
+                change="unchanged",
+                carried=True,
+            )
+            for i, earlier in carried.items()
         ]
         changes = {
             i: change_of(p.status, p.content_hash, previous.get(p.url))
@@ -309,6 +320,10 @@ class BatchActivities:
                 found = kept.get(i)
                 if i in refused:
                     record = failure_record(task, refused[i], attempts=task.attempt - 1)
+                elif i in carried:
+                    checked_at = _timestamp(time.time())
+                    record = {**carried[i], "recrawl": "unchanged", "checked_at": checked_at}
+                    record["carried_by"] = "sitemap_lastmod"
                 elif found is None:
                     continue
                 elif found.status is None:

@@ -19,6 +19,7 @@ holds nothing beyond the crawls' own output.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -100,6 +101,26 @@ def conditions(previous: dict[str, dict[str, Any]], urls_: list[str]) -> dict[st
         if headers:
             out[url] = headers
     return out
+
+
+def _moment(text: str) -> datetime | None:
+    """A W3C datetime as sitemaps write it (a date, or a time with a zone), in UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def not_newer_than(lastmod: str | None, previous: dict[str, Any]) -> bool:
+    """Whether a sitemap's ``lastmod`` for a page is no later than the previous crawl's fetch
+    (or check) of it: then the page is carried over without a request."""
+    if lastmod is None:
+        return False
+    changed = _moment(lastmod)
+    seen = previous.get("checked_at") or previous.get("fetched_at")
+    fetched = _moment(seen) if isinstance(seen, str) else None
+    return changed is not None and fetched is not None and changed <= fetched
 
 
 def change_of(status: int, content_hash: str | None, previous: dict[str, Any] | None) -> PageChange:

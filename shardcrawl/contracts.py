@@ -768,6 +768,10 @@ class FetchOutcome(_Model):
     spider_error: str | None = Field(
         default=None, description="the exception type a callback raised on the page"
     )
+    carried: bool = Field(
+        default=False,
+        description="not requested: its sitemap lastmod is not newer than the previous fetch",
+    )
 
 
 class Link(_Model):
@@ -866,6 +870,9 @@ class ShardTotals(_Model):
     pages_changed: int = 0
     pages_unchanged: int = Field(default=0, description="304, or the same content again")
     pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
+    pages_carried: int = Field(
+        default=0, description="incremental: not asked, as their sitemap lastmod is not newer"
+    )
     # Not sums: the crawl shows the largest of its shards' (see report.MAX_FIELDS).
     history_length: int = Field(default=0, description="events in the current run's history")
     largest_payload_bytes: int = 0
@@ -994,6 +1001,7 @@ class ShardCheckpoint(_Model):
         default_factory=dict, description="shardcrawl.link_counts.LinkCounts.export()"
     )
     previous_next: int = Field(default=0, description="the previous crawl's next item file")
+    records_seq: int = Field(default=0, description="files of records the shard wrote itself")
     series: TimeSeries = Field(default_factory=TimeSeries, description="the runs' time series")
 
 
@@ -1154,6 +1162,9 @@ class CrawlReport(_Model):
     pages_changed: int = 0
     pages_unchanged: int = Field(default=0, description="304s, and pages fetched the same again")
     pages_gone: int = Field(default=0, description="404 or 410 now, fetched before")
+    pages_carried: int = Field(
+        default=0, description="incremental: not asked, as their sitemap lastmod is not newer"
+    )
     warc_files: int = Field(default=0, description="with warc: WARC files written")
     warc_records: int = Field(default=0, description="with warc: records in them")
     warc_bytes: int = Field(default=0, description="with warc: their size, gzipped")

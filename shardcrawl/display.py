@@ -184,6 +184,12 @@ _HOST_COLUMNS = (
 )
 
 
+def _state(h: HostStats) -> str:
+    """A host's state, its parks, and whether it reached its quota (max_pages_per_host)."""
+    state = f"{h.state} ({h.parks} parks)" if h.parks else h.state
+    return f"{state}, at quota" if h.at_quota else state
+
+
 def _limits(h: HostStats) -> str:
     """The host's adaptive limits now: "4x" (4 at a time), "2x0.5s" (2, 0.5 s apart)."""
     if not h.concurrency:
@@ -199,7 +205,7 @@ def _host_row(name: str, h: HostStats) -> list[str]:
         str(h.failures),
         _rate(h.blocked, h.requests),
         str(h.retries),
-        f"{h.state} ({h.parks} parks)" if h.parks else h.state,
+        _state(h),
         _limits(h),
     ]
 
@@ -466,7 +472,12 @@ class ReportView:
                 (
                     f"against {report.previous_crawl}",
                     f"{report.pages_new} new, {report.pages_changed} changed, "
-                    f"{report.pages_unchanged} unchanged, {report.pages_gone} gone",
+                    f"{report.pages_unchanged} unchanged, {report.pages_gone} gone"
+                    + (
+                        f", {report.pages_carried} carried over by sitemap lastmod"
+                        if report.pages_carried
+                        else ""
+                    ),
                 )
             )
         if report.filtered_by_rule:

@@ -64,6 +64,17 @@ class Frontier:
         self._queue(task, fp)
         return True
 
+    def update_queued(self, task: UrlTask) -> bool:
+        """Give a request still queued the rest of ``task`` (a sitemap's fields for a URL the
+        previous crawl queued first), at the queued depth; False if it is not queued."""
+        fp = fingerprint_of(task)
+        queued = self._pending.get(fp)
+        if queued is None:
+            return False
+        url, depth, priority, redirects, _ = queued
+        self._pending[fp] = (url, depth, priority, redirects, task.request)
+        return True
+
     def mark_seen(self, task: UrlTask) -> bool:
         """Record a request as seen without queueing it (one the crawl will not fetch, such
         as a host's past its quota); False if it was seen before."""

@@ -232,6 +232,7 @@ def build_report(
         pages_changed=totals.pages_changed,
         pages_unchanged=totals.pages_unchanged,
         pages_gone=totals.pages_gone,
+        pages_carried=totals.pages_carried,
         timeseries=merge_series([r.series for r in results]),
     )
 

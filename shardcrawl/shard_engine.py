@@ -48,6 +48,7 @@ from shardcrawl.origin_watch import OriginWatch
 from shardcrawl.politeness import Lease, Politeness
 from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
 from shardcrawl.proxy_router import ProxyRouter
+from shardcrawl.records import CANCELLED, failure_record
 from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, will_retry
 from shardcrawl.retry_queue import RetryQueue
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES
@@ -110,7 +111,10 @@ class ShardEngine:
         shard_count: int,
         clock: Callable[[], float],
         random: Callable[[], float],
+        incremental: bool = False,
     ) -> None:
+        """``incremental``: the crawl asks again for a previous crawl's pages; then a host's
+        pages wait for its sitemaps, whose lastmod may spare them a request."""
         self.spec = spec
         self.shard = shard
         self.shard_count = shard_count
@@ -149,6 +153,12 @@ class ShardEngine:
         self._sitemaps: list[tuple[float, int, SitemapTarget]] = []
         self._sitemaps_seen: set[str] = set()
         self._sitemap_seq = 0
+        # Records of URLs that ended in the shard, by origin, not yet written.
+        self._records: dict[str, list[dict[str, Any]]] = {}
+        # Incremental crawls: sitemaps of each host not read yet, and the origins waiting.
+        self._incremental = incremental and spec.sitemaps != "off"
+        self._sitemaps_unread: dict[str, int] = {}
+        self._sitemap_waiters: dict[str, dict[str, None]] = {}
         # Activities planned and not yet landed or cut off (batches, robots.txt, sitemaps).
         self.in_flight = 0
         self._retry_batches = 0
@@ -274,6 +284,9 @@ class ShardEngine:
                 continue
             if self.spec.obey_robots_txt and self._robots[origin] is None:
                 continue  # its robots.txt is on the way, and touches it when it comes
+            if self._sitemaps_unread.get(host):
+                self._sitemap_waiters.setdefault(host, {})[origin] = None
+                continue  # its sitemaps may carry pages over: they are read first
             state = self.pressure.state(host, now)
             if state == "abandoned":
                 self._give_up(origin)
@@ -344,6 +357,21 @@ class ShardEngine:
         self._sitemap_seq += 1
         target = SitemapTarget(url=url, nesting=nesting, attempt=attempt)
         heapq.heappush(self._sitemaps, (at, self._sitemap_seq, target))
+        if self._incremental and attempt == 1:
+            host = urls.hostname(url)
+            self._sitemaps_unread[host] = self._sitemaps_unread.get(host, 0) + 1
+
+    def _sitemap_read(self, url: str) -> None:
+        """One of a host's sitemaps is read (or given up on): once all are, its origins that
+        waited for them are looked at again."""
+        host = urls.hostname(url)
+        left = self._sitemaps_unread.get(host, 0) - 1
+        if left > 0:
+            self._sitemaps_unread[host] = left
+            return
+        self._sitemaps_unread.pop(host, None)
+        for origin in self._sitemap_waiters.pop(host, {}):
+            self._watch.touch(origin)
 
     def _sitemap_error(self, kind: str) -> None:
         errors = self.stats.totals.sitemap_errors
@@ -505,11 +533,25 @@ class ShardEngine:
         """A host given up on (parked too often): its waiting URLs end as failures."""
         # A waiting retry's last attempt is the one before the attempt it waited for.
         ended = [(t, t.attempt - 1) for t in self.retries.take_all(origin)]
-        ended += [(t, 1) for t in self.frontier.pop(origin, self.frontier.queued_at(origin))]
-        for task, last_attempt in ended:
+        ended += [(t, 0) for t in self.frontier.pop(origin, self.frontier.queued_at(origin))]
+        for task, requests in ended:
             self.stats.record_outcome(
-                FetchOutcome(url=task.url, error=HOST_ABANDONED, attempt=max(1, last_attempt))
+                FetchOutcome(url=task.url, error=HOST_ABANDONED, attempt=max(1, requests))
             )
+            self._end(origin, failure_record(task, HOST_ABANDONED, attempts=requests))
+
+    def _end(self, origin: str, record: dict[str, Any]) -> None:
+        """A URL that ended here, not in a batch: its record waits for the shell to write."""
+        self._records.setdefault(origin, []).append(record)
+
+    def has_records(self) -> bool:
+        return bool(self._records)
+
+    def take_records(self) -> dict[str, list[dict[str, Any]]]:
+        """Records of URLs that ended in the shard (given up with their host, cut off by a
+        cancel), by origin, for the shell to write into the crawl's items."""
+        records, self._records = self._records, {}
+        return records
 
     def batch_slice(self, part: HostSlice) -> BatchSlice:
         """A slice as the batch activity gets it: the host's budget and robots rules."""
@@ -551,18 +593,14 @@ class ShardEngine:
             self.route(task, count=link.count)
 
     def cut_off(self, parts: list[HostSlice]) -> None:
-        """A batch that did not run to its end (a cancel): its URLs go back where they came
-        from, no attempt counted, so the report counts them as left unfetched, not as lost."""
+        """A batch a cancel cut off: the crawl ends before it, so each of its URLs ends as
+        ``cancelled``, with the requests that completed before this one, and its record."""
         self._release(parts)
-        now = self._clock()
-        for task in (task for part in parts for task in part.tasks):
-            if task.attempt > 1:
-                self._retry_later(task, now)
-            else:
-                self.frontier.requeue(task)
-                self.stats.host(task.url).first_requests -= 1
-                self._watch.touch(urls.origin(task.url))
-                self.add_credits(1)
+        for part in parts:
+            for task in part.tasks:
+                outcome = FetchOutcome(url=task.url, error=CANCELLED, attempt=task.attempt)
+                self.stats.record_outcome(outcome)
+                self._end(part.origin, failure_record(task, CANCELLED, attempts=task.attempt - 1))
 
     def _release(self, parts: list[HostSlice]) -> None:
         now = self._clock()
@@ -676,7 +714,10 @@ class ShardEngine:
                 self._queue_sitemap(url, nesting=target.nesting + 1)
                 continue
             self.stats.totals.sitemap_urls += 1
-            self.route(_sitemap_task(url, lastmod, changefreq, priority), is_link=False)
+            task = _sitemap_task(url, lastmod, changefreq, priority)
+            if task.request is not None and self.frontier.update_queued(task):
+                continue  # queued already (the previous crawl's URL): now with its fields
+            self.route(task, is_link=False)
 
     def sitemaps_landed(self, targets: list[SitemapTarget], results: list[SitemapResult]) -> None:
         """A fetch_sitemaps activity's results, once their entries are in: what was fetched,
@@ -699,6 +740,8 @@ class ShardEngine:
                 self.stats.totals.sitemaps_fetched += 1
             if result.error:
                 self._sitemap_error(result.error)
+            if self._incremental:
+                self._sitemap_read(target.url)
 
     # -- what the shard tells its parent ---------------------------------------------------------
 
@@ -833,6 +876,9 @@ class ShardEngine:
                     self._sitemaps_seen.add(target.url)
                     self._sitemap_seq += 1
                     heapq.heappush(self._sitemaps, (record[1], self._sitemap_seq, target))
+                    if self._incremental:
+                        host = urls.hostname(target.url)
+                        self._sitemaps_unread[host] = self._sitemaps_unread.get(host, 0) + 1
                 else:
                     self._sitemaps_seen.add(record[1])
         else:

@@ -14,13 +14,14 @@ from shardcrawl.contracts import (
     ShardTotals,
 )
 from shardcrawl.host_pressure import HostState
+from shardcrawl.records import CANCELLED
 from shardcrawl.retry_policy import is_retryable
 from shardcrawl.timeseries import SeriesRecorder, TimeSeries, note_recent
 
 __all__ = ["NOT_A_REQUEST", "ShardStats"]
 
 NOT_A_REQUEST = frozenset(
-    {ROBOTS_DISALLOWED, FORBIDDEN_ADDRESS, NOT_FETCHED, DEFERRED, HOST_ABANDONED}
+    {ROBOTS_DISALLOWED, FORBIDDEN_ADDRESS, NOT_FETCHED, DEFERRED, HOST_ABANDONED, CANCELLED}
 )
 
 
@@ -75,6 +76,12 @@ class ShardStats:
         (pages, failures, classes, and the histogram of retries per URL)."""
         host = self.host(outcome.url)
         self._fetched_from(outcome.url)
+        if outcome.carried:
+            # A page carried over unasked (its sitemap says unchanged): no request.
+            host.pages += 1
+            self.totals.pages += 1
+            self.totals.pages_carried += 1
+            return
         if outcome.error == ROBOTS_DISALLOWED:
             host.robots_disallowed += 1
             self.totals.robots_disallowed += 1

@@ -16,7 +16,7 @@ import pytest
 from shardcrawl.export import export, item_keys
 from shardcrawl.layout import items_key
 from shardcrawl.store import FileStore, open_store
-from tests.helpers import read_items, shardcrawl
+from tests.helpers import read_records, shardcrawl
 
 HOSTS = ("127.0.4.2", "127.0.4.3")
 
@@ -52,7 +52,7 @@ async def test_export_a_local_crawl_as_jsonl_and_csv(cli_env, workers, site_fact
     workers.start(1)
     out = tmp_path / "out"
     crawl_id = await _crawl(cli_env, site, str(out))
-    expected = read_items(out, crawl_id)
+    expected = read_records(out, crawl_id)
     assert len(expected) > 20
 
     files = {}

@@ -51,8 +51,9 @@ async def test_report_html_in_a_browser(cli_env, workers, site, tmp_path):
                 "output": str(out),
                 "allow_private_networks": True,
                 "retry": {"max_attempts": 3, "backoff_base_seconds": 0.5},
-                # Parks of 5 s, then 10 s: the crawl spans several 10 s buckets.
-                "blocks": {"park_min_responses": 3, "park_seconds": 5.0, "give_up_after_parks": 2},
+                # Parks of 5 s, then 10 s, before the blocker is given up on at its third:
+                # the crawl spans several 10 s buckets.
+                "blocks": {"park_min_responses": 3, "park_seconds": 5.0, "give_up_after_parks": 3},
             }
         )
     )

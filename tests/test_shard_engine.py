@@ -242,17 +242,24 @@ def test_links_for_other_shards_wait_for_a_report_and_are_sent_once() -> None:
     assert engine.frontier.queued_at(mine) == 1
 
 
-def test_a_cut_off_batch_gives_its_urls_and_credits_back() -> None:
+def test_a_batch_cut_off_by_a_cancel_ends_its_urls_with_a_record_each() -> None:
     clock = Clock()
     engine = _engine(clock)
     _seed(engine, "http://a.test/1", "http://a.test/2")
     engine.add_credits(2)
     (batch,) = engine.plan().batches
-    assert engine.credits == 0
     engine.cut_off(batch)
-    assert engine.credits == 2 and engine.frontier.queued() == 2 and engine.in_flight == 0
-    (again,) = engine.plan().batches
-    assert sorted(_urls(again)) == ["http://a.test/1", "http://a.test/2"]
+    assert engine.in_flight == 0 and engine.frontier.queued() == 0
+    records = engine.take_records()
+    assert sorted(r["url"] for r in records["http://a.test"]) == [
+        "http://a.test/1",
+        "http://a.test/2",
+    ]
+    assert {(r["error"], r["attempts"], r["status"]) for r in records["http://a.test"]} == {
+        ("cancelled", 0, None)
+    }
+    assert engine.stats.totals.failures == 2 and engine.stats.totals.requests == 0
+    assert not engine.has_records()
 
 
 def test_credits_are_asked_for_when_low_and_given_back_when_idle() -> None:
@@ -333,6 +340,8 @@ def test_a_parked_host_is_probed_with_one_url_then_given_up_on() -> None:
     assert engine.pressure.abandoned() == ["a.test"]
     assert engine.frontier.queued() == 0 and not engine.retries
     assert engine.stats.totals.failures >= 1
+    ended = engine.take_records()["http://a.test"]
+    assert ended and {r["error"] for r in ended} == {"host_abandoned"}
 
 
 def test_url_rules_filter_discovered_urls_and_count_by_rule() -> None:
@@ -356,9 +365,6 @@ def test_a_host_quota_is_exact_and_its_other_urls_are_counted_over_quota() -> No
     engine = _engine(clock, max_pages_per_host=3, batch_size=2)
     _seed(engine, *(f"http://a.test/{i}" for i in range(5)))
     engine.add_credits(100)
-    (first,) = engine.plan().batches
-    engine.cut_off(first)  # a cancelled batch gives its quota back too
-    assert engine.stats.hosts["a.test"].first_requests == 0
     (first,) = engine.plan().batches
     assert len(_urls(first)) == 2
     engine.landed(first, _ok(first, {_urls(first)[0]: ["http://a.test/5"]}))
@@ -495,3 +501,29 @@ def test_continue_as_new_carries_sitemaps_waiting_and_read() -> None:
     assert [t.url for t in waiting] == ["http://a.test/other-sitemap.xml"]
     restored.add_seed(UrlTask(url=targets[0].url))
     assert restored.plan().sitemaps == [], "read already, in the run before"
+
+
+def test_an_incremental_crawl_reads_a_hosts_sitemaps_before_its_pages() -> None:
+    clock = Clock()
+    engine = ShardEngine(
+        CrawlSpec.model_validate({"seeds": ["http://a.test/"], "allowed_domains": ["test"]}),
+        shard=0,
+        shard_count=1,
+        clock=clock,
+        random=random.Random(7).random,
+        incremental=True,
+    )
+    engine.route(UrlTask(url="http://a.test/old"), is_link=False)  # the previous crawl's
+    engine.add_credits(10)
+    (targets,) = engine.plan().robots
+    engine.robots_landed(targets, [RobotsResult(sitemaps=["http://a.test/sitemap.xml"])])
+    plan = engine.plan()
+    assert plan.batches == [], "the host's pages wait for its sitemap"
+    (sitemaps,) = plan.sitemaps
+    engine.sitemap_entries(sitemaps[0], [["u", "http://a.test/old", "2026-01-01", None, None]])
+    engine.sitemaps_landed(sitemaps, [SitemapResult(status=200, pages=1)])
+    (batch,) = engine.plan().batches
+    (part,) = batch
+    (task,) = part.tasks
+    assert task.url == "http://a.test/old" and task.request is not None
+    assert task.request.meta[SITEMAP_META] == {"lastmod": "2026-01-01"}

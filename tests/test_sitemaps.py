@@ -108,3 +108,32 @@ async def test_a_50000_url_sitemap_at_bounded_memory(
     assert sum(1 for p in asked if p.startswith("/big/")) == 100
     # The body itself is 50 MB; a tree of it would take ten times that.
     assert peak < 700, f"worker peak RSS {peak:.0f} MB"
+
+
+async def test_an_incremental_crawl_carries_over_pages_their_sitemap_says_are_unchanged(
+    client, workers, task_queue, tmp_path
+):
+    """The sitemap's lastmod (2026-11-30) is older than the first crawl's fetch: the second
+    crawl asks the site for none of those pages, and carries their records over."""
+    site = _Site(tmp_path, "127.0.5.5")
+    out = tmp_path / "out"
+    workers.start(1)
+    try:
+        first, _ = await _crawl(client, task_queue, out, f"{site.origin}/")
+        await asyncio.sleep(0.2)
+        before = site.paths()
+        second, report = await _crawl(
+            client, task_queue, out, f"{site.origin}/", previous_crawl=first
+        )
+        await asyncio.sleep(0.2)
+        after = site.paths()
+    finally:
+        site.close()
+    asked_again = after - before
+    assert not set(asked_again) & ORPHANS, "a page whose sitemap says unchanged was asked again"
+    assert set(PAGES) <= set(asked_again), "the other pages are asked again, conditionally"
+    assert report.pages_carried == len(ORPHANS)
+    assert report.pages_unchanged + report.pages_changed >= len(PAGES)
+    carried = [r for r in read_items(out, second) if r.get("carried_by") == "sitemap_lastmod"]
+    assert {r["url"].removeprefix(site.origin) for r in carried} == ORPHANS
+    assert all(r["recrawl"] == "unchanged" and r["checked_at"] for r in carried)

@@ -9,8 +9,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from shardcrawl import urls
 from shardcrawl.devserver import free_port
+from shardcrawl.display import host_table
 from tests.helpers import start_crawl, start_ready
 
 
@@ -94,6 +97,10 @@ async def test_a_host_quota_holds_exactly_across_shards_and_workers(
     assert per_host == Counter({f"{ip}:{site.port}": 7 for ip in ips})
     assert report.pages_fetched == 7 * len(ips)
     assert report.quota_hosts == sorted(hosts)
+    assert all(report.hosts[h].at_quota for h in hosts)
+    rendered = Console(width=120, record=True)
+    rendered.print(host_table(report.hosts, title="hosts"))
+    assert rendered.export_text().count("at quota") == len(hosts), "the host table says so"
     assert report.over_quota > 0
     assert report.status == "completed"
 

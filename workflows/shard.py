@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -107,6 +108,8 @@ SEGMENT_RETRY = RetryPolicy(
 # One store call may take boto3's four attempts at its 5 s connect and 30 s read timeouts.
 STORE_CALL_SECONDS = 180
 SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
+# Records per file of the URLs that ended in the shard: each write stays one small payload.
+RECORDS_PER_FILE = 500
 # Links per message to another shard: each message stays one small payload.
 MAX_LINKS_PER_MESSAGE = 1000
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
@@ -180,6 +183,7 @@ class DomainShardWorkflow:
         # In-flight activity tasks, in start order (a dict: a set's order could differ on replay).
         self._batches: dict[asyncio.Task[None], None] = {}
         self._batch_seq = 0
+        self._records_seq = 0
         self._last_report: tuple[object, ...] | None = None
         self._fatal: BaseException | None = None
         self._draining = False
@@ -200,6 +204,7 @@ class DomainShardWorkflow:
             shard_count=shard.shard_count,
             clock=lambda: workflow.now().timestamp(),
             random=lambda: workflow.random().random(),
+            incremental=shard.previous_crawl is not None,
         )
         self._size.note(shard)
         if shard.checkpoint is not None:
@@ -281,6 +286,8 @@ class DomainShardWorkflow:
                 await self._load_previous()
             self._apply_inbox()
             self._dispatch()
+            if self._engine.has_records():
+                await self._write_records()
             self._export_metrics()
             await self._report()
             if self._finish:
@@ -300,6 +307,7 @@ class DomainShardWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=wake)
         await self._land_in_flight()
+        await self._write_records()
         hosts = await self._save_segments(
             "final", "hosts", pack_records(self._engine.export("hosts")), self._generation + 1
         )
@@ -496,6 +504,24 @@ class DomainShardWorkflow:
             result = result.model_copy(update={"outcomes": outcomes, "links": links})
         self._engine.landed(parts, result)
 
+    async def _write_records(self) -> None:
+        """Records of URLs that ended in the shard (a host given up on, a batch cut off),
+        into the crawl's items: a file per origin and write, named by the shard and a
+        sequence, so a retried write replaces its own file."""
+        for origin, records in self._engine.take_records().items():
+            for start in range(0, len(records), RECORDS_PER_FILE):
+                self._records_seq += 1
+                name = f"s{self._input.shard:04d}-ended-{self._records_seq:06d}"
+                lines = records[start : start + RECORDS_PER_FILE]
+                data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
+                write = SegmentWrite(
+                    output=self._spec.output,
+                    key=layout.items_key(self._input.crawl_id, origin, name),
+                    data=data.encode(),
+                )
+                self._size.note(write)
+                await self._store_activity("save_segment", write)
+
     # -- the store -----------------------------------------------------------------------------
 
     async def _until_stored(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -681,6 +707,7 @@ class DomainShardWorkflow:
             credits=engine.credits,
             paused=self._paused,
             batch_seq=self._batch_seq,
+            records_seq=self._records_seq,
             totals=engine.stats.totals.model_copy(
                 update={"largest_payload_bytes": self._size.largest_payload}
             ),
@@ -733,6 +760,7 @@ class DomainShardWorkflow:
         self._engine.credits = checkpoint.credits
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
+        self._records_seq = checkpoint.records_seq
         self._previous_next = checkpoint.previous_next
         self._engine.stats.restore(checkpoint.totals, {}, series=checkpoint.series)
         self._exported = {

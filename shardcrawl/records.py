@@ -1,0 +1,26 @@
+"""Output records that are not a page's: the one record of a URL that ended without a
+response, written by the batch (a failure, a refusal) or by the shard (a host given up on, a
+batch cut off by a cancel). One shape for all of them (README, "Output")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardcrawl.contracts import UrlTask
+
+__all__ = ["CANCELLED", "failure_record"]
+
+CANCELLED = "cancelled"
+"""A URL whose batch a cancel cut off: the crawl ended before it did."""
+
+
+def failure_record(task: UrlTask, error: str | None, *, attempts: int) -> dict[str, Any]:
+    """Why the URL ended (its failure class or refusal), after how many requests (0: none
+    was sent), at what depth; ``status`` is null, as no response came."""
+    return {
+        "url": task.url,
+        "status": None,
+        "error": error,
+        "attempts": attempts,
+        "depth": task.depth,
+    }
