@@ -49,16 +49,7 @@ from shardcrawl.retry_policy import will_retry
 from shardcrawl.scrapy_settings import batch_settings
 from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
-__all__ = ["CAPTURE_FIELDS", "RECORD_FIELDS", "BatchActivities", "page_record"]
-
-# A page record's own fields; a spider's item is merged in only if it has none of them.
-RECORD_FIELDS = frozenset(
-    {"url", "status", "depth", "fetched_at", "content_type", "size_bytes", "redirect_to"}
-    | {"error", "attempts", "spider_error", "carried_by"}
-    | {"etag", "last_modified", "content_hash", "recrawl", "checked_at", "items"}
-)
-CAPTURE_FIELDS = frozenset({"payload_digest", "captured_at", "body"})
-"""Fields a record has with warc or store_bodies; then they are ours too."""
+__all__ = ["BatchActivities", "page_record"]
 
 
 def _timestamp(at: float | None) -> str:
@@ -66,8 +57,9 @@ def _timestamp(at: float | None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) -> dict[str, Any]:
-    """One output line: our fields first, then what the spider yielded for the page."""
+def page_record(page: PageCapture) -> dict[str, Any]:
+    """One output line: the page's fields, then ``items``, everything the spider yielded for
+    it, in order (a list, empty if nothing): one shape whatever the spider yields."""
     record: dict[str, Any] = {
         "url": page.url,
         "status": page.status,
@@ -81,12 +73,7 @@ def page_record(page: PageCapture, *, reserved: frozenset[str] = RECORD_FIELDS) 
     for name in ("etag", "last_modified", "content_hash"):
         if getattr(page, name):
             record[name] = getattr(page, name)
-    # One item is merged into the page's record, unless a field of it would overwrite one of
-    # ours; then, as with several items, they are kept whole under "items".
-    if len(page.items) == 1 and not reserved.intersection(page.items[0]):
-        record.update(page.items[0])
-    elif page.items:
-        record["items"] = page.items
+    record["items"] = page.items
     return record
 
 
@@ -166,16 +153,15 @@ def _record(
     page: PageCapture,
     change: PageChange | None,
     previous: dict[str, Any] | None,
-    reserved: frozenset[str],
 ) -> dict[str, Any]:
     """The page's record; in an incremental crawl, marked with its change, and a 304's is the
     previous record carried over (the page was not fetched again), marked when checked."""
     if change is None:
-        return page_record(page, reserved=reserved)
+        return page_record(page)
     if page.status == 304 and previous is not None:
-        checked_at = page_record(page, reserved=reserved)["fetched_at"]
+        checked_at = page_record(page)["fetched_at"]
         return {**previous, "recrawl": change, "checked_at": checked_at}
-    return {**page_record(page, reserved=reserved), "recrawl": change}
+    return {**page_record(page), "recrawl": change}
 
 
 class BatchActivities:
@@ -302,11 +288,6 @@ class BatchActivities:
             if options.warc
             else None
         )
-        reserved = (
-            RECORD_FIELDS | CAPTURE_FIELDS
-            if options.warc or options.store_bodies
-            else RECORD_FIELDS
-        )
         # One items file per origin of the batch, as the previous crawl's index expects.
         lines: dict[str, list[str]] = {}
         bodies: dict[str, list[bytes]] = {}
@@ -328,9 +309,10 @@ class BatchActivities:
                     continue
                 elif found.status is None:
                     record = failure_record(task, found.error, attempts=task.attempt)
+                    record["items"] = found.items
                     record["fetched_at"] = _timestamp(found.fetched_at)
                 else:
-                    record = _record(found, changes.get(i), previous.get(found.url), reserved)
+                    record = _record(found, changes.get(i), previous.get(found.url))
                     record["attempts"] = task.attempt
                 if found is not None and found.spider_error:
                     record["spider_error"] = found.spider_error

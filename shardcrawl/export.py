@@ -1,10 +1,11 @@
 """``shardcrawl export``: a crawl's records, merged from its item files into one JSONL or CSV
 file, one item file in memory at a time, so a crawl of any size exports in bounded memory.
 
-JSONL keeps each record's line as the crawl wrote it. CSV needs its columns before the first
-row, and spiders add fields of their own, so it reads the item files twice: once for the
-columns (the record's own fields first, then others as they first appear), once for the
-rows. Values that are lists or objects (a page's ``items``) are JSON in their cell.
+JSONL keeps each record's line as the crawl wrote it. CSV has a row per item, as a Scrapy
+feed does (``rows``), and needs its columns before the first row; spiders add fields of their
+own, so it reads the item files twice: once for the columns (the record's own fields first,
+then the items' as they first appear), once for the rows. Values that are lists or objects
+are JSON in their cell.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal, TextIO
 from shardcrawl import layout
 from shardcrawl.store import Store
 
-__all__ = ["FIRST_COLUMNS", "FORMATS", "export", "item_keys", "records"]
+__all__ = ["FIRST_COLUMNS", "FORMATS", "export", "item_keys", "records", "rows"]
 
 FORMATS = ("jsonl", "csv")
 FIRST_COLUMNS = (
@@ -69,15 +70,29 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A record as CSV rows, one per item the spider yielded (as a Scrapy feed has), each
+    with the record's own fields; a record with no item is one row. An item's field named
+    like one of the record's is ``item_NAME``."""
+    own = {k: v for k, v in record.items() if k != "items"}
+    items = [i for i in record.get("items") or [] if isinstance(i, dict)]
+    if not items:
+        yield own
+    for item in items:
+        yield {**own, **{(f"item_{k}" if k in own else k): v for k, v in item.items()}}
+
+
 def _columns(store: Store, keys: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for record in records(store, keys):
-        seen.update(dict.fromkeys(record))
+        for row in rows(record):
+            seen.update(dict.fromkeys(row))
     return [c for c in FIRST_COLUMNS if c in seen] + [c for c in seen if c not in FIRST_COLUMNS]
 
 
 def export(store: Store, crawl_id: str, out: TextIO, *, format: Literal["jsonl", "csv"]) -> int:
-    """Write the crawl's records to ``out``; the number of records written."""
+    """Write the crawl's records to ``out``; the number of records written (a record may be
+    several CSV rows, one per item)."""
     keys = item_keys(store, crawl_id)
     count = 0
     if format == "jsonl":
@@ -91,6 +106,7 @@ def export(store: Store, crawl_id: str, out: TextIO, *, format: Literal["jsonl",
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for record in records(store, keys):
-        writer.writerow([_cell(record.get(column)) for column in columns])
+        for row in rows(record):
+            writer.writerow([_cell(row.get(column)) for column in columns])
         count += 1
     return count

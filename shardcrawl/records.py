@@ -16,11 +16,13 @@ CANCELLED = "cancelled"
 
 def failure_record(task: UrlTask, error: str | None, *, attempts: int) -> dict[str, Any]:
     """Why the URL ended (its failure class or refusal), after how many requests (0: none
-    was sent), at what depth; ``status`` is null, as no response came."""
+    was sent), at what depth; ``status`` is null, as no response came, and ``items`` holds
+    what an errback yielded, as a page's record holds what its callback did."""
     return {
         "url": task.url,
         "status": None,
         "error": error,
         "attempts": attempts,
         "depth": task.depth,
+        "items": [],
     }

@@ -14,7 +14,7 @@ from scrapy.exceptions import (
 )
 from twisted.internet import error as txerror
 
-from activities.batch import CAPTURE_FIELDS, RECORD_FIELDS, _links, _outcome, page_record
+from activities.batch import _links, _outcome, page_record
 from activities.batch_capture import FoundRequest, PageCapture, classify_failure
 from activities.previous import change_of, conditions
 from shardcrawl.contracts import Link
@@ -114,35 +114,20 @@ def test_page_record_redirect_to_for_3xx_with_location() -> None:
     assert record["redirect_to"] == "https://example.com/moved"
 
 
-def test_page_record_merges_single_item_fields() -> None:
-    record = page_record(capture(items=[{"title": "Hello", "links_found": 3}]))
-    assert record["title"] == "Hello"
-    assert record["links_found"] == 3
-    assert "items" not in record
-
-
-def test_page_record_single_item_cannot_override_base_fields_nor_be_lost() -> None:
-    item = {
-        "url": "https://evil.example/",
-        "status": 999,
-        "depth": 42,
-        "fetched_at": "yesterday",
-        "title": "kept",
-    }
-    record = page_record(capture(items=[item]))
+def test_page_record_keeps_every_item_under_items_in_one_shape() -> None:
+    one = [{"title": "Hello", "links_found": 3}]
+    assert page_record(capture(items=one))["items"] == one
+    assert "title" not in page_record(capture(items=one)), "an item is never merged"
+    several = [{"title": "one", "url": "https://example.com/x"}, {"title": "two"}]
+    record = page_record(capture(items=several))
+    assert record["items"] == several
     assert record["url"] == "https://example.com/a"
-    assert record["status"] == 200
-    assert record["depth"] == 2
+    clash = [{"url": "https://evil.example/", "status": 999, "fetched_at": "yesterday"}]
+    record = page_record(capture(items=clash))
+    assert (record["url"], record["status"]) == ("https://example.com/a", 200)
     assert record["fetched_at"] == "2023-11-14T22:13:20.123Z"
-    assert record["items"] == [item], "an item that would overwrite the record is kept whole"
-
-
-def test_page_record_several_items_go_under_items() -> None:
-    items = [{"title": "one", "url": "https://example.com/x"}, {"title": "two"}]
-    record = page_record(capture(items=items))
-    assert record["items"] == items
-    assert "title" not in record
-    assert record["url"] == "https://example.com/a"
+    assert record["items"] == clash
+    assert page_record(capture())["items"] == []
 
 
 def test_page_record_without_items_has_only_page_fields() -> None:
@@ -153,6 +138,7 @@ def test_page_record_without_items_has_only_page_fields() -> None:
         "fetched_at",
         "content_type",
         "size_bytes",
+        "items",
     }
 
 
@@ -265,10 +251,3 @@ def test_only_pages_with_validators_are_asked_for_conditionally():
             "If-Modified-Since": "Wed, 21 Oct 2026 07:28:00 GMT",
         }
     }
-
-
-def test_an_item_with_a_body_field_is_merged_unless_bodies_or_warc_are_kept() -> None:
-    item = {"body": "the spider's own", "title": "T"}
-    assert page_record(capture(items=[item]))["body"] == "the spider's own"
-    kept = page_record(capture(items=[item]), reserved=RECORD_FIELDS | CAPTURE_FIELDS)
-    assert "body" not in kept and kept["items"] == [item]

@@ -57,7 +57,7 @@ async def test_crawl_fetches_every_reachable_page_once_politely(
         if item["url"] in expected:
             assert item["depth"] >= expected[item["url"]]
         if item["status"] == 200 and item["content_type"] == "text/html":
-            assert item["title"], f"no title recorded for {item['url']}"
+            assert item["items"][0]["title"], f"no title recorded for {item['url']}"
     statuses = Counter(item["status"] for item in items)
     assert statuses[404] >= 3 and statuses[200] > 100
 

@@ -40,11 +40,13 @@ def _check(jsonl: str, table: str, expected: list[dict]) -> None:
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(map(key, exported)) == sorted(map(key, expected))
     rows = list(csv.DictReader(io.StringIO(table)))
-    assert [r["url"] for r in rows] == [r["url"] for r in exported]  # same records, same order
-    assert list(rows[0])[:2] == ["url", "status"]
-    for row, record in zip(rows, exported, strict=True):
+    # A row per item, as a Scrapy feed has (a record with none is one row), in record order.
+    per_item = [(r, item) for r in exported for item in (r["items"] or [None])]
+    assert [r["url"] for r in rows] == [r["url"] for r, _ in per_item]
+    assert list(rows[0])[:2] == ["url", "status"] and "items" not in rows[0]
+    for row, (record, item) in zip(rows, per_item, strict=True):
         assert row["status"] == ("" if record.get("status") is None else str(record["status"]))
-        assert row.get("title", "") == (record.get("title") or "")
+        assert row.get("title", "") == ((item or {}).get("title") or "")
 
 
 async def test_export_a_local_crawl_as_jsonl_and_csv(cli_env, workers, site_factory, tmp_path):

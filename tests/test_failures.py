@@ -43,7 +43,7 @@ async def test_failures_are_recorded_and_the_crawl_completes(client, workers, ta
     items = {item["url"]: item for item in read_items(out, handle.id)}
     assert items[site.origin + "/redirect/1"]["status"] == 301
     assert items[site.origin + "/redirect/1"]["redirect_to"] == site.origin + "/redirect/2"
-    assert items[site.origin + "/final"]["title"] == "final"
+    assert items[site.origin + "/final"]["items"] == [{"title": "final"}]
     assert items[site.origin + "/final"]["depth"] == 1, "a redirect keeps its source's depth"
     assert items[site.origin + "/binary"]["content_type"] == "application/octet-stream"
     assert "title" not in items[site.origin + "/binary"]

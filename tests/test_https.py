@@ -74,6 +74,6 @@ async def test_https_pages_are_crawled(client, workers, task_queue, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    titles = {item["url"]: item["title"] for item in read_items(tmp_path, handle.id)}
+    titles = {r["url"]: r["items"][0]["title"] for r in read_items(tmp_path, handle.id)}
     assert titles == {origin + "/": "home", origin + "/a": "a"}
     assert report.failures == 0

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.batch import RECORD_FIELDS
 from shardcrawl.devserver import free_port
 from tests.helpers import ROOT, read_items, start_crawl, start_ready
 from tests.shop_site import LISTING_PAGES, PRODUCTS_PER_PAGE, REVIEWS_PER_PRODUCT
@@ -65,10 +64,7 @@ def _canonical(items: list[dict[str, Any]]) -> list[str]:
 def _items_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for record in records:
-        if "items" in record:
-            items += record["items"]
-        elif set(record) - RECORD_FIELDS:
-            items.append({k: v for k, v in record.items() if k not in RECORD_FIELDS})
+        items += record["items"]
     return items
 
 
