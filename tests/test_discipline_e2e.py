@@ -13,7 +13,7 @@ from shardcrawl import urls
 from shardcrawl.client import CrawlClient
 from shardcrawl.devserver import free_ports
 from tests import moody_site
-from tests.helpers import read_items, read_report, start_crawl
+from tests.helpers import read_items, read_records, read_report, start_crawl
 from tests.moody_site import MoodySite
 
 IPS = {
@@ -115,6 +115,13 @@ async def test_retries_backoff_blocks_and_health_from_server_logs(
     assert blocker.requests <= moody_site.BLOCKED_PAGES + 1, "requests after the first park"
     assert blocker.failure_classes.get("host_abandoned", 0) >= 1
     assert report.abandoned_hosts == ["127.0.0.11"]
+    # Each URL given up with its host still has its one record, written by the shard.
+    given_up = [r for r in read_records(out, handle.id) if r.get("error") == "host_abandoned"]
+    assert len(given_up) == blocker.failure_classes["host_abandoned"]
+    assert all(
+        r["status"] is None and r["url"].startswith(site.origins["blocker"]) for r in given_up
+    )
+    assert len({r["url"] for r in given_up}) == len(given_up)
     for i in range(moody_site.HOME_PAGES):
         assert status_of[f"{site.origins['home']}/h/{i}"] == 200
 
