@@ -8,15 +8,12 @@ failure, which is what a report should show for an unreachable host.
 
 from __future__ import annotations
 
-from typing import Any
-
 from protego import Protego
-from scrapy import Spider
 from temporalio import activity
 
-from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from activities.batch_capture import PageCapture
+from activities.documents import fetch_documents
 from activities.lru import Lru
-from activities.proxy_assign import proxy_slots
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
 from shardcrawl import layout, urls
@@ -25,24 +22,13 @@ from shardcrawl.contracts import (
     RobotsRequest,
     RobotsResult,
     RobotsResults,
-    UrlTask,
 )
-from shardcrawl.scrapy_settings import fetch_settings
 
 __all__ = ["RobotsActivities", "RobotsRules"]
 
 ROBOTS_MAX_BYTES = 512 * 1024
 # Sitemaps one robots.txt may name that the crawl reads.
 MAX_SITEMAPS = 50
-
-
-class _RobotsSpider(Spider):
-    """Fetches nothing but the batch (one robots.txt URL); the capture keeps the body."""
-
-    name = "_shardcrawl_robots"
-
-    def parse(self, response: Any, **kwargs: Any) -> None:
-        return None
 
 
 class RobotsRules:
@@ -71,37 +57,18 @@ class RobotsActivities:
 
     @activity.defn(name="fetch_robots")
     async def fetch_robots(self, request: RobotsRequest) -> RobotsResults:
-        """Every target's robots.txt in one crawl, one request per host at a time; a
-        forbidden address (the origin's, a redirect's, a proxy's) is refused inside Scrapy,
-        before it connects."""
+        """Every target's robots.txt in one crawl (``fetch_documents``)."""
         targets = request.origins
-        capture = BatchCapture(
-            [UrlTask(url=t.origin + "/robots.txt") for t in targets],
-            keep_bodies=True,
-            proxies=proxy_slots({urls.hostname(t.origin): t.proxies for t in targets}),
+        pages = await fetch_documents(
+            self._runtime,
+            request.fetch,
+            [(t.origin + "/robots.txt", t.proxies) for t in targets],
+            max_bytes=min(request.fetch.max_response_bytes, ROBOTS_MAX_BYTES),
         )
-        if targets:
-            settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
-            settings.update(
-                {
-                    "CONCURRENT_REQUESTS": len(targets),
-                    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-                    "CONCURRENT_REQUESTS_PER_IP": 0,
-                    "REDIRECT_ENABLED": True,
-                    "REDIRECT_MAX_TIMES": 5,
-                    "DOWNLOAD_MAXSIZE": min(request.fetch.max_response_bytes, ROBOTS_MAX_BYTES),
-                }
-            )
-            await self._runtime.crawl(
-                _RobotsSpider,
-                settings,
-                spider_kwargs={CAPTURE_ARG: capture},
-                heartbeat=activity.heartbeat,
-            )
         return RobotsResults(
             results=[
                 await self._verdict(request, target.origin, page)
-                for target, page in zip(targets, capture.pages, strict=True)
+                for target, page in zip(targets, pages, strict=True)
             ]
         )
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrapy import Spider
 from temporalio import activity
 
-from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
-from activities.proxy_assign import proxy_slots
+from activities.batch_capture import PageCapture
+from activities.documents import fetch_documents
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.sitemap_parser import SitemapReader
 from activities.stores import StoreCache
@@ -23,9 +22,7 @@ from shardcrawl.contracts import (
     SitemapResult,
     SitemapResults,
     SitemapTarget,
-    UrlTask,
 )
-from shardcrawl.scrapy_settings import fetch_settings
 from shardcrawl.segments import pack_records
 
 __all__ = ["SITEMAP_MAX_BYTES", "SitemapActivities"]
@@ -36,15 +33,6 @@ SITEMAP_MAX_BYTES = 64 * 1024 * 1024
 HEARTBEAT_EVERY = 5000
 
 
-class _SitemapSpider(Spider):
-    """Fetches nothing but the targets; the capture keeps the bodies."""
-
-    name = "_shardcrawl_sitemaps"
-
-    def parse(self, response: Any, **kwargs: Any) -> None:
-        return None
-
-
 class SitemapActivities:
     def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache):
         self._runtime = runtime
@@ -52,37 +40,17 @@ class SitemapActivities:
 
     @activity.defn(name="fetch_sitemaps")
     async def fetch_sitemaps(self, request: SitemapRequest) -> SitemapResults:
-        """Every target in one crawl, one request per host at a time; a forbidden address
-        (the sitemap's, a redirect's, a proxy's) is refused inside Scrapy, before it
-        connects."""
+        """Every target in one crawl (``fetch_documents``), each then read as a stream."""
         targets = request.targets
-        capture = BatchCapture(
-            [UrlTask(url=t.url) for t in targets],
-            keep_bodies=True,
-            proxies=proxy_slots({urls.hostname(t.url): t.proxies for t in targets}),
+        pages = await fetch_documents(
+            self._runtime,
+            request.fetch,
+            [(t.url, t.proxies) for t in targets],
+            max_bytes=SITEMAP_MAX_BYTES,
         )
-        if targets:
-            settings = fetch_settings(request.fetch, reactor=self._runtime.reactor())
-            settings.update(
-                {
-                    "CONCURRENT_REQUESTS": len(targets),
-                    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-                    "CONCURRENT_REQUESTS_PER_IP": 0,
-                    "REDIRECT_ENABLED": True,
-                    "REDIRECT_MAX_TIMES": 5,
-                    "DOWNLOAD_MAXSIZE": SITEMAP_MAX_BYTES,
-                    "DOWNLOAD_WARNSIZE": 0,
-                }
-            )
-            await self._runtime.crawl(
-                _SitemapSpider,
-                settings,
-                spider_kwargs={CAPTURE_ARG: capture},
-                heartbeat=activity.heartbeat,
-            )
         results = [
             await self._read(request, target, page)
-            for target, page in zip(targets, capture.pages, strict=True)
+            for target, page in zip(targets, pages, strict=True)
         ]
         return SitemapResults(results=results)
 

@@ -488,6 +488,9 @@ class ReportView:
             rest = len(report.quota_hosts) - 5
             others = f" and {rest} more" if rest > 0 else ""
             lines.append(("at their quota", f"{shown}{others} ({report.over_quota} URLs left out)"))
+        if report.spider_errors:
+            raised = ", ".join(f"{k} {v}" for k, v in report.spider_errors.items())
+            lines.append(("callbacks raised", raised))
         if report.sitemaps_fetched or report.sitemap_errors:
             errors = ", ".join(f"{k} {v}" for k, v in report.sitemap_errors.items()) or "none"
             lines.append(

@@ -1,5 +1,5 @@
 """URL rules, query-parameter stripping, per-host quotas and crawl order, checked from the
-site's own request log (tests/rules_site.py)."""
+site's own request log (tests/rules_site.py); and a callback that raises."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from rich.console import Console
 
 from shardcrawl import urls
 from shardcrawl.devserver import free_port
-from shardcrawl.display import host_table
-from tests.helpers import start_crawl, start_ready
+from shardcrawl.display import host_table, report_table
+from tests.helpers import read_items, start_crawl, start_ready
 
 
 class _Site:
@@ -154,3 +154,28 @@ async def test_priority_order_from_the_request_log(client, workers, task_queue, 
     finally:
         site.close()
     assert order == ["/p", *(f"/p/{n}" for n in range(5, -1, -1))]
+
+
+async def test_a_callback_that_raises_is_on_its_record_and_counted(
+    client, workers, task_queue, tmp_path
+):
+    site = _Site(tmp_path, ("127.0.4.32",))
+    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = "spiders,tests.order_spiders"
+    workers.start(1)
+    try:
+        report = await _crawl(
+            client, task_queue, tmp_path, seeds=[f"{site.origins[0]}/p"], spider="raising_pages"
+        )
+    finally:
+        site.close()
+    records = {
+        r["url"].removeprefix(site.origins[0]): r
+        for r in read_items(tmp_path / "out", report.crawl_id)
+    }
+    assert records["/p/3"]["spider_error"] == "KeyError: 'no such thing'"
+    assert records["/p/3"]["items"] == [{"title": "/p/3"}], "what it yielded before is kept"
+    assert all("spider_error" not in r for path, r in records.items() if path != "/p/3")
+    assert report.spider_errors == {"KeyError": 1}
+    rendered = Console(width=100, record=True)
+    rendered.print(report_table(report))
+    assert "KeyError 1" in rendered.export_text()
