@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
 
 from shardcrawl.contracts import CrawlReport
+from shardcrawl.history_audit import list_runs
 from shardcrawl.layout import crawl_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,15 @@ def render(renderable: object) -> str:
     buffer = io.StringIO()
     Console(file=buffer, width=200).print(renderable)
     return buffer.getvalue()
+
+
+async def crawl_events(client: Client, crawl_id: str, event_type: int) -> AsyncIterator[Any]:
+    """The history events of one type of every run of the crawl and its shards."""
+    for run in await list_runs(client, crawl_id):
+        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
+        async for event in handle.fetch_history_events():
+            if event.event_type == event_type:
+                yield event
 
 
 def read_records(out_dir: Path, crawl_id: str) -> list[dict[str, Any]]:

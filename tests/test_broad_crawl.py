@@ -12,10 +12,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from shardcrawl import urls
-from shardcrawl.history_audit import list_runs
+from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import reachable_pages
 from shardcrawl.sites.process import max_overlap
-from tests.helpers import read_items, start_crawl
+from tests.helpers import crawl_events, read_items, start_crawl
 from tests.moody_site import RETRY_AFTER_SECONDS, THROTTLED_PAGES, MoodySite
 
 HOSTS = tuple(f"127.0.1.{i}" for i in range(1, 31))
@@ -25,28 +25,17 @@ MOODY = ("home", "flaky", "throttle", "blocker", "down")
 
 async def activities_run(client: Client, crawl_id: str) -> Counter[str]:
     """Activities scheduled by every run of the crawl and its shards, by name."""
-    counts: Counter[str] = Counter()
-    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    for run in await list_runs(client, crawl_id):
-        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
-        async for event in handle.fetch_history_events():
-            if event.event_type == scheduled:
-                attributes = event.activity_task_scheduled_event_attributes
-                counts[attributes.activity_type.name] += 1
-    return counts
+    return sum((run.activities for run in await audit_crawl(client, crawl_id)), Counter())
 
 
 async def batch_inputs(client: Client, crawl_id: str) -> list[dict]:
     """The BatchRequest of every crawl_batch the crawl's shards scheduled, as JSON."""
-    inputs = []
     scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    for run in await list_runs(client, crawl_id):
-        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
-        async for event in handle.fetch_history_events():
-            attributes = event.activity_task_scheduled_event_attributes
-            if event.event_type == scheduled and attributes.activity_type.name == "crawl_batch":
-                inputs.append(json.loads(attributes.input.payloads[0].data))
-    return inputs
+    return [
+        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        async for event in crawl_events(client, crawl_id, scheduled)
+        if event.activity_task_scheduled_event_attributes.activity_type.name == "crawl_batch"
+    ]
 
 
 async def test_many_small_hosts_share_batches_and_keep_their_budgets(

@@ -16,9 +16,8 @@ from collections import Counter
 from temporalio.api.enums.v1 import EventType
 
 from shardcrawl import urls
-from shardcrawl.history_audit import list_runs
 from shardcrawl.sites.graph import reachable_pages
-from tests.helpers import start_crawl
+from tests.helpers import crawl_events, start_crawl
 
 HOSTS = tuple(f"127.0.3.{i}" for i in range(1, 25))
 SHARDS = 4
@@ -28,13 +27,10 @@ async def _signals(client, crawl_id: str) -> dict[str, list[dict]]:
     """Every signal the crawl's workflows received, by signal name, as JSON."""
     received: dict[str, list[dict]] = {}
     signaled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    for run in await list_runs(client, crawl_id):
-        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
-        async for event in handle.fetch_history_events():
-            if event.event_type == signaled:
-                attributes = event.workflow_execution_signaled_event_attributes
-                payload = json.loads(attributes.input.payloads[0].data)
-                received.setdefault(attributes.signal_name, []).append(payload)
+    async for event in crawl_events(client, crawl_id, signaled):
+        attributes = event.workflow_execution_signaled_event_attributes
+        payload = json.loads(attributes.input.payloads[0].data)
+        received.setdefault(attributes.signal_name, []).append(payload)
     return received
 
 

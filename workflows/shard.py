@@ -148,18 +148,10 @@ def _batch_timeout(request: BatchRequest) -> timedelta:
     return timedelta(seconds=60 + STORE_CALL_SECONDS * store_calls + fetching)
 
 
-def _sitemaps_timeout(request: SitemapRequest) -> timedelta:
-    """Every sitemap side by side, redirects included; then writing their pages (a 50,000-URL
-    sitemap is a few dozen segments), as for robots.txt."""
-    fetching = 6 * request.fetch.download_timeout_seconds
-    return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * 3)
-
-
-def _robots_timeout(request: RobotsRequest) -> timedelta:
-    """Every origin's robots.txt side by side, redirects included, then a few slow store
-    calls (as for a batch)."""
-    fetching = 6 * request.fetch.download_timeout_seconds
-    store_calls = min(len(request.origins), 3)
+def _documents_timeout(fetch: FetchOptions, store_calls: int) -> timedelta:
+    """A fetch_robots or fetch_sitemaps activity: every document side by side, redirects
+    included, then a few slow store calls (as for a batch)."""
+    fetching = 6 * fetch.download_timeout_seconds
     return timedelta(seconds=60 + fetching + STORE_CALL_SECONDS * store_calls)
 
 
@@ -411,7 +403,7 @@ class DomainShardWorkflow:
                     "fetch_robots",
                     request,
                     RobotsResults,
-                    timeout=_robots_timeout(request),
+                    timeout=_documents_timeout(request.fetch, min(len(request.origins), 3)),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                 )
@@ -438,7 +430,8 @@ class DomainShardWorkflow:
                     "fetch_sitemaps",
                     request,
                     SitemapResults,
-                    timeout=_sitemaps_timeout(request),
+                    # A 50,000-URL sitemap writes a few dozen segments: three slow calls' worth.
+                    timeout=_documents_timeout(request.fetch, 3),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                 )
