@@ -943,13 +943,16 @@ class LinkMessage(_Model):
 
     @classmethod
     def of(cls, sender: int, seq: int, tasks: list[UrlTask]) -> LinkMessage:
-        plain = [t for t in tasks if t == UrlTask(url=t.url, depth=t.depth)]
+        plain: list[UrlTask] = []
+        rich: list[UrlTask] = []
+        for task in tasks:
+            (plain if task == UrlTask(url=task.url, depth=task.depth) else rich).append(task)
         return cls(
             sender=sender,
             seq=seq,
             urls=[t.url for t in plain],
             depths=[t.depth for t in plain],
-            rich=[t for t in tasks if t != UrlTask(url=t.url, depth=t.depth)],
+            rich=rich,
         )
 
     def tasks(self) -> list[UrlTask]:
