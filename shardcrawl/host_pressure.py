@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec
+from shardcrawl.host_table import HostTable
 from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, is_retryable
 
 __all__ = ["HostPressure", "HostState"]
@@ -70,24 +71,31 @@ class HostPressure:
         delay_seconds: float,
         blocks: BlockSpec,
         retry: RetrySpec,
+        hosts: HostTable | None = None,
     ) -> None:
+        """The states live in the shard's ``HostTable`` (a table of its own unless given
+        one); the names of parked and abandoned hosts are kept apart, so that counting them
+        is not a scan of every host."""
         self.max_concurrency = max_concurrency
         self.base_delay = delay_seconds
         self.blocks = blocks
         self.retry = retry
-        self._hosts: dict[str, HostState] = {}
+        self._hosts = HostTable() if hosts is None else hosts
+        self._parked: set[str] = set()
+        self._abandoned: set[str] = set()
 
     def host(self, name: str) -> HostState:
-        state = self._hosts.get(name)
-        if state is None:
-            state = self._hosts[name] = HostState(
+        record = self._hosts[name]
+        if record.pressure is None:
+            record.pressure = HostState(
                 concurrency=self.max_concurrency, delay_seconds=self.base_delay
             )
-        return state
+        return record.pressure
 
     def state(self, name: str, now: float) -> State:
         """The host's state now; a park whose cool-down is over becomes a probe."""
-        host = self._hosts.get(name)
+        record = self._hosts.find(name)
+        host = record.pressure if record else None
         if host is None:
             return "ok"
         if host.state == "parked" and now >= host.parked_until:
@@ -126,9 +134,10 @@ class HostPressure:
 
         if host.state == "probing":
             if blocked or not responses:
-                return self._park(host, now)
+                return self._park(name, host, now)
             host.state, host.parks_in_a_row, host.concurrency = "ok", 0, 1
             host.window.clear()
+            self._parked.discard(name)
         if blocked or throttled:
             self._slow_down(host)
         elif responses:
@@ -145,7 +154,7 @@ class HostPressure:
         if len(host.window) >= self.blocks.park_min_responses and sum(
             host.window
         ) >= self.blocks.park_block_rate * len(host.window):
-            return self._park(host, now)
+            return self._park(name, host, now)
         return rest_until
 
     @staticmethod
@@ -179,28 +188,37 @@ class HostPressure:
         host.recoveries += 1
         return True
 
-    def _park(self, host: HostState, now: float) -> float:
+    def _park(self, name: str, host: HostState, now: float) -> float:
         host.parks += 1
         host.parks_in_a_row += 1
         host.window.clear()
         if host.parks_in_a_row >= self.blocks.give_up_after_parks:
             host.state = "abandoned"
+            self._parked.discard(name)
+            self._abandoned.add(name)
             return 0.0
         host.state = "parked"
+        self._parked.add(name)
         host.parked_until = now + self.blocks.park_seconds * 2 ** (host.parks_in_a_row - 1)
         return host.parked_until
 
     def parked(self) -> list[str]:
-        return sorted(n for n, h in self._hosts.items() if h.state in ("parked", "probing"))
+        """Hosts parked or being probed."""
+        return sorted(self._parked)
 
     def abandoned(self) -> list[str]:
-        return sorted(n for n, h in self._hosts.items() if h.state == "abandoned")
+        return sorted(self._abandoned)
 
     def export(self) -> list[list[Any]]:
-        return [[name, host.export()] for name, host in self._hosts.items()]
+        return [[h.name, h.pressure.export()] for h in self._hosts if h.pressure is not None]
 
     def restore(self, records: list[list[Any]]) -> None:
         for name, record in records:
             window = deque(record.pop("window"))
             recent = deque(record.pop("recent_failures", ()), maxlen=HEALTH_WINDOW)
-            self._hosts[name] = HostState(**record, window=window, recent_failures=recent)
+            state = HostState(**record, window=window, recent_failures=recent)
+            self._hosts[name].pressure = state
+            if state.state in ("parked", "probing"):
+                self._parked.add(name)
+            elif state.state == "abandoned":
+                self._abandoned.add(name)

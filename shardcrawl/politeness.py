@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shardcrawl.host_table import HostTable
+
 __all__ = ["Lease", "Politeness"]
 
 
@@ -28,24 +30,20 @@ class Lease:
     retry: bool = False
 
 
-@dataclass
-class _Budget:
-    in_use: int = 0
-    batches: int = 0
-    not_before: float = 0.0
-
-
 class Politeness:
-    """Leases per-host request slots to batches. Times are seconds on the workflow clock."""
+    """Leases per-host request slots to batches. Times are seconds on the workflow clock.
+    The budgets live in the shard's ``HostTable`` (a table of its own unless given one)."""
 
-    def __init__(self, *, max_concurrency: int, delay_seconds: float) -> None:
+    def __init__(
+        self, *, max_concurrency: int, delay_seconds: float, hosts: HostTable | None = None
+    ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if delay_seconds < 0:
             raise ValueError(f"delay_seconds must be >= 0, got {delay_seconds}")
         self.max_concurrency = max_concurrency
         self.delay_seconds = delay_seconds
-        self._hosts: dict[str, _Budget] = {}
+        self._hosts = HostTable() if hosts is None else hosts
 
     def lease(
         self,
@@ -66,7 +64,7 @@ class Politeness:
         """
         limit = max_concurrency or self.max_concurrency
         delay = self.delay_seconds if delay_seconds is None else delay_seconds
-        budget = self._hosts.setdefault(host, _Budget())
+        budget = self._hosts[host].budget
         if budget.batches or now < budget.not_before or queued <= 0:
             return None
         slots = limit if retry_slots is None else max(1, min(limit, retry_slots))
@@ -81,26 +79,26 @@ class Politeness:
         )
 
     def release(self, lease: Lease, *, now: float) -> None:
-        budget = self._hosts[lease.host]
+        budget = self._hosts[lease.host].budget
         budget.in_use -= lease.slots
         budget.batches -= 1
         if lease.rest_seconds > 0:
             budget.not_before = max(budget.not_before, now + lease.rest_seconds)
 
     def in_use(self, host: str) -> int:
-        budget = self._hosts.get(host)
-        return budget.in_use if budget else 0
+        record = self._hosts.find(host)
+        return record.budget.in_use if record else 0
 
     def resting(self, now: float) -> dict[str, float]:
         """Hosts that may not take a lease before a time still to come (for a checkpoint)."""
-        return {h: b.not_before for h, b in self._hosts.items() if b.not_before > now}
+        return {h.name: h.budget.not_before for h in self._hosts if h.budget.not_before > now}
 
     def rest(self, host: str, until: float) -> None:
         """Restore a rest from a checkpoint."""
-        budget = self._hosts.setdefault(host, _Budget())
+        budget = self._hosts[host].budget
         budget.not_before = max(budget.not_before, until)
 
     def ready_at(self, host: str) -> float:
         """When the host may take its next lease (0 if it has no rest pending)."""
-        budget = self._hosts.get(host)
-        return budget.not_before if budget else 0.0
+        record = self._hosts.find(host)
+        return record.budget.not_before if record else 0.0

@@ -44,6 +44,7 @@ from shardcrawl.contracts import (
 )
 from shardcrawl.frontier import Frontier, RecentSet
 from shardcrawl.host_pressure import HostPressure
+from shardcrawl.host_table import HostTable
 from shardcrawl.origin_watch import OriginWatch
 from shardcrawl.politeness import Lease, Politeness
 from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
@@ -126,23 +127,23 @@ class ShardEngine:
         self.credits = 0
         self.frontier = Frontier(spec.order)
         self.retries = RetryQueue()
-        self.stats = ShardStats()
+        # One record per host: its budget, pressure, counters, robots.txt and waiters.
+        self.hosts = HostTable()
+        self.stats = ShardStats(self.hosts)
         self.politeness = Politeness(
-            max_concurrency=spec.concurrency_per_host, delay_seconds=spec.delay_seconds
+            max_concurrency=spec.concurrency_per_host,
+            delay_seconds=spec.delay_seconds,
+            hosts=self.hosts,
         )
         self.pressure = HostPressure(
             max_concurrency=spec.concurrency_per_host,
             delay_seconds=spec.delay_seconds,
             blocks=spec.blocks,
             retry=spec.retry,
+            hosts=self.hosts,
         )
         self.proxies = ProxyRouter(spec.proxies, shard=shard, shard_count=shard_count)
         self._watch = OriginWatch()
-        self._hosts_of: dict[str, str] = {}
-        # Per host: origins that found it busy, touched when its batch lands.
-        self._busy_waiters: dict[str, dict[str, None]] = {}
-        self._robots: dict[str, RobotsResult | None] = {}
-        self._robots_tries: dict[str, int] = {}
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         # Links for other shards, by owner, and since when the oldest waits.
         self._outbox: dict[int, list[UrlTask]] = {}
@@ -155,10 +156,8 @@ class ShardEngine:
         self._sitemap_seq = 0
         # Records of URLs that ended in the shard, by origin, not yet written.
         self._records: dict[str, list[dict[str, Any]]] = {}
-        # Incremental crawls: sitemaps of each host not read yet, and the origins waiting.
+        # Incremental crawls: a host's pages wait until its sitemaps are read.
         self._incremental = incremental and spec.sitemaps != "off"
-        self._sitemaps_unread: dict[str, int] = {}
-        self._sitemap_waiters: dict[str, dict[str, None]] = {}
         # Activities planned and not yet landed or cut off (batches, robots.txt, sitemaps).
         self.in_flight = 0
         self._retry_batches = 0
@@ -214,7 +213,7 @@ class ShardEngine:
         """A URL this shard owns: into the frontier unless seen (a link is counted), or,
         if its host has reached its quota, counted and remembered as seen."""
         origin = urls.origin(task.url)
-        if self._quota is not None and self._quota_left(self._host_of(origin)) <= 0:
+        if self._quota is not None and self._quota_left(self.hosts.of(origin).name) <= 0:
             added = self.frontier.mark_seen(task)
             self.stats.totals.over_quota += added
         else:
@@ -227,8 +226,7 @@ class ShardEngine:
     def _quota_left(self, host: str) -> int:
         """URLs the host may still be sent for their first time (``max_pages_per_host``)."""
         assert self._quota is not None
-        stats = self.stats.hosts.get(host)
-        return self._quota - (stats.first_requests if stats else 0)
+        return self._quota - self.hosts[host].stats.first_requests
 
     def _take_fresh(self, origin: str, host: str, count: int) -> list[UrlTask]:
         """Up to ``count`` new requests of the origin, within the host's quota; a host that
@@ -264,28 +262,29 @@ class ShardEngine:
                 for rest in due[i:]:
                     self._watch.touch(rest)
                 break
-            host = self._host_of(origin)
+            record = self.hosts.of(origin)
+            host = record.name
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
             # the first batch need not wait for it when credits arrive. It goes the way the
             # host's pages go (a proxy slot, if the host's route has proxies).
-            if self.spec.obey_robots_txt and origin not in self._robots:
+            if self.spec.obey_robots_txt and origin not in record.robots:
                 proxies = None
                 if host not in robots_hosts:
                     proxies = self.proxies.lease(host, slots=1, now=now)
                 if proxies is None:
                     self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
                     continue
-                self._robots[origin] = None
+                record.robots[origin] = None
                 robots.append(RobotsTarget(origin=origin, proxies=proxies))
                 robots_hosts.add(host)
                 if len(robots) >= ROBOTS_PER_ACTIVITY:
                     self._plan_robots(plan, robots)
                     robots, robots_hosts = [], set()
                 continue
-            if self.spec.obey_robots_txt and self._robots[origin] is None:
+            if self.spec.obey_robots_txt and record.robots[origin] is None:
                 continue  # its robots.txt is on the way, and touches it when it comes
-            if self._sitemaps_unread.get(host):
-                self._sitemap_waiters.setdefault(host, {})[origin] = None
+            if record.sitemaps_unread:
+                record.sitemap_waiters[origin] = None
                 continue  # its sitemaps may carry pages over: they are read first
             state = self.pressure.state(host, now)
             if state == "abandoned":
@@ -358,19 +357,17 @@ class ShardEngine:
         target = SitemapTarget(url=url, nesting=nesting, attempt=attempt)
         heapq.heappush(self._sitemaps, (at, self._sitemap_seq, target))
         if self._incremental and attempt == 1:
-            host = urls.hostname(url)
-            self._sitemaps_unread[host] = self._sitemaps_unread.get(host, 0) + 1
+            self.hosts[urls.hostname(url)].sitemaps_unread += 1
 
     def _sitemap_read(self, url: str) -> None:
         """One of a host's sitemaps is read (or given up on): once all are, its origins that
         waited for them are looked at again."""
-        host = urls.hostname(url)
-        left = self._sitemaps_unread.get(host, 0) - 1
-        if left > 0:
-            self._sitemaps_unread[host] = left
+        host = self.hosts[urls.hostname(url)]
+        host.sitemaps_unread = max(0, host.sitemaps_unread - 1)
+        if host.sitemaps_unread:
             return
-        self._sitemaps_unread.pop(host, None)
-        for origin in self._sitemap_waiters.pop(host, {}):
+        waiters, host.sitemap_waiters = host.sitemap_waiters, {}
+        for origin in waiters:
             self._watch.touch(origin)
 
     def _sitemap_error(self, kind: str) -> None:
@@ -386,12 +383,6 @@ class ShardEngine:
         key = self.frontier.order_key(origin)
         return (0, *key, "") if key is not None else (1, 0, 0, 0, origin)
 
-    def _host_of(self, origin: str) -> str:
-        host = self._hosts_of.get(origin)
-        if host is None:
-            host = self._hosts_of[origin] = urls.hostname(origin)
-        return host
-
     def _wait(self, origin: str, host: str, now: float) -> None:
         """An origin the pass looked at and did not dispatch: what it waits for."""
         fresh = self.frontier.queued_at(origin) > 0
@@ -401,7 +392,7 @@ class ShardEngine:
         if self.politeness.in_use(host):
             # The host's batch is in flight (perhaps for its other origin): its landing
             # touches this origin.
-            self._busy_waiters.setdefault(host, {})[origin] = None
+            self.hosts[host].busy_waiters[origin] = None
             return
         rest = self.politeness.ready_at(host)
         if rest > now:
@@ -555,7 +546,7 @@ class ShardEngine:
 
     def batch_slice(self, part: HostSlice) -> BatchSlice:
         """A slice as the batch activity gets it: the host's budget and robots rules."""
-        robots = self._robots.get(part.origin) or RobotsResult()
+        robots = self.hosts.of(part.origin).robots.get(part.origin) or RobotsResult()
         return BatchSlice(
             origin=part.origin,
             count=len(part.tasks),
@@ -610,7 +601,9 @@ class ShardEngine:
             self.politeness.release(part.lease, now=now)
             self.proxies.release(part.proxies)
             self._watch.touch(part.origin)
-            for waiter in self._busy_waiters.pop(part.lease.host, {}):
+            host = self.hosts[part.lease.host]
+            waiters, host.busy_waiters = host.busy_waiters, {}
+            for waiter in waiters:
                 self._watch.touch(waiter)
 
     def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
@@ -688,18 +681,17 @@ class ShardEngine:
         now = self._clock()
         for target, result in zip(targets, results, strict=True):
             origin = target.origin
+            record = self.hosts.of(origin)
             self._watch.touch(origin)
             if target.proxies and result.error in PROXY_FAILURES:
                 # The proxy failed, not the host: rest it and ask again, through another one.
                 failed = FetchOutcome(url=origin, error=result.error, proxy=target.proxies[0].proxy)
-                self.proxies.observe(
-                    urls.hostname(origin), [failed], now=now, jitter=self._random()
-                )
-                self._robots_tries[origin] = self._robots_tries.get(origin, 0) + 1
-                if self._robots_tries[origin] < ROBOTS_PROXY_TRIES:
-                    del self._robots[origin]
+                self.proxies.observe(record.name, [failed], now=now, jitter=self._random())
+                record.robots_tries[origin] = record.robots_tries.get(origin, 0) + 1
+                if record.robots_tries[origin] < ROBOTS_PROXY_TRIES:
+                    del record.robots[origin]
                     continue
-            self._robots[origin] = result
+            record.robots[origin] = result
             if self.spec.sitemaps != "off":
                 for url in result.sitemaps:
                     self._queue_sitemap(url, nesting=0)
@@ -845,7 +837,9 @@ class ShardEngine:
         if kind == "proxies":
             return self.proxies.export()
         if kind == "robots":
-            return ([o, r.model_dump(mode="json")] for o, r in self._robots.items() if r)
+            return (
+                [o, r.model_dump(mode="json")] for h in self.hosts for o, r in h.robots.items() if r
+            )
         if kind == "sitemaps":
             queued = {entry[2].url for entry in self._sitemaps}
             waiting = (["q", at, t.model_dump(mode="json")] for at, _, t in sorted(self._sitemaps))
@@ -858,9 +852,7 @@ class ShardEngine:
         if kind == "frontier":
             self.frontier.restore_queued(records)
         elif kind == "hosts":
-            hosts = dict(self.stats.hosts)
-            hosts.update((n, HostStats.model_validate(s)) for n, s in records)
-            self.stats.restore(self.stats.totals, hosts)
+            self.stats.restore_hosts((n, HostStats.model_validate(s)) for n, s in records)
         elif kind == "retries":
             self.retries.restore(list(records))
         elif kind == "pressure":
@@ -868,7 +860,8 @@ class ShardEngine:
         elif kind == "proxies":
             self.proxies.restore(list(records))
         elif kind == "robots":
-            self._robots.update((o, RobotsResult.model_validate(r)) for o, r in records)
+            for origin, robots in records:
+                self.hosts.of(origin).robots[origin] = RobotsResult.model_validate(robots)
         elif kind == "sitemaps":
             for record in records:
                 if record[0] == "q":
@@ -877,8 +870,7 @@ class ShardEngine:
                     self._sitemap_seq += 1
                     heapq.heappush(self._sitemaps, (record[1], self._sitemap_seq, target))
                     if self._incremental:
-                        host = urls.hostname(target.url)
-                        self._sitemaps_unread[host] = self._sitemaps_unread.get(host, 0) + 1
+                        self.hosts[urls.hostname(target.url)].sitemaps_unread += 1
                 else:
                     self._sitemaps_seen.add(record[1])
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from shardcrawl import urls
 from shardcrawl.contracts import (
     DEFERRED,
@@ -14,6 +16,7 @@ from shardcrawl.contracts import (
     ShardTotals,
 )
 from shardcrawl.host_pressure import HostState
+from shardcrawl.host_table import HostTable
 from shardcrawl.records import CANCELLED
 from shardcrawl.retry_policy import is_retryable
 from shardcrawl.timeseries import SeriesRecorder, TimeSeries, note_recent
@@ -30,10 +33,12 @@ class ShardStats:
     Outcomes also go into the time series, at the time of the batch they came with (the shard
     passes ``now`` to ``record_batch``, which it calls before the batch's outcomes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: HostTable | None = None) -> None:
+        """Per-host counters live in the shard's ``HostTable`` (a table of its own unless
+        given one)."""
         self.totals = ShardTotals()
-        self.hosts: dict[str, HostStats] = {}
-        self._fetched_hosts: set[str] = set()
+        self._hosts = HostTable() if hosts is None else hosts
+        self._fetched_hosts = 0
         self._series = SeriesRecorder()
         self._now: float | None = None
 
@@ -42,12 +47,13 @@ class ShardStats:
         """The time series so far, for the shard's result and its checkpoint."""
         return self._series.export()
 
+    @property
+    def hosts(self) -> dict[str, HostStats]:
+        """Every host's counters, by host name (a new dict: for checkpoints and results)."""
+        return {h.name: h.stats for h in self._hosts}
+
     def host(self, url: str) -> HostStats:
-        name = urls.hostname(url)
-        stats = self.hosts.get(name)
-        if stats is None:
-            stats = self.hosts[name] = HostStats()
-        return stats
+        return self._hosts[urls.hostname(url)].stats
 
     def restore(
         self,
@@ -56,20 +62,29 @@ class ShardStats:
         *,
         series: TimeSeries | None = None,
     ) -> None:
-        """Continue from a checkpoint's counters (and its time series, when given)."""
+        """Continue from a checkpoint's counters (and its time series, when given); the
+        hosts' counters may come apart, in any number of calls."""
         self.totals = totals.model_copy(deep=True)
-        self.hosts = dict(hosts)
         if series is not None:
             self._series.load(series)
-        # Every host with an outcome has one of these counted (see record_outcome).
-        self._fetched_hosts = {
-            name for name, h in hosts.items() if h.pages or h.failures or h.robots_disallowed
-        }
+        self.restore_hosts(hosts.items())
+
+    def restore_hosts(self, hosts: Iterable[tuple[str, HostStats]]) -> None:
+        for name, stats in hosts:
+            record = self._hosts[name]
+            record.stats = stats
+            # Every host with an outcome has one of these counted (see record_outcome).
+            if not record.fetched and (stats.pages or stats.failures or stats.robots_disallowed):
+                record.fetched = True
+                self._fetched_hosts += 1
 
     def _fetched_from(self, url: str) -> None:
         """Count a host once, where it is fetched: another shard may hold link counts for it."""
-        self._fetched_hosts.add(urls.hostname(url))
-        self.totals.hosts = len(self._fetched_hosts)
+        record = self._hosts[urls.hostname(url)]
+        if not record.fetched:
+            record.fetched = True
+            self._fetched_hosts += 1
+        self.totals.hosts = self._fetched_hosts
 
     def record_outcome(self, outcome: FetchOutcome, *, final: bool = True) -> None:
         """Count one attempt (a retry if ``attempt`` > 1); a ``final`` one also ends its URL
@@ -133,7 +148,7 @@ class ShardStats:
 
     def record_pressure(self, name: str, state: HostState) -> None:
         """Show the host's adaptive limits and breaker state with its counters."""
-        host = self.hosts.get(name) or self.hosts.setdefault(name, HostStats())
+        host = self._hosts[name].stats
         host.state = state.state
         host.concurrency = state.concurrency
         host.delay_seconds = round(state.delay_seconds, 3)

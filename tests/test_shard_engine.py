@@ -132,6 +132,42 @@ def test_robots_txt_comes_first_and_once_per_origin() -> None:
     assert engine.in_flight == 1
 
 
+def test_a_host_is_one_record_whichever_of_its_origins_is_asked() -> None:
+    """Two origins of one host share its budget, pressure, counters and waiters; each keeps
+    its own robots.txt. A host only linked to has counters and nothing else."""
+    clock = Clock()
+    engine = _engine(clock, obey_robots_txt=True, shard_count=2)
+    a_port = "http://a.test:8080"
+    _seed(engine, "http://a.test/", f"{a_port}/")
+    engine.add_credits(10)
+    (first,) = engine.plan().robots
+    (second,) = engine.plan().robots
+    engine.robots_landed(first, [RobotsResult()])
+    engine.robots_landed(second, [RobotsResult(disallow_all=True)])
+    (batch,) = engine.plan().batches
+    assert len(batch) == 1, "one batch per host, whichever origin"
+    record = engine.hosts["a.test"]
+    assert engine.hosts.of(a_port) is engine.hosts.of("http://a.test") is record
+    assert record.budget.batches == 1 and record.budget.in_use == batch[0].lease.slots
+    (waiting,) = {"http://a.test", a_port} - {batch[0].origin}
+    assert list(record.busy_waiters) == [waiting]
+    assert record.robots[a_port] == RobotsResult(disallow_all=True)
+    assert record.robots["http://a.test"] == RobotsResult()
+    foreign = next(
+        u
+        for u in (f"http://f{i}.test/" for i in range(50))
+        if urls.shard_of(urls.origin(u), 2) == 1
+    )
+    engine.landed(batch, _ok(batch, {t.url: [foreign, foreign] for t in batch[0].tasks}))
+    assert record.pressure is not None and record.stats.pages == 1 and not record.busy_waiters
+    (next_batch,) = engine.plan().batches
+    assert [p.origin for p in next_batch] == [waiting], "the waiting origin goes next"
+    linked = engine.hosts.find(urls.hostname(foreign))
+    assert linked is not None and linked.stats.duplicates == 1
+    assert linked.pressure is None and linked.budget.batches == 0
+    assert len(engine.hosts) == 2
+
+
 def test_a_failed_url_retries_after_its_backoff_riding_with_new_work() -> None:
     clock = Clock()
     engine = _engine(clock, retry={"max_attempts": 3, "backoff_base_seconds": 2.0})
@@ -337,7 +373,8 @@ def test_a_parked_host_is_probed_with_one_url_then_given_up_on() -> None:
     assert len(_urls(probe)) == 1 and probe[0].lease.slots == 1
     engine.landed(probe, blocked(probe))
     engine.plan()
-    assert engine.pressure.abandoned() == ["a.test"]
+    assert engine.pressure.abandoned() == ["a.test"] and engine.pressure.parked() == []
+    assert (engine.totals().parked_hosts, engine.totals().abandoned_hosts) == (0, 1)
     assert engine.frontier.queued() == 0 and not engine.retries
     assert engine.stats.totals.failures >= 1
     ended = engine.take_records()["http://a.test"]
