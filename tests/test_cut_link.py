@@ -84,7 +84,7 @@ async def test_a_worker_cut_off_mid_batch_loses_and_duplicates_nothing(
     for path in (out / handle.id / "items").rglob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             json.loads(line)  # every items file parses, line by line
-    assert_exactly_once(site, out, handle.id)
+    await assert_exactly_once(client, site, out, handle.id)
     expected = set(reachable_pages(site.config, [site.seed_url], max_depth=MAX_DEPTH))
     fetched = {
         f"http://{link.host_ip}:{site.seed_url.rsplit(':', 1)[1].split('/')[0]}{p}" for p in served
