@@ -49,6 +49,10 @@ class BatchCutter:
         self._bytes += url_bytes
         return closed
 
+    def __bool__(self) -> bool:
+        """Whether a batch is being cut (it becomes one more batch in flight when closed)."""
+        return bool(self._open)
+
     def close(self) -> list[HostSlice] | None:
         """The open batch, if it has a slice; the cutter starts a new one."""
         if not self._open:

@@ -258,7 +258,7 @@ class ShardEngine:
         due = self._watch.take(now)
         due.sort(key=self._crawl_order)
         for i, origin in enumerate(due):
-            if self.in_flight >= MAX_BATCHES_IN_FLIGHT:
+            if self.in_flight + bool(fresh_cut) + bool(retry_cut) >= MAX_BATCHES_IN_FLIGHT:
                 for rest in due[i:]:
                     self._watch.touch(rest)
                 break

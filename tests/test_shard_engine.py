@@ -23,7 +23,12 @@ from shardcrawl.contracts import (
     SitemapResult,
     UrlTask,
 )
-from shardcrawl.shard_engine import MAX_RETRY_BATCHES, STATE_KINDS, ShardEngine
+from shardcrawl.shard_engine import (
+    MAX_BATCHES_IN_FLIGHT,
+    MAX_RETRY_BATCHES,
+    STATE_KINDS,
+    ShardEngine,
+)
 
 
 class Clock:
@@ -564,3 +569,40 @@ def test_an_incremental_crawl_reads_a_hosts_sitemaps_before_its_pages() -> None:
     (task,) = part.tasks
     assert task.url == "http://a.test/old" and task.request is not None
     assert task.request.meta[SITEMAP_META] == {"lastmod": "2026-01-01"}
+
+
+def test_with_ten_thousand_hosts_a_pass_looks_at_what_changed() -> None:
+    """After the first pass, a batch that lands makes the next pass look at its own hosts
+    and nothing else, however many hosts the shard owns; the counters need no scan either."""
+    clock = Clock()
+    engine = _engine(clock, batch_size=200, concurrency_per_host=1)
+    _seed(engine, *(f"http://h{i}.test/" for i in range(10_000)))
+    engine.add_credits(100_000)
+    looked_at: list[str] = []
+    order_key = engine.frontier.order_key
+
+    def counting(origin: str) -> tuple[int, int, int] | None:
+        looked_at.append(origin)
+        return order_key(origin)
+
+    engine.frontier.order_key = counting  # type: ignore[method-assign]
+    first = engine.plan().batches
+    assert len(first) == 50 and len(looked_at) == 10_000
+    looked_at.clear()
+    engine.landed(
+        first[0], _ok(first[0], {t.url: [f"{t.url}2"] for p in first[0] for t in p.tasks})
+    )
+    clock.now += 1
+    (second,) = engine.plan().batches
+    landed = {p.origin for p in first[0]}
+    assert set(looked_at) == landed and len(looked_at) == len(landed) == 200
+    assert {p.origin for p in second} == landed, "each host's second page, nothing else"
+
+
+def test_batches_in_flight_stay_within_the_shards_limit() -> None:
+    clock = Clock()
+    engine = _engine(clock, batch_size=10)
+    _seed(engine, *(f"http://h{i}.test/" for i in range(MAX_BATCHES_IN_FLIGHT * 10 + 5)))
+    engine.add_credits(100_000)
+    assert len(engine.plan().batches) == engine.in_flight == MAX_BATCHES_IN_FLIGHT
+    assert engine.plan().batches == []
