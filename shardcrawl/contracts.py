@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import SchemaSerializer, core_schema
 
 from shardcrawl import urls
+from shardcrawl.fetch_queues import DEFAULT_FLEET, check_fleet_name
 from shardcrawl.proxy_urls import check_proxy_url
 from shardcrawl.timeseries import TimeSeries
 
@@ -54,6 +55,7 @@ __all__ = [
     "Enqueue",
     "FetchOptions",
     "FetchOutcome",
+    "FleetStatus",
     "HostStats",
     "Link",
     "LinkMessage",
@@ -225,7 +227,8 @@ class ProxyPool(_Model):
 
 
 class ProxyRoute(_Model):
-    """How requests to some domains go out; the first route that matches a host wins."""
+    """How requests to some domains go out, and from which fleet; the first route that
+    matches a host wins."""
 
     domains: list[str] = Field(
         min_length=1, description="hosts, each with its subdomains, or * for every host"
@@ -239,6 +242,18 @@ class ProxyRoute(_Model):
     session_seconds: float = Field(
         default=600.0, gt=0.0, le=86_400.0, description="how long a sticky identity is kept"
     )
+    fetch_queue: str | None = Field(
+        default=None,
+        description="the fleet whose workers fetch these hosts (shardcrawl worker "
+        "--fetch-queue NAME); none or 'default': the main queue's workers",
+    )
+
+    @field_validator("fetch_queue")
+    @classmethod
+    def _fleet(cls, name: str | None) -> str | None:
+        if name is None or name == DEFAULT_FLEET:
+            return None
+        return check_fleet_name(name)
 
     @field_validator("domains")
     @classmethod
@@ -1064,6 +1079,22 @@ class CrawlCheckpoint(_Model):
     previous_crawl: str | None = None
 
 
+class FleetStatus(_Model):
+    """A fleet's work and workers, as live status sees them (the shards' in-flight counts and
+    Temporal's view of the fleet's task queue)."""
+
+    task_queue: str
+    in_flight: int = Field(default=0, description="its activities scheduled or running")
+    workers: int = Field(default=0, description="workers that polled its queue lately")
+    backlog: int = Field(default=0, description="activities no worker has taken yet (approx.)")
+    backlog_age_seconds: float = Field(default=0.0, description="the oldest one's wait")
+
+    @property
+    def waiting(self) -> bool:
+        """Work for the fleet and no worker serving it: the crawl waits for one."""
+        return self.in_flight > 0 and self.workers == 0
+
+
 class CrawlProgress(_Model):
     """The live state of a crawl, as the ``progress`` query returns it."""
 
@@ -1084,6 +1115,9 @@ class CrawlProgress(_Model):
     continued_as_new: int = Field(default=0, description="the crawl workflow's earlier runs")
     largest_payload_bytes: int = Field(default=0, description="crawl workflow's largest payload")
     proxies: dict[str, ProxyStats] = Field(default_factory=dict)
+    fleets: dict[str, FleetStatus] = Field(
+        default_factory=dict, description="each fleet the routes name (fetch_queue), live"
+    )
     failure: str | None = Field(default=None, description="why a failed crawl failed")
 
 

@@ -42,6 +42,7 @@ from shardcrawl.contracts import (
     SitemapTarget,
     UrlTask,
 )
+from shardcrawl.fetch_queues import FetchQueues
 from shardcrawl.frontier import Frontier, RecentSet
 from shardcrawl.host_pressure import HostPressure
 from shardcrawl.host_table import HostTable
@@ -143,6 +144,13 @@ class ShardEngine:
             hosts=self.hosts,
         )
         self.proxies = ProxyRouter(spec.proxies, shard=shard, shard_count=shard_count)
+        self.fleets = FetchQueues(spec.proxies)
+        # Each fleet a route names holds at most its share of the shard's batch slots, the
+        # main queue's fleet keeping one share: a fleet with no worker cannot stall the rest.
+        self._fleet_cap = MAX_BATCHES_IN_FLIGHT // (1 + len(self.fleets.named))
+        # Per named fleet: its activities in flight, and the origins waiting for a slot.
+        self._fleet_load = dict.fromkeys(self.fleets.named, 0)
+        self._fleet_waiters: dict[str, dict[str, None]] = {}
         self._watch = OriginWatch()
         self._forwarded = RecentSet(capacity=FORWARDED_MEMORY)
         # Links for other shards, by owner, and since when the oldest waits.
@@ -252,18 +260,26 @@ class ShardEngine:
         self._dispatched_at = now
         plan = DispatchPlan()
         limits = {"max_requests": self.spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
-        fresh_cut, retry_cut = BatchCutter(**limits), BatchCutter(**limits)
-        robots: list[RobotsTarget] = []
+        # A batch or robots.txt fetch runs on one fleet's queue: each fleet is cut apart.
+        cutters: dict[str | None, tuple[BatchCutter, BatchCutter]] = {}
+        robots_of: dict[str | None, list[RobotsTarget]] = {}
         robots_hosts: set[str] = set()  # one origin of a host per fetch_robots
         due = self._watch.take(now)
         due.sort(key=self._crawl_order)
         for i, origin in enumerate(due):
-            if self.in_flight + bool(fresh_cut) + bool(retry_cut) >= MAX_BATCHES_IN_FLIGHT:
+            cutting = sum(bool(c) for pair in cutters.values() for c in pair)
+            if self.in_flight + cutting >= MAX_BATCHES_IN_FLIGHT:
                 for rest in due[i:]:
                     self._watch.touch(rest)
                 break
             record = self.hosts.of(origin)
             host = record.name
+            fleet = self.fleets.of_host(host)
+            if fleet is not None:
+                opened = sum(bool(c) for c in cutters.get(fleet, ())) + (fleet in robots_of)
+                if self._fleet_load[fleet] + opened >= self._fleet_cap:
+                    self._fleet_waiters.setdefault(fleet, {})[origin] = None
+                    continue  # the fleet's next landing touches it
             # robots.txt is fetched as soon as an origin has work, credits or not, so that
             # the first batch need not wait for it when credits arrive. It goes the way the
             # host's pages go (a proxy slot, if the host's route has proxies).
@@ -275,11 +291,11 @@ class ShardEngine:
                     self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
                     continue
                 record.robots[origin] = None
+                robots = robots_of.setdefault(fleet, [])
                 robots.append(RobotsTarget(origin=origin, proxies=proxies))
                 robots_hosts.add(host)
                 if len(robots) >= ROBOTS_PER_ACTIVITY:
-                    self._plan_robots(plan, robots)
-                    robots, robots_hosts = [], set()
+                    self._plan_robots(plan, robots_of.pop(fleet))
                 continue
             if self.spec.obey_robots_txt and record.robots[origin] is None:
                 continue  # its robots.txt is on the way, and touches it when it comes
@@ -293,6 +309,9 @@ class ShardEngine:
             if state == "parked":
                 self._watch.wake_at(origin, self.pressure.host(host).parked_until)
                 continue
+            if fleet not in cutters:
+                cutters[fleet] = (BatchCutter(**limits), BatchCutter(**limits))
+            fresh_cut, retry_cut = cutters[fleet]
             if state == "probing":
                 started = self._cut(plan, fresh_cut, self._probe(origin, host, now))
             else:
@@ -302,9 +321,10 @@ class ShardEngine:
                 )
             if not started:
                 self._wait(origin, host, now)
-        self._cut(plan, fresh_cut, None, close=True)
-        self._cut(plan, retry_cut, None, close=True)
-        if robots:
+        for fresh_cut, retry_cut in cutters.values():
+            self._cut(plan, fresh_cut, None, close=True)
+            self._cut(plan, retry_cut, None, close=True)
+        for robots in robots_of.values():
             self._plan_robots(plan, robots)
         self._plan_sitemaps(plan, now)
         return plan
@@ -313,7 +333,7 @@ class ShardEngine:
         """Sitemaps whose wait is over, in activities of SITEMAPS_PER_ACTIVITY, one per host
         each (a host's others wait for the next pass)."""
         later: list[tuple[float, int, SitemapTarget]] = []
-        targets: list[SitemapTarget] = []
+        targets_of: dict[str | None, list[SitemapTarget]] = {}  # one fleet per activity
         hosts: set[str] = set()
         while self._sitemaps and self._sitemaps[0][0] <= now:
             if self.in_flight >= MAX_BATCHES_IN_FLIGHT:
@@ -321,18 +341,23 @@ class ShardEngine:
             entry = heapq.heappop(self._sitemaps)
             target = entry[2]
             host = urls.hostname(target.url)
-            proxies = None if host in hosts else self.proxies.lease(host, slots=1, now=now)
+            fleet = self.fleets.of_host(host)
+            full = fleet is not None and self._fleet_load[fleet] >= self._fleet_cap
+            proxies = None
+            if not full and host not in hosts:
+                proxies = self.proxies.lease(host, slots=1, now=now)
             if proxies is None:
                 later.append(entry)
                 continue
             hosts.add(host)
+            targets = targets_of.setdefault(fleet, [])
             targets.append(target.model_copy(update={"proxies": proxies}))
             if len(targets) >= SITEMAPS_PER_ACTIVITY:
-                self.in_flight += 1
-                plan.sitemaps.append(targets)
-                targets, hosts = [], set()
-        if targets:
-            self.in_flight += 1
+                self._started(fleet)
+                plan.sitemaps.append(targets_of.pop(fleet))
+                hosts -= {urls.hostname(t.url) for t in targets}
+        for fleet, targets in targets_of.items():
+            self._started(fleet)
             plan.sitemaps.append(targets)
         for entry in later:
             heapq.heappush(self._sitemaps, entry)
@@ -375,8 +400,33 @@ class ShardEngine:
         errors[kind] = errors.get(kind, 0) + 1
 
     def _plan_robots(self, plan: DispatchPlan, targets: list[RobotsTarget]) -> None:
-        self.in_flight += 1
+        self._started(self.fleets.of_url(targets[0].origin))
         plan.robots.append(targets)
+
+    def _started(self, fleet: str | None) -> None:
+        """An activity planned, on the fleet's queue."""
+        self.in_flight += 1
+        if fleet is not None:
+            self._fleet_load[fleet] += 1
+
+    def _landed(self, url: str) -> None:
+        """An activity whose first URL is ``url`` landed (or was cut off): its fleet's
+        waiting origins are looked at again."""
+        self.in_flight -= 1
+        fleet = self.fleets.of_url(url)
+        if fleet is not None:
+            self._fleet_load[fleet] -= 1
+            for origin in self._fleet_waiters.pop(fleet, {}):
+                self._watch.touch(origin)
+
+    def fetch_queue(self, url: str) -> str | None:
+        """The fleet that runs a planned activity whose first URL (or origin) is ``url``:
+        a batch, robots.txt or sitemaps activity never mixes fleets. None: the main queue."""
+        return self.fleets.of_url(url)
+
+    def fleet_load(self) -> dict[str, int]:
+        """Activities in flight on each fleet the routes name, for live status."""
+        return dict(self._fleet_load)
 
     def _crawl_order(self, origin: str) -> tuple[int, int, int, int, str]:
         """Origins with new work first, shallowest next request first; then retries only."""
@@ -421,7 +471,7 @@ class ShardEngine:
         whether there was a slice."""
         for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
             if batch:
-                self.in_flight += 1
+                self._started(self.fleets.of_url(batch[0].origin))
                 self._retry_batches += batch[0].lease.retry
                 plan.batches.append(batch)
         return part is not None
@@ -595,7 +645,7 @@ class ShardEngine:
 
     def _release(self, parts: list[HostSlice]) -> None:
         now = self._clock()
-        self.in_flight -= 1
+        self._landed(parts[0].origin)
         self._retry_batches -= parts[0].lease.retry
         for part in parts:
             self.politeness.release(part.lease, now=now)
@@ -673,7 +723,7 @@ class ShardEngine:
     ) -> None:
         """A fetch_robots activity's results (None: it failed, so every origin's robots.txt
         counts as not fetched)."""
-        self.in_flight -= 1
+        self._landed(targets[0].origin)
         for target in targets:
             self.proxies.release(target.proxies)
         if results is None:
@@ -714,7 +764,7 @@ class ShardEngine:
     def sitemaps_landed(self, targets: list[SitemapTarget], results: list[SitemapResult]) -> None:
         """A fetch_sitemaps activity's results, once their entries are in: what was fetched,
         what went wrong (by class), and a failure that may pass retried as a page's would be."""
-        self.in_flight -= 1
+        self._landed(targets[0].url)
         now = self._clock()
         retry = self.spec.retry
         for target, result in zip(targets, results, strict=True):

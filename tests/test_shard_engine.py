@@ -606,3 +606,75 @@ def test_batches_in_flight_stay_within_the_shards_limit() -> None:
     engine.add_credits(100_000)
     assert len(engine.plan().batches) == engine.in_flight == MAX_BATCHES_IN_FLIGHT
     assert engine.plan().batches == []
+
+
+# -- fleets (fetch_queue) --------------------------------------------------------------------
+
+EU_ROUTES = {
+    "routes": [
+        {"domains": ["a.test", "b.test"], "mode": "direct", "fetch_queue": "eu"},
+        {"domains": ["d.test"], "mode": "direct", "fetch_queue": "default"},
+    ]
+}
+
+
+def test_batches_robots_and_sitemaps_never_mix_fleets() -> None:
+    clock = Clock()
+    engine = _engine(clock, obey_robots_txt=True, batch_size=50, proxies=EU_ROUTES)
+    _seed(engine, "http://a.test/", "http://b.test/", "http://c.test/", "http://d.test/")
+    engine.add_credits(100)
+    plan = engine.plan()
+    fleets_of = {
+        engine.fetch_queue(targets[0].origin): {t.origin for t in targets}
+        for targets in plan.robots
+    }
+    assert fleets_of == {
+        "eu": {"http://a.test", "http://b.test"},
+        None: {"http://c.test", "http://d.test"},
+    }
+    assert engine.fleet_load() == {"eu": 1}
+    for targets in plan.robots:
+        sitemap = [RobotsResult(sitemaps=[f"{t.origin}/sitemap.xml"]) for t in targets]
+        engine.robots_landed(targets, sitemap)
+    assert engine.fleet_load() == {"eu": 0}
+    plan = engine.plan()
+    batches = {engine.fetch_queue(b[0].origin): sorted(p.origin for p in b) for b in plan.batches}
+    assert batches == {
+        "eu": ["http://a.test", "http://b.test"],
+        None: ["http://c.test", "http://d.test"],
+    }
+    sitemaps = {
+        engine.fetch_queue(targets[0].url): sorted(t.url for t in targets)
+        for targets in plan.sitemaps
+    }
+    assert sitemaps == {
+        "eu": ["http://a.test/sitemap.xml", "http://b.test/sitemap.xml"],
+        None: ["http://c.test/sitemap.xml", "http://d.test/sitemap.xml"],
+    }
+    assert engine.fleet_load() == {"eu": 2}
+    for batch in plan.batches:
+        engine.landed(batch, _ok(batch))
+    for targets in plan.sitemaps:
+        engine.sitemaps_landed(targets, [SitemapResult(status=404) for _ in targets])
+    assert engine.fleet_load() == {"eu": 0} and engine.idle()
+
+
+def test_a_fleet_with_no_worker_holds_only_its_share_of_the_batch_slots() -> None:
+    """Batches waiting for eu workers that never come leave the main queue's hosts slots."""
+    clock = Clock()
+    routes = {"routes": [{"domains": ["eu.test"], "mode": "direct", "fetch_queue": "eu"}]}
+    engine = _engine(clock, batch_size=1, proxies=routes, allowed_domains=["test"])
+    _seed(engine, *(f"http://h{i}.eu.test/" for i in range(MAX_BATCHES_IN_FLIGHT)))
+    _seed(engine, "http://home.test/")
+    engine.add_credits(1000)
+    plan = engine.plan()
+    eu = [b for b in plan.batches if engine.fetch_queue(b[0].origin) == "eu"]
+    home = [b for b in plan.batches if engine.fetch_queue(b[0].origin) is None]
+    assert len(eu) == MAX_BATCHES_IN_FLIGHT // 2 == engine.fleet_load()["eu"]
+    assert [b[0].origin for b in home] == ["http://home.test"]
+    assert not engine.plan().batches  # eu is full, home's host is busy
+    engine.landed(eu[0], _ok(eu[0]))
+    (more,) = engine.plan().batches  # a slot of eu came free: a waiting eu host takes it
+    assert engine.fetch_queue(more[0].origin) == "eu" and more[0].origin not in {
+        b[0].origin for b in eu
+    }
