@@ -2,12 +2,16 @@
 
 The one composition root: it reads the configuration, builds the activity classes with their
 dependencies and registers them. Run ``python worker.py`` or ``shardcrawl worker``; it serves
-``$SHARDCRAWL_TASK_QUEUE`` on ``$TEMPORAL_ADDRESS`` until SIGINT or SIGTERM.
+``$SHARDCRAWL_TASK_QUEUE`` on ``$TEMPORAL_ADDRESS`` until SIGINT or SIGTERM. With
+``--fetch-queue FLEET`` (repeatable, or ``$SHARDCRAWL_FETCH_QUEUES``) it serves those fleets'
+fetch activities instead (``default`` being the main queue, workflows and all).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -28,15 +32,18 @@ from activities.scrapy_runtime import ScrapyRuntime
 from activities.sitemaps import SitemapActivities
 from activities.stores import StoreCache
 from activities.warc_index import WarcIndexActivities
-from shardcrawl.config import Config
+from shardcrawl.config import Config, add_worker_arguments, worker_overrides
 from shardcrawl.errors import ShardcrawlError
+from shardcrawl.fetch_queues import DEFAULT_FLEET, fetch_task_queue
 from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
 from workflows.crawl import CrawlWorkflow
 from workflows.shard import DomainShardWorkflow
 
-__all__ = ["WORKFLOWS", "build_worker", "main", "run_worker"]
+__all__ = ["WORKFLOWS", "build_worker", "build_workers", "main", "run_worker"]
 
 WORKFLOWS = [CrawlWorkflow, DomainShardWorkflow]
+# What a shard runs on a fleet's queue: everything that sends a request to a target.
+FETCH_ACTIVITIES = ("crawl_batch", "fetch_robots", "fetch_sitemaps")
 PASSTHROUGH_MODULES = ("shardcrawl", "w3lib", "pydantic", "pydantic_core", "yaml")
 GRACEFUL_SHUTDOWN_SECONDS = 15
 
@@ -52,7 +59,9 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def build_activities(config: Config) -> list[Callable[..., Any]]:
     """Every activity, bound to its dependencies: the one place they are composed."""
-    runtime = ScrapyRuntime(spider_modules=config.spider_module_list())
+    runtime = ScrapyRuntime(
+        spider_modules=config.spider_module_list(), bind_address=config.bind_address
+    )
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
     batch = BatchActivities(
         runtime=runtime,
@@ -84,6 +93,7 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
 def build_worker(
     client: Client, config: Config, *, activities: list[Callable[..., Any]] | None = None
 ) -> Worker:
+    """The main queue's worker: the workflows and every activity."""
     return Worker(
         client,
         task_queue=config.task_queue,
@@ -95,30 +105,67 @@ def build_worker(
     )
 
 
+def build_workers(
+    client: Client, config: Config, activities: list[Callable[..., Any]]
+) -> list[Worker]:
+    """One Temporal worker per fleet served, sharing one set of activities (one Scrapy
+    runtime): the default fleet's on the main queue, another fleet's on its fetch queue with
+    only the activities that fetch (the workflows stay on the main queue)."""
+    workers = []
+    for fleet in config.fleets():
+        if fleet == DEFAULT_FLEET:
+            workers.append(build_worker(client, config, activities=activities))
+            continue
+        workers.append(
+            Worker(
+                client,
+                task_queue=fetch_task_queue(config.task_queue, fleet),
+                activities=[a for a in activities if a.__name__ in FETCH_ACTIVITIES],
+                max_concurrent_activities=config.max_concurrent_batches,
+                graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_SECONDS),
+            )
+        )
+    return workers
+
+
 async def run_worker(config: Config) -> None:
+    # Before connecting: a bad setting (spider modules, bind address) stops the worker at once.
+    activities = build_activities(config)
     runtime = metrics_runtime(config.metrics_address) if config.metrics_address else None
     client = await connect(config, wait_seconds=config.connect_wait_seconds, runtime=runtime)
     await ensure_search_attributes(client)
-    worker = build_worker(client, config)
+    workers = build_workers(client, config, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info(
-        "worker on %s, namespace %s, task queue %s, metrics %s",
+        "worker on %s, namespace %s, task queues %s, sending from %s, metrics %s",
         config.temporal_address,
         config.temporal_namespace,
-        config.task_queue,
+        ", ".join(w.task_queue for w in workers),
+        config.bind_address or "any address",
         f"http://{config.metrics_address}/metrics" if config.metrics_address else "off",
     )
-    async with worker:
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await stop.wait()
         log.info("stopping: finishing in-flight batches")
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__.splitlines()[0])
+    add_worker_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, *, args: argparse.Namespace | None = None) -> int:
+    """``argv``: this process's flags (``python worker.py ...``); ``args``: flags already
+    parsed (``shardcrawl worker ...``)."""
+    args = args if args is not None else parse_args(argv)
     try:
-        config = Config.load()
+        config = Config.load(**worker_overrides(args))
         logging.basicConfig(
             level=config.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -218,7 +218,11 @@ class BatchActivities:
             conditions=conditions(previous, [t.url for t in to_fetch]),
         )
         if to_fetch:
-            settings = batch_settings(request, reactor=self._runtime.reactor())
+            settings = batch_settings(
+                request,
+                reactor=self._runtime.reactor(),
+                bind_address=self._runtime.bind_address,
+            )
             try:
                 await self._runtime.crawl(
                     spidercls,

@@ -42,7 +42,9 @@ async def fetch_documents(
         proxies=proxy_slots({urls.hostname(url): leases for url, leases in documents}),
     )
     if documents:
-        settings = fetch_settings(fetch, reactor=runtime.reactor())
+        settings = fetch_settings(
+            fetch, reactor=runtime.reactor(), bind_address=runtime.bind_address
+        )
         settings.update(
             {
                 "CONCURRENT_REQUESTS": len(documents),

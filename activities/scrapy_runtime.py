@@ -8,6 +8,7 @@ loop without blocking it: the reactor thread resolves an asyncio future when the
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,13 +36,31 @@ class CrawlerStartError(RuntimeError):
     the same on every try, so a batch fails at once, with the cause."""
 
 
+def _check_bindable(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError as exc:
+        raise ConfigError(
+            f"bind address {address!r}: this machine cannot send from it ({exc.strerror})"
+        ) from None
+
+
 class ScrapyRuntime:
     """Runs crawls in the process's reactor thread; safe to share between activities."""
 
     _setup_lock = threading.Lock()
     _started = False
 
-    def __init__(self, *, spider_modules: list[str] | None = None) -> None:
+    def __init__(
+        self, *, spider_modules: list[str] | None = None, bind_address: str | None = None
+    ) -> None:
+        """``bind_address``: the local IP every request of this worker goes out from; checked
+        here, so a wrong one stops the worker instead of failing every URL it fetches."""
+        if bind_address:
+            _check_bindable(bind_address)
+        self.bind_address = bind_address
         modules = spider_modules or SPIDER_MODULES
         try:
             self._spider_loader = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": modules}))

@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 from shardcrawl import layout
 from shardcrawl.cli_schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.client import CrawlClient, CrawlHandle, new_crawl_id
-from shardcrawl.config import Config
+from shardcrawl.config import Config, add_worker_arguments
 from shardcrawl.contracts import CrawlReport, CrawlSpec
 from shardcrawl.display import progress_line, progress_table, report_table, shown_location
 from shardcrawl.errors import ExportError, ShardcrawlError, SpecError, root_cause
@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--ui-port", type=int, default=8233)
     server.add_argument("--db", default=".shardcrawl/temporal.db", help="persistent state file")
 
-    sub.add_parser("worker", help="one worker process against $TEMPORAL_ADDRESS")
+    add_worker_arguments(
+        sub.add_parser("worker", help="one worker process against $TEMPORAL_ADDRESS")
+    )
 
     status = sub.add_parser("status", help="live progress of a crawl")
     status.add_argument("crawl_id")
@@ -491,7 +493,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
-    return worker.main()
+    return worker.main(args=args)
 
 
 async def _cancel_on_sigterm(command: Coroutine[Any, Any, int]) -> int:

@@ -7,15 +7,19 @@ not a silent default. The Temporal variables keep the names the Temporal CLI use
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import os
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shardcrawl.errors import ConfigError
+from shardcrawl.fetch_queues import DEFAULT_FLEET, check_fleet_name
 
-__all__ = ["DEFAULT_TASK_QUEUE", "Config"]
+__all__ = ["DEFAULT_TASK_QUEUE", "Config", "add_worker_arguments", "worker_overrides"]
 
 DEFAULT_TASK_QUEUE = "shardcrawl"
 
@@ -55,13 +59,46 @@ class Config(BaseSettings):
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="HOST:PORT where a worker serves Prometheus metrics; unset means none",
     )
+    fetch_queues: str = Field(
+        default="",
+        description="comma-separated fleets whose fetch activities a worker runs ('default': "
+        "the main queue, workflows included); empty means the main queue alone",
+    )
+    bind_address: str | None = Field(
+        default=None, description="the local IP address a worker's requests go out from"
+    )
+
+    @field_validator("fetch_queues")
+    @classmethod
+    def _fleets(cls, value: str) -> str:
+        for name in value.split(","):
+            if name.strip():
+                check_fleet_name(name.strip())
+        return value
+
+    @field_validator("bind_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return value or None
 
     def spider_module_list(self) -> list[str]:
         return [name.strip() for name in self.spider_modules.split(",")]
 
+    def fleets(self) -> list[str]:
+        """The fleets this worker serves, each once, in order; the default fleet alone when
+        none is named."""
+        names = [n.strip() for n in self.fetch_queues.split(",") if n.strip()]
+        return list(dict.fromkeys(names)) or [DEFAULT_FLEET]
+
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Read the environment, refusing unknown ``SHARDCRAWL_*`` names."""
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read the environment, refusing unknown ``SHARDCRAWL_*`` names; ``overrides``
+        (command-line flags) win over it."""
         env = os.environ if environ is None else environ
         known = {"SHARDCRAWL_" + name.upper() for name in cls.model_fields}
         for field in cls.model_fields.values():
@@ -74,4 +111,53 @@ class Config(BaseSettings):
             raise ConfigError(
                 f"unknown setting {name}={env[name]!r}; known: {', '.join(sorted(known))}"
             )
-        return cls()
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            name = "SHARDCRAWL_" + str(problem["loc"][0]).upper() if problem["loc"] else "setting"
+            message = problem["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{name}: {message}") from None
+
+
+def _fleet_arg(value: str) -> str:
+    try:
+        return check_fleet_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ip_arg(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``shardcrawl worker`` and ``python worker.py`` take the same flags."""
+    parser.add_argument(
+        "--fetch-queue",
+        action="append",
+        type=_fleet_arg,
+        metavar="FLEET",
+        help="serve this fleet's fetch activities (repeatable; 'default' is the main queue, "
+        "workflows included, and the only one when none is given)",
+    )
+    parser.add_argument(
+        "--bind-address",
+        type=_ip_arg,
+        metavar="IP",
+        help="the local address requests go out from (Scrapy's DOWNLOAD_BIND_ADDRESS)",
+    )
+
+
+def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given, as Config fields (over $SHARDCRAWL_FETCH_QUEUES and
+    $SHARDCRAWL_BIND_ADDRESS)."""
+    overrides: dict[str, Any] = {}
+    if args.fetch_queue:
+        overrides["fetch_queues"] = ",".join(args.fetch_queue)
+    if args.bind_address:
+        overrides["bind_address"] = args.bind_address
+    return overrides

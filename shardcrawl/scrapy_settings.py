@@ -27,9 +27,13 @@ PROXY_MIDDLEWARE = "activities.proxy_assign.ProxyAssignMiddleware"
 GUARD_MIDDLEWARE = "activities.address_guard.AddressGuardMiddleware"
 
 
-def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
-    """Settings every shardcrawl crawler shares; they outrank a spider's custom_settings."""
-    return {
+def fetch_settings(
+    fetch: FetchOptions, *, reactor: str, bind_address: str | None = None
+) -> dict[str, Any]:
+    """Settings every shardcrawl crawler shares; they outrank a spider's custom_settings.
+    ``reactor`` and ``bind_address`` are the worker's (its outgoing IP: None, the system's
+    choice)."""
+    settings: dict[str, Any] = {
         "TWISTED_REACTOR": reactor,
         "USER_AGENT": fetch.user_agent,
         "DOWNLOAD_MAXSIZE": fetch.max_response_bytes,
@@ -76,12 +80,17 @@ def fetch_settings(fetch: FetchOptions, *, reactor: str) -> dict[str, Any]:
             "scrapy.extensions.corestats.CoreStats": None,
         },
     }
+    if bind_address:
+        settings["DOWNLOAD_BIND_ADDRESS"] = (bind_address, 0)
+    return settings
 
 
-def batch_settings(request: BatchRequest, *, reactor: str) -> dict[str, Any]:
+def batch_settings(
+    request: BatchRequest, *, reactor: str, bind_address: str | None = None
+) -> dict[str, Any]:
     """Each host's lease of its budget as its own Scrapy download slot (concurrency and
     delay); the crawler's total is their sum, so no host waits for another's slots."""
-    settings = fetch_settings(request.fetch, reactor=reactor)
+    settings = fetch_settings(request.fetch, reactor=reactor, bind_address=bind_address)
     slots = {
         urls.hostname(part.origin): {
             "concurrency": part.concurrency,

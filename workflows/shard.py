@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         shard_workflow_id,
     )
     from shardcrawl.errors import root_cause
+    from shardcrawl.fetch_queues import fetch_task_queue
     from shardcrawl.link_counts import LinkCounts
     from shardcrawl.segments import (
         pack_fingerprints,
@@ -242,6 +243,12 @@ class DomainShardWorkflow:
         """Each proxy's health and this shard's use of its share, for live status."""
         return self._engine.proxies.stats(workflow.now().timestamp())
 
+    @workflow.query
+    def fleets(self) -> dict[str, int]:
+        """Activities in flight on each fleet the routes name, for live status (which asks
+        Temporal whether any worker serves them)."""
+        return self._engine.fleet_load()
+
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
         self._fetch = FetchOptions.from_spec(shard.spec)
@@ -406,6 +413,7 @@ class DomainShardWorkflow:
                     timeout=_documents_timeout(request.fetch, min(len(request.origins), 3)),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
+                    task_queue=self._fetch_queue(targets[0].origin),
                 )
             ).results
         except ActivityError as exc:
@@ -434,6 +442,7 @@ class DomainShardWorkflow:
                     timeout=_documents_timeout(request.fetch, 3),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
+                    task_queue=self._fetch_queue(targets[0].url),
                 )
             ).results
         except ActivityError as exc:
@@ -470,6 +479,7 @@ class DomainShardWorkflow:
                 timeout=_batch_timeout(request),
                 retry_policy=BATCH_RETRY,
                 heartbeat=True,
+                task_queue=self._fetch_queue(parts[0].origin),
             )
         except CANCELLED:
             self._engine.cut_off(parts)
@@ -538,19 +548,29 @@ class DomainShardWorkflow:
         timeout: timedelta,
         retry_policy: RetryPolicy,
         heartbeat: bool,
+        task_queue: str | None = None,
     ) -> T:
         """Run an activity, and run it again with the same input while the store is down.
-        One that fetches (a batch, robots.txt) heartbeats, so a dead worker is noticed."""
+        One that fetches (a batch, robots.txt) heartbeats, so a dead worker is noticed.
+        ``task_queue``: a fleet's (None: the shard's own). No schedule-to-start or
+        schedule-to-close timeout is set, on purpose: an activity waiting for a fleet with no
+        worker waits (status shows it), and its URLs never fail for it."""
         return await self._until_stored(
             lambda: workflow.execute_activity(
                 name,
                 request,
                 result_type=result_type,
+                task_queue=task_queue,
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT if heartbeat else None,
                 retry_policy=retry_policy,
             )
         )
+
+    def _fetch_queue(self, url: str) -> str | None:
+        """The task queue of the fleet that fetches ``url``'s host; None: this shard's."""
+        fleet = self._engine.fetch_queue(url)
+        return None if fleet is None else fetch_task_queue(workflow.info().task_queue, fleet)
 
     async def _store_activity(
         self, name: str, request: object, result_type: type[T] | None = None
