@@ -7,6 +7,9 @@ import secrets
 from datetime import UTC, datetime
 from typing import cast
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -22,19 +25,21 @@ from shardcrawl.contracts import (
     CrawlProgress,
     CrawlReport,
     CrawlSpec,
+    FleetStatus,
     HostStats,
     ProxyStats,
     ShardTotals,
     shard_workflow_id,
 )
 from shardcrawl.errors import CrawlIdInUse, root_cause
+from shardcrawl.fetch_queues import fetch_task_queue
 from shardcrawl.report import merge_hosts, merge_proxies, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.store import normalize_store_url
 from shardcrawl.temporal_client import connect, run
 from shardcrawl.visibility import crawl_details, crawl_summary
 
-__all__ = ["CrawlClient", "CrawlHandle", "new_crawl_id", "run"]
+__all__ = ["CrawlClient", "CrawlHandle", "describe_fleets", "new_crawl_id", "run"]
 
 _FAILED = (
     WorkflowExecutionStatus.FAILED,
@@ -43,6 +48,47 @@ _FAILED = (
 )
 STATUS_HOSTS = 10
 """Busiest hosts per shard in a live status (parked and abandoned hosts always show)."""
+POLLER_SEEN_SECONDS = 120
+"""A worker counts as serving a queue if it polled it this recently (a poll waits up to a
+minute; Temporal lists a worker for minutes after it stopped)."""
+
+
+async def describe_fleets(
+    client: Client, main_queue: str, in_flight: dict[str, int]
+) -> dict[str, FleetStatus]:
+    """Each fleet's activities in flight (the shards' count) beside Temporal's view of its
+    task queue: the workers polling it lately, and the backlog no worker has taken."""
+
+    async def one(fleet: str) -> FleetStatus:
+        queue = fetch_task_queue(main_queue, fleet)
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                report_stats=True,
+            )
+        )
+        now = datetime.now(UTC)
+        workers = {
+            p.identity
+            for p in described.pollers
+            if (now - p.last_access_time.ToDatetime(UTC)).total_seconds() < POLLER_SEEN_SECONDS
+        }
+        stats = described.stats
+        return FleetStatus(
+            task_queue=queue,
+            in_flight=in_flight[fleet],
+            workers=len(workers),
+            waiting=in_flight[fleet] > 0 and not workers,
+            backlog=stats.approximate_backlog_count,
+            backlog_age_seconds=round(
+                stats.approximate_backlog_age.ToTimedelta().total_seconds(), 1
+            ),
+        )
+
+    names = sorted(in_flight)
+    return dict(zip(names, await asyncio.gather(*(one(f) for f in names)), strict=True))
 
 
 def new_crawl_id() -> str:
@@ -85,16 +131,26 @@ class CrawlHandle:
         ]
         host_type = cast(type, dict[str, HostStats])
         proxy_type = cast(type, dict[str, ProxyStats])
+        fleet_type = cast(type, dict[str, int])
         try:
-            shards, per_shard, proxies = await asyncio.gather(
+            shards, per_shard, proxies, loads = await asyncio.gather(
                 asyncio.gather(*(h.query("totals", result_type=ShardTotals) for h in handles)),
                 asyncio.gather(
                     *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
                 ),
                 asyncio.gather(*(h.query("proxies", result_type=proxy_type) for h in handles)),
+                asyncio.gather(*(h.query("fleets", result_type=fleet_type) for h in handles)),
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress
+        in_flight: dict[str, int] = {}
+        for load in loads:
+            for fleet, count in load.items():
+                in_flight[fleet] = in_flight.get(fleet, 0) + count
+        fleets = {}
+        if in_flight:
+            main_queue = (await self._handle.describe()).task_queue
+            fleets = await describe_fleets(self._client, main_queue, in_flight)
         hosts = merge_hosts(per_shard)
         totals = sum_totals(list(shards))
         elapsed = progress.elapsed_seconds
@@ -104,6 +160,7 @@ class CrawlHandle:
                 "totals": totals,
                 "hosts": dict(sorted(hosts.items())),
                 "proxies": merge_proxies(list(proxies)),
+                "fleets": fleets,
                 "pages_per_second": round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
             }
         )

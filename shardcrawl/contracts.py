@@ -1088,11 +1088,9 @@ class FleetStatus(_Model):
     workers: int = Field(default=0, description="workers that polled its queue lately")
     backlog: int = Field(default=0, description="activities no worker has taken yet (approx.)")
     backlog_age_seconds: float = Field(default=0.0, description="the oldest one's wait")
-
-    @property
-    def waiting(self) -> bool:
-        """Work for the fleet and no worker serving it: the crawl waits for one."""
-        return self.in_flight > 0 and self.workers == 0
+    waiting: bool = Field(
+        default=False, description="work for the fleet and no worker: the crawl waits for one"
+    )
 
 
 class CrawlProgress(_Model):

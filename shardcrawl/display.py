@@ -82,6 +82,31 @@ def store_outage(progress: CrawlProgress, *, now: float | None = None) -> str | 
     return f"down since {clock} ({waited:.0f} s): {progress.totals.store_down_cause}"
 
 
+def fleet_waits(progress: CrawlProgress) -> list[tuple[str, str]]:
+    """('waiting for fleet eu', 'no worker polls ...') for each fleet with work and no
+    worker: the crawl does not end meanwhile, so say what would unblock it."""
+    waits = []
+    for name, fleet in progress.fleets.items():
+        if not fleet.waiting:
+            continue
+        oldest = f", the oldest {fleet.backlog_age_seconds:.0f} s" if fleet.backlog else ""
+        waits.append(
+            (
+                f"waiting for fleet {name}",
+                f"{fleet.in_flight} fetch activities{oldest}; no worker polls task queue "
+                f"{fleet.task_queue} (start one: shardcrawl worker --fetch-queue {name}, "
+                "on the crawl's SHARDCRAWL_TASK_QUEUE)",
+            )
+        )
+    return waits
+
+
+def _fleets(progress: CrawlProgress) -> str:
+    return ", ".join(
+        f"{name} {f.workers} workers {f.in_flight} in flight" for name, f in progress.fleets.items()
+    )
+
+
 @dataclass(frozen=True)
 class Estimate:
     """How far along a live crawl is: ``done`` URLs of ``total`` known (queued, waiting for a
@@ -323,6 +348,7 @@ class ProgressView:
         outage = store_outage(p, now=self.now)
         if outage:
             notes.append(("waiting on the store", outage))
+        notes += fleet_waits(p)
         parked = [n for n, h in p.hosts.items() if h.state in ("parked", "probing")]
         if parked:
             notes.append(("parked", ", ".join(parked)))
@@ -342,6 +368,8 @@ class ProgressView:
             ("robots.txt", f"{t.robots_disallowed} disallowed"),
             ("elapsed", _duration(p.elapsed_seconds)),
         ]
+        if p.fleets:
+            pairs.append(("fleets", _fleets(p)))
         if t.pages_new + t.pages_changed + t.pages_unchanged + t.pages_gone:
             pairs.append(
                 (
@@ -414,6 +442,8 @@ def progress_line(progress: CrawlProgress, *, now: float | None = None) -> str:
     )
     if how_far:
         line += f"  {how_far}"
+    for name, _ in fleet_waits(progress):
+        line += f"  {name}"
     outage = store_outage(progress, now=now)
     return f"{line}  store {outage}" if outage else line
 

@@ -45,6 +45,9 @@ def _no_traceback(result, code: int, says: str) -> None:
         ),
         (["schedule", "describe", "no-such-schedule-7f3a"], "no-such-schedule-7f3a"),
         (["nope"], "invalid choice: 'nope'"),
+        (["worker", "--fetch-queue", "EU"], "--fetch-queue: 'EU' is not a fleet name"),
+        (["worker", "--bind-address", "eu"], "--bind-address: 'eu' is not an IP address"),
+        (["worker", "--bind-address", "192.0.2.7"], "bind address '192.0.2.7': this machine"),
     ],
 )
 async def test_mistakes_get_one_clear_message(cli_env, args, says) -> None:

@@ -122,6 +122,16 @@ def test_parse_spec_rejects_non_mapping() -> None:
             "allowed_domains",
             "https://x.org",
         ),
+        (
+            {
+                "seeds": [SEED],
+                "proxies": {
+                    "routes": [{"domains": ["*"], "mode": "direct", "fetch_queue": "EU West"}]
+                },
+            },
+            "proxies.routes.0.fetch_queue",
+            "EU West",
+        ),
     ],
 )
 def test_every_spec_error_names_field_and_value(
@@ -268,6 +278,8 @@ _CONFIG_VARS = [
     "SHARDCRAWL_S3_ENDPOINT_URL",
     "SHARDCRAWL_MAX_CONCURRENT_BATCHES",
     "SHARDCRAWL_LOG_LEVEL",
+    "SHARDCRAWL_FETCH_QUEUES",
+    "SHARDCRAWL_BIND_ADDRESS",
 ]
 
 
@@ -347,3 +359,29 @@ def test_seeds_lose_the_query_parameters_the_spec_strips() -> None:
         }
     )
     assert spec.seeds == [f"{SEED}?id=3"]
+
+
+def test_a_route_names_its_fleet_with_or_without_a_proxy() -> None:
+    spec = parse_spec(
+        {
+            "seeds": [SEED],
+            "proxies": {
+                "routes": [
+                    {"domains": ["eu.example"], "mode": "direct", "fetch_queue": "eu-west_1"},
+                    {"domains": ["*"], "mode": "direct", "fetch_queue": "default"},
+                ]
+            },
+        }
+    )
+    assert [r.fetch_queue for r in spec.proxies.routes] == ["eu-west_1", None]
+
+
+def test_config_fleets_default_to_the_main_queue_and_flags_win(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    assert Config.load(environ={}).fleets() == ["default"]
+    clean_env.setenv("SHARDCRAWL_FETCH_QUEUES", "us")
+    config = Config.load(environ={}, fetch_queues="eu,default,eu", bind_address="127.0.0.9")
+    assert config.fleets() == ["eu", "default"] and config.bind_address == "127.0.0.9"
+    with pytest.raises(ConfigError, match="SHARDCRAWL_BIND_ADDRESS: 'eu.example' is not an IP"):
+        Config.load(environ={}, bind_address="eu.example")

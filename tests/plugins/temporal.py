@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -61,13 +61,14 @@ class Workers:
         env.update(self.extra_env)
         return env
 
-    def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+    def start(self, count: int = 1, *, args: Sequence[str] = ()) -> list[subprocess.Popen[bytes]]:
+        """``args``: the workers' flags (``--fetch-queue eu``)."""
         started = []
         for _ in range(count):
             index = len(self.processes)
             log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
             process = subprocess.Popen(
-                worker_command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                [*worker_command(), *args], env=self.env(), stdout=log, stderr=subprocess.STDOUT
             )
             self.processes.append(process)
             started.append(process)
