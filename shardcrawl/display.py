@@ -102,9 +102,12 @@ def fleet_waits(progress: CrawlProgress) -> list[tuple[str, str]]:
 
 
 def _fleets(progress: CrawlProgress) -> str:
-    return ", ".join(
-        f"{name} {f.workers} workers {f.in_flight} in flight" for name, f in progress.fleets.items()
-    )
+    """'eu 2 workers 3 in flight (1 not taken, 4 s)', a fleet after another."""
+    shown = []
+    for name, f in progress.fleets.items():
+        backlog = f" ({f.backlog} not taken, {f.backlog_age_seconds:.0f} s)" if f.backlog else ""
+        shown.append(f"{name} {f.workers} workers {f.in_flight} in flight{backlog}")
+    return ", ".join(shown)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ class LocalFleet:
                 "TEMPORAL_ADDRESS": self.config.temporal_address,
                 "TEMPORAL_NAMESPACE": self.config.temporal_namespace,
                 "SHARDCRAWL_TASK_QUEUE": self.config.task_queue,
+                # The crawl's own workers serve its main queue, whatever the shell exports.
+                "SHARDCRAWL_FETCH_QUEUES": "default",
             }
         )
         self.worker_log_dir.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,8 @@ async def test_a_fleet_fetches_its_hosts_and_a_fleet_without_workers_is_waited_f
     assert eu.waiting and eu.in_flight >= 1 and eu.task_queue == f"{task_queue}-fetch-eu"
     assert progress.state == "running" and progress.totals.failures == 0
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    assert "waiting for fleet eu" in render(progress_table(progress))
+    shown = render(progress_table(progress))
+    assert "waiting for fleet eu" in shown and "eu 0 workers" in shown
     assert "waiting for fleet eu" in progress_line(progress)
     assert not any(_clients(lab).get(s) for s in EU_SITES), "an eu host was fetched meanwhile"
 
