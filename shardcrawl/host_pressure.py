@@ -19,48 +19,23 @@ Plain and deterministic (the shard holds one); jitter comes from the caller.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec
-from shardcrawl.host_table import HostTable
+from shardcrawl.host_table import HEALTH_WINDOW, HostState, HostTable, State
 from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, is_retryable
 
-__all__ = ["HostPressure", "HostState"]
+__all__ = ["HostPressure"]
 
-State = Literal["ok", "parked", "probing", "abandoned"]
 DELAY_STEP_SECONDS = 0.25
 MAX_DELAY_SECONDS = 60.0
 GOOD_BATCHES_TO_RECOVER = 2
 # Host-level evidence for a rest: of the host's last HEALTH_WINDOW requests, at least
 # HEALTH_MIN_REQUESTS seen and FAILING_SHARE of them failing; or a batch whose every request
 # was refused or did not resolve (the host, not a page, is down).
-HEALTH_WINDOW = 20
 HEALTH_MIN_REQUESTS = 6
 FAILING_SHARE = 0.75
 HOST_DOWN_ERRORS = frozenset({"connection_refused", "dns"})
-
-
-@dataclass
-class HostState:
-    concurrency: int
-    delay_seconds: float
-    state: State = "ok"
-    parked_until: float = 0.0
-    parks_in_a_row: int = 0
-    good_batches: int = 0
-    failing_batches: int = 0
-    window: deque[bool] = field(default_factory=deque)
-    recent_failures: deque[bool] = field(default_factory=lambda: deque(maxlen=HEALTH_WINDOW))
-    slowdowns: int = 0
-    recoveries: int = 0
-    parks: int = 0
-
-    def export(self) -> dict[str, Any]:
-        record = dict(self.__dict__)
-        record["window"] = list(self.window)
-        record["recent_failures"] = list(self.recent_failures)
-        return record
 
 
 class HostPressure:

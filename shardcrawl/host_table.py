@@ -12,17 +12,43 @@ a robots.txt and a URL's scheme and port are an origin's.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Literal
 
 from shardcrawl import urls
 from shardcrawl.contracts import HostStats, RobotsResult
 
-if TYPE_CHECKING:
-    from shardcrawl.host_pressure import HostState
+__all__ = ["HEALTH_WINDOW", "Budget", "Host", "HostState", "HostTable", "State"]
 
-__all__ = ["Budget", "Host", "HostTable"]
+State = Literal["ok", "parked", "probing", "abandoned"]
+# The recent requests whose failures tell whether a host, not a page, is failing.
+HEALTH_WINDOW = 20
+
+
+@dataclass
+class HostState:
+    """The host's adaptive limits and breaker, which ``HostPressure`` decides."""
+
+    concurrency: int
+    delay_seconds: float
+    state: State = "ok"
+    parked_until: float = 0.0
+    parks_in_a_row: int = 0
+    good_batches: int = 0
+    failing_batches: int = 0
+    window: deque[bool] = field(default_factory=deque)
+    recent_failures: deque[bool] = field(default_factory=lambda: deque(maxlen=HEALTH_WINDOW))
+    slowdowns: int = 0
+    recoveries: int = 0
+    parks: int = 0
+
+    def export(self) -> dict[str, Any]:
+        record = dict(self.__dict__)
+        record["window"] = list(self.window)
+        record["recent_failures"] = list(self.recent_failures)
+        return record
 
 
 @dataclass(slots=True)

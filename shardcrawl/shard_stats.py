@@ -15,8 +15,7 @@ from shardcrawl.contracts import (
     HostStats,
     ShardTotals,
 )
-from shardcrawl.host_pressure import HostState
-from shardcrawl.host_table import HostTable
+from shardcrawl.host_table import HostState, HostTable
 from shardcrawl.records import CANCELLED
 from shardcrawl.retry_policy import is_retryable
 from shardcrawl.timeseries import SeriesRecorder, TimeSeries, note_recent
