@@ -32,11 +32,12 @@ from shardcrawl.config import Config
 from shardcrawl.errors import ShardcrawlError
 from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
 from workflows.crawl import CrawlWorkflow
+from workflows.proxy_broker import ProxyBrokerWorkflow
 from workflows.shard import DomainShardWorkflow
 
 __all__ = ["WORKFLOWS", "build_worker", "main", "run_worker"]
 
-WORKFLOWS = [CrawlWorkflow, DomainShardWorkflow]
+WORKFLOWS = [CrawlWorkflow, DomainShardWorkflow, ProxyBrokerWorkflow]
 PASSTHROUGH_MODULES = ("shardcrawl", "w3lib", "pydantic", "pydantic_core", "yaml")
 GRACEFUL_SHUTDOWN_SECONDS = 15
 
