@@ -257,7 +257,9 @@ class BatchCapture:
         page = self.page_of(request)
         if page is None:
             return None
-        if page.status is None:
+        if page.status is None and page.error is None:
+            # (A proxy's own answer was classified when it came: the HttpError that the
+            # spider middleware raises for it next says nothing more.)
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
             page.proxy = request.meta.get(PROXY_META) if request is not None else None

@@ -168,7 +168,10 @@ class ProxyBroker:
                 if taken[url] >= self._free(url):
                     candidates.remove(url)
         partial = len(taken) < len(self._healthy(route.pool, ask.host, now))
-        return [ProxyLease(proxy=u, slots=n) for u, n in taken.items()], partial
+        # Proven proxies first: a batch's requests take them first on a tie, so a single
+        # request (a seed, a retry) is not the one that tries a proxy still to prove itself.
+        order = sorted(taken, key=lambda u: not self.health.proven(u))
+        return [ProxyLease(proxy=u, slots=taken[u]) for u in order], partial
 
     def _in_session(self, host: str, now: float) -> bool:
         """Whether the host has an identity it keeps: not expired, failing or banned."""

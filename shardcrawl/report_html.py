@@ -209,7 +209,6 @@ def _proxies(report: CrawlReport) -> str:
             + _cell(f"{p.bans:,}", p.bans)
             + _cell(latency, p.mean_latency_ms)
             + _cell(state)
-            + _cell(_spread(h.proxies), len(h.proxies))
             + "</tr>"
         )
     headers = ("proxy", "pool", "requests", "failures", "blocks", "bans", "latency", "state")

@@ -185,6 +185,7 @@ def test_timeouts_rest_a_proxy_only_when_they_repeat_and_slow_ones_go_last():
     assert not broker.health.usable(P2, "a.test", now=0)
     slow = ProxyUse(proxy=P1, host="a.test", answers=5, latency_ms=5 * 9000)
     broker.health.observe(slow, now=100, jitter=0.0)
+    broker.health.observe(ok(P2), now=100, jitter=0.0)  # back from its rest
     assert broker.health.score(P1) < 0.5
     grant = ask(broker, 0, 1, "a.test", 3, now=100)
     assert [lease.proxy for lease in grant.leases] == [P2, P3, P1]
