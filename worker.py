@@ -37,11 +37,12 @@ from shardcrawl.errors import ShardcrawlError
 from shardcrawl.fetch_queues import DEFAULT_FLEET, fetch_task_queue
 from shardcrawl.temporal_client import connect, ensure_search_attributes, metrics_runtime
 from workflows.crawl import CrawlWorkflow
+from workflows.proxy_broker import ProxyBrokerWorkflow
 from workflows.shard import DomainShardWorkflow
 
 __all__ = ["WORKFLOWS", "build_worker", "build_workers", "main", "run_worker"]
 
-WORKFLOWS = [CrawlWorkflow, DomainShardWorkflow]
+WORKFLOWS = [CrawlWorkflow, DomainShardWorkflow, ProxyBrokerWorkflow]
 # What a shard runs on a fleet's queue: everything that sends a request to a target.
 FETCH_ACTIVITIES = ("crawl_batch", "fetch_robots", "fetch_sitemaps")
 PASSTHROUGH_MODULES = ("shardcrawl", "w3lib", "pydantic", "pydantic_core", "yaml")

@@ -67,6 +67,7 @@ class AdminActivities:
             finished_at=request.finished_at,
             results=parts,
             previous_crawl=request.previous_crawl,
+            proxies=request.proxies,
         )
         if request.warc is not None:
             report.warc_files = request.warc.files
@@ -97,7 +98,6 @@ class AdminActivities:
             totals=result.totals,
             hosts=hosts,
             unfetched=result.unfetched,
-            proxies=result.proxies,
             series=result.series,
         )
 

@@ -16,6 +16,7 @@ from activities.attempt_check import ensure_current_attempt
 from activities.batch_capture import (
     CAPTURE_ARG,
     PROXY_AUTH_REFUSED,
+    PROXY_ERROR,
     BatchCapture,
     PageCapture,
 )
@@ -278,12 +279,11 @@ class BatchActivities:
         retried = {
             o.task for o in outcomes if o.error == DEFERRED or will_retry(o, request.fetch.retry)
         }
-        kept = {
-            i: p for i, p in pages.items() if i not in retried and p.error != PROXY_AUTH_REFUSED
-        }
+        kept = {i: p for i, p in pages.items() if i not in retried}
         archived = (
             archive_pages(
-                kept,
+                # A proxy's own answer (a 407, its 502) is not the target's: never archived.
+                {i: p for i, p in kept.items() if p.error not in (PROXY_AUTH_REFUSED, PROXY_ERROR)},
                 crawl_id=request.crawl_id,
                 batch_id=request.batch_id,
                 options=options,

@@ -55,6 +55,8 @@ __all__ = [
     "BatchHoldMiddleware",
     "HeldByRetryAfter",
     "PROXY_AUTH_REFUSED",
+    "PROXY_ERROR",
+    "proxy_fault",
     "PROXY_META",
     "SLOT_META",
     "PageCapture",
@@ -69,6 +71,8 @@ SLOT_META = "download_slot"
 PROXY_META = "shardcrawl_proxy"
 """The proxy (its spec URL) a request went through, set by proxy_assign."""
 PROXY_AUTH_REFUSED = "proxy_auth"
+PROXY_ERROR = "proxy_error"
+"""A proxy's own 502/503/504: it says it could not reach or hear from the target."""
 
 
 class HeldByRetryAfter(IgnoreRequest):
@@ -212,9 +216,11 @@ class BatchCapture:
         page.proxy = request.meta.get(PROXY_META)
         latency = request.meta.get("download_latency")
         page.latency_ms = round(latency * 1000) if latency is not None else None
-        if response.status == 407 and page.proxy is not None:
-            # The proxy refused our credentials: its failure, not the host's answer.
-            page.error = PROXY_AUTH_REFUSED
+        fault = proxy_fault(response) if page.proxy is not None else None
+        if fault is not None:
+            # The proxy's own answer (credentials refused, upstream failed): its failure, not
+            # the host's, so it counts against the proxy and the URL goes again elsewhere.
+            page.error = fault
             return
         page.status = response.status
         page.size_bytes = len(response.body)
@@ -251,7 +257,9 @@ class BatchCapture:
         page = self.page_of(request)
         if page is None:
             return None
-        if page.status is None:
+        if page.status is None and page.error is None:
+            # (A proxy's own answer was classified when it came: the HttpError that the
+            # spider middleware raises for it next says nothing more.)
             page.error = classify_failure(failure.value)
             page.fetched_at = time.time()
             page.proxy = request.meta.get(PROXY_META) if request is not None else None
@@ -315,6 +323,22 @@ def _request_of(response_or_failure: Any) -> Request | None:
         response = getattr(response_or_failure.value, "response", None)
         request = getattr(response, "request", None)
     return request if isinstance(request, Request) else None
+
+
+def proxy_fault(response: Response) -> str | None:
+    """Whether a response that came through a proxy is the proxy's own failure: a 407, or a
+    502/503/504 the proxy made itself. A proxy that generates an error says so with an
+    ``error=`` parameter in ``Proxy-Status`` (RFC 9209: Envoy, Fastly, Cloudflare, Squid 6
+    and our proxy lab) or with Squid's ``X-Squid-Error``; a target's own 502 passed through a
+    proxy carries neither (at most ``Proxy-Status: NAME; received-status=502``)."""
+    if response.status == 407:
+        return PROXY_AUTH_REFUSED
+    if response.status not in (502, 503, 504):
+        return None
+    status = (_header(response, b"Proxy-Status") or "").lower()
+    if "error=" in status.replace(" ", "") or response.headers.get(b"X-Squid-Error"):
+        return PROXY_ERROR
+    return None
 
 
 def _header(response: Response, name: bytes) -> str | None:

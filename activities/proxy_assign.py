@@ -1,10 +1,15 @@
 """Sends a batch's requests through the proxy slots the shard leased for their host.
 
-Each request takes a free slot of one of its host's proxies, in turn (so a rotating host
-spreads over its proxies), and gives it back when it leaves the downloader. A host's
-concurrency in the batch is the sum of its slots, so a slot is nearly always free; when none
-is (a request still finishing), the request waits for one rather than go over a proxy's share.
-A host of the batch without proxy slots goes direct.
+Each request takes a free slot of the host's proxy that has carried the fewest of its
+requests in this batch (in turn among equals, so a rotating host spreads evenly over its
+proxies), and gives it back when it leaves the downloader. When that proxy's slots are busy,
+the request waits for one rather than go over a proxy's lease or far ahead on another proxy.
+A proxy that fails to carry a request (refused, lost, its own 407 or 502) carries none of the
+host's others in the batch, unless every proxy of the host failed.
+
+A host of the batch without proxy slots goes direct, and direct means direct: its requests
+get ``meta["proxy"] = None``, so ``HttpProxyMiddleware`` ignores the worker's
+``http_proxy``/``https_proxy`` environment (and any proxy a spider set in ``meta``).
 
 Scrapy's ``HttpProxyMiddleware`` (priority 750) then turns ``meta["proxy"]`` into the proxy
 connection and its ``Proxy-Authorization`` header; download slots stay keyed by the target
@@ -18,18 +23,26 @@ from typing import Any
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from temporalio.exceptions import ApplicationError
 from twisted.internet.defer import Deferred
 
-from activities.batch_capture import PROXY_META, SLOT_META, capture_of
+from activities.batch_capture import (
+    PROXY_META,
+    SLOT_META,
+    capture_of,
+    classify_failure,
+    proxy_fault,
+)
 from shardcrawl.contracts import ProxyLease
+from shardcrawl.proxy_health import PROXY_FAILURES
 from shardcrawl.proxy_urls import MissingCredential, resolve
 
 __all__ = ["ProxyAssignMiddleware", "ProxySlots", "proxy_slots"]
 
 _GIVEN = "shardcrawl_proxy_given"
+# Requests one proxy may carry beyond the host's least used one before a request waits.
+SPREAD_SLACK = 1
 
 
 class ProxySlots:
@@ -40,23 +53,38 @@ class ProxySlots:
         self.urls = {lease.proxy: resolve(lease.proxy) for lease in leases}
         self._free = {lease.proxy: lease.slots for lease in leases}
         self._order = [lease.proxy for lease in leases]
+        self._sent = dict.fromkeys(self._order, 0)
+        self._failed: set[str] = set()
         self._next = 0
         self._waiting: deque[Deferred[None]] = deque()
 
     def take(self) -> str | None:
-        """The next proxy in turn with a free slot, which is now taken; None if all are busy."""
-        for i in range(len(self._order)):
-            name = self._order[(self._next + i) % len(self._order)]
-            if self._free[name] > 0:
-                self._free[name] -= 1
-                self._next = (self._next + i + 1) % len(self._order)
-                return name
+        """A slot of the proxy that has carried the fewest requests (in turn among equals),
+        or of one at most ``SPREAD_SLACK`` ahead of it, now taken; None if those are busy."""
+        working = [n for n in self._order if n not in self._failed] or self._order
+        fewest = min(self._sent[n] for n in working)
+        for most in (fewest, fewest + SPREAD_SLACK):
+            for i in range(len(self._order)):
+                name = self._order[(self._next + i) % len(self._order)]
+                if name in working and self._free[name] > 0 and self._sent[name] <= most:
+                    return self._taken(name, i)
         return None
 
-    def give(self, name: str) -> None:
+    def _taken(self, name: str, i: int) -> str:
+        self._free[name] -= 1
+        self._sent[name] += 1
+        self._next = (self._next + i + 1) % len(self._order)
+        return name
+
+    def give(self, name: str, *, failed: bool = False) -> None:
+        """A slot back; ``failed``: the proxy failed to carry the request."""
         self._free[name] += 1
-        if self._waiting:
-            self._waiting.popleft().callback(None)
+        if failed:
+            self._failed.add(name)
+        # Every waiter looks again: a failed proxy may change which one may go.
+        waiting, self._waiting = self._waiting, deque()
+        for waiter in waiting:
+            waiter.callback(None)
 
     def wait(self) -> Deferred[None]:
         waiter: Deferred[None] = Deferred()
@@ -83,17 +111,15 @@ class ProxyAssignMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyAssignMiddleware:
-        slots = capture_of(crawler).proxies
-        if not slots:
-            raise NotConfigured
-        mw = cls(slots)
+        mw = cls(capture_of(crawler).proxies)
         crawler.signals.connect(mw.on_left, signal=signals.request_left_downloader)
         return mw
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
         slots = self.slots.get(request.meta.get(SLOT_META, ""))
         if slots is None:
-            return  # a direct host
+            request.meta["proxy"] = None  # direct: no proxy from the environment either
+            return
         name = slots.take()
         while name is None:
             await slots.wait()
@@ -102,12 +128,13 @@ class ProxyAssignMiddleware:
         request.meta[_GIVEN] = False  # a redirect's request copies the meta of the first
         request.meta["proxy"] = slots.urls[name]
 
-    def _give_back(self, request: Request) -> None:
-        """Once per request, whichever way it ends (the three paths overlap)."""
+    def _give_back(self, request: Request, *, failed: bool = False) -> None:
+        """Once per request, whichever way it ends (the three paths overlap: the first one
+        decides whether the proxy failed, and the signal's comes last)."""
         name = request.meta.get(PROXY_META)
         if name is not None and not request.meta.get(_GIVEN):
             request.meta[_GIVEN] = True
-            self.slots[request.meta[SLOT_META]].give(name)
+            self.slots[request.meta[SLOT_META]].give(name, failed=failed)
 
     def on_left(self, request: Request, spider: Any = None) -> None:
         self._give_back(request)
@@ -115,8 +142,10 @@ class ProxyAssignMiddleware:
     def process_response(
         self, request: Request, response: Response, spider: Any = None
     ) -> Response:
-        self._give_back(request)
+        self._give_back(request, failed=proxy_fault(response) is not None)
         return response
 
     def process_exception(self, request: Request, exception: Exception, spider: Any = None) -> None:
-        self._give_back(request)
+        # A timeout is the proxy's only when it repeats (proxy_health): it keeps its turn.
+        failure = classify_failure(exception)
+        self._give_back(request, failed=failure in PROXY_FAILURES and failure != "timeout")

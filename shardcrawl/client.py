@@ -33,7 +33,8 @@ from shardcrawl.contracts import (
 )
 from shardcrawl.errors import CrawlIdInUse, root_cause
 from shardcrawl.fetch_queues import fetch_task_queue
-from shardcrawl.report import merge_hosts, merge_proxies, sum_totals
+from shardcrawl.proxy_messages import broker_workflow_id
+from shardcrawl.report import merge_hosts, sum_totals
 from shardcrawl.schedules import CrawlSchedules
 from shardcrawl.store import normalize_store_url
 from shardcrawl.temporal_client import connect, run
@@ -133,16 +134,20 @@ class CrawlHandle:
         proxy_type = cast(type, dict[str, ProxyStats])
         fleet_type = cast(type, dict[str, int])
         try:
-            shards, per_shard, proxies, loads = await asyncio.gather(
+            shards, per_shard, loads = await asyncio.gather(
                 asyncio.gather(*(h.query("totals", result_type=ShardTotals) for h in handles)),
                 asyncio.gather(
                     *(h.query("hosts", STATUS_HOSTS, result_type=host_type) for h in handles)
                 ),
-                asyncio.gather(*(h.query("proxies", result_type=proxy_type) for h in handles)),
                 asyncio.gather(*(h.query("fleets", result_type=fleet_type) for h in handles)),
             )
         except RPCError:
             return progress  # a shard just closed: its last report is in the progress
+        broker = self._client.get_workflow_handle(broker_workflow_id(self.crawl_id))
+        try:
+            proxies = await broker.query("proxies", result_type=proxy_type)
+        except RPCError:
+            proxies = {}  # no route through a pool (no broker), or it just closed
         in_flight: dict[str, int] = {}
         for load in loads:
             for fleet, count in load.items():
@@ -159,7 +164,7 @@ class CrawlHandle:
                 "shards": list(shards),
                 "totals": totals,
                 "hosts": dict(sorted(hosts.items())),
-                "proxies": merge_proxies(list(proxies)),
+                "proxies": proxies,
                 "fleets": fleets,
                 "pages_per_second": round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
             }

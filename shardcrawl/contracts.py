@@ -487,20 +487,6 @@ class CrawlSpec(_Model):
             )
         return self
 
-    @model_validator(mode="after")
-    def _pools_cover_shards(self) -> CrawlSpec:
-        """Each shard owns a fixed share of each proxy (see proxy_shares): a pool with fewer
-        slots than shards would leave some shards' hosts waiting for ever."""
-        for name, pool in self.proxies.pools.items():
-            total = sum(p.capacity for p in pool.proxies)
-            if total < self.shards:
-                raise ValueError(
-                    f"proxies.pools.{name}: total capacity {total} is less than shards "
-                    f"({self.shards}); every shard owns a fixed share of each proxy's capacity, "
-                    "so raise the capacity or lower shards"
-                )
-        return self
-
     def effective_allowed_domains(self) -> list[str]:
         """The allowed domains, defaulting to the seeds' host names."""
         if self.allowed_domains:
@@ -839,6 +825,9 @@ class HostStats(_Model):
     slowdowns: int = 0
     recoveries: int = 0
     parks: int = 0
+    proxies: dict[str, int] = Field(
+        default_factory=dict, description="requests through each proxy (its spec URL)"
+    )
 
 
 class ShardTotals(_Model):
@@ -920,8 +909,8 @@ class ProxyStats(_Model):
     state: Literal["ok", "cooling"] = "ok"
     cooling_until: float = Field(default=0.0, description="workflow time, while cooling")
     banned_on: list[str] = Field(default_factory=list, description="hosts it rests for now")
-    in_use: int = Field(default=0, description="slots leased now")
-    capacity: int = Field(default=0, description="slots owned: a shard's share, or the whole")
+    in_use: int = Field(default=0, description="slots leased now, fleet-wide")
+    capacity: int = Field(default=0, description="most concurrent requests, fleet-wide")
 
     @model_validator(mode="after")
     def _mean_latency(self) -> ProxyStats:
@@ -1004,7 +993,6 @@ class ShardCheckpoint(_Model):
     robots_segments: list[str]
     retry_segments: list[str] = Field(default_factory=list)
     pressure_segments: list[str] = Field(default_factory=list)
-    proxy_segments: list[str] = Field(default_factory=list)
     sitemap_segments: list[str] = Field(default_factory=list)
     resting: dict[str, float] = Field(
         default_factory=dict, description="host -> workflow time before which it may not lease"
@@ -1045,7 +1033,6 @@ class ShardResult(_Model):
     totals: ShardTotals
     hosts_segments: list[str]
     unfetched: int = Field(default=0, description="URLs left in the frontier (page limit, cancel)")
-    proxies: dict[str, ProxyStats] = Field(default_factory=dict)
     series: TimeSeries = Field(default_factory=TimeSeries, description="bounded, see timeseries")
 
 
@@ -1222,6 +1209,9 @@ class ReportRequest(_Model):
         default=None, description="the schedule whose last completed run this becomes"
     )
     warc: WarcTotals | None = Field(default=None, description="with warc: what the files hold")
+    proxies: dict[str, ProxyStats] = Field(
+        default_factory=dict, description="each proxy, fleet-wide, from the proxy broker"
+    )
 
 
 class SegmentWrite(_Model):

@@ -74,6 +74,8 @@ class Host:
     robots_tries: dict[str, int] = field(default_factory=dict)
     # Origins (of any host) that found its batch in flight, looked at again when it lands.
     busy_waiters: dict[str, None] = field(default_factory=dict)
+    # Its origins waiting for a proxy grant from the broker, looked at again when it comes.
+    grant_waiters: dict[str, None] = field(default_factory=dict)
     # Incremental crawls: its sitemaps not read yet, and its origins waiting for them.
     sitemaps_unread: int = 0
     sitemap_waiters: dict[str, None] = field(default_factory=dict)

@@ -64,10 +64,12 @@ class Politeness:
         """
         limit = max_concurrency or self.max_concurrency
         delay = self.delay_seconds if delay_seconds is None else delay_seconds
-        budget = self._hosts[host].budget
-        if budget.batches or now < budget.not_before or queued <= 0:
+        slots = self.slots_free(
+            host, queued=queued, now=now, max_concurrency=limit, retry_slots=retry_slots
+        )
+        if not slots:
             return None
-        slots = limit if retry_slots is None else max(1, min(limit, retry_slots))
+        budget = self._hosts[host].budget
         budget.in_use += slots
         budget.batches += 1
         return Lease(
@@ -77,6 +79,24 @@ class Politeness:
             rest_seconds=delay,
             retry=retry_slots is not None,
         )
+
+    def slots_free(
+        self,
+        host: str,
+        *,
+        queued: int,
+        now: float,
+        max_concurrency: int | None = None,
+        retry_slots: int | None = None,
+    ) -> int:
+        """The slots ``lease`` would give now, 0 for none; changes nothing (so a host can ask
+        for proxy slots before it takes its lease)."""
+        record = self._hosts.find(host)
+        budget = record.budget if record is not None else None
+        if budget is not None and (budget.batches or now < budget.not_before) or queued <= 0:
+            return 0
+        limit = max_concurrency or self.max_concurrency
+        return limit if retry_slots is None else max(1, min(limit, retry_slots))
 
     def release(self, lease: Lease, *, now: float) -> None:
         budget = self._hosts[lease.host].budget

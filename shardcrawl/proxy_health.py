@@ -1,17 +1,19 @@
 """Health of each proxy, and of each (proxy, host) pair, from the outcomes of its requests.
 
 - A proxy that fails to carry a request (refused or lost connection, DNS, a tunnel or auth
-  refusal) rests at once; one that times out rests after ``TIMEOUTS_TO_REST`` in a row, since a
-  slow target times out through any proxy. Each rest in a row doubles, from the spec's
-  ``cooldown_seconds`` up to ``max_cooldown_seconds``; after a rest the proxy is tried again,
-  and one request that it carries clears its record.
+  refusal, its own 502/503 saying the upstream failed) rests at once; one that times out
+  rests after ``TIMEOUTS_TO_REST`` in a row, since a slow target times out through any proxy.
+  Each rest in a row doubles, from the spec's ``cooldown_seconds`` up to
+  ``max_cooldown_seconds``; after a rest the proxy is tried again, and one request that it
+  carries clears its record.
 - A host that answers a proxy with a block bans that proxy for that host only, for
   ``ban_seconds`` (doubling on each ban in a row); the proxy keeps serving other hosts.
 - ``score`` (a moving average of recent outcomes, 1.0 for a fresh proxy) orders the proxies
   that are free to choose: a failure or a block counts 0, an answer 1, or less for a slow one
   (``SLOW_MS / latency`` past ``SLOW_MS``).
 
-Plain and deterministic (the shard holds one); jitter comes from the caller.
+Plain and deterministic (the crawl's proxy broker holds the one copy, fed by every shard's
+fetches, so what one shard learns holds for all); jitter comes from the caller.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shardcrawl.contracts import FetchOutcome, ProxySpec, ProxyStats
+from shardcrawl.proxy_messages import ProxyUse
 
 __all__ = ["PROXY_FAILURES", "ProxyHealth", "is_proxy_failure"]
 
@@ -33,6 +36,7 @@ PROXY_FAILURES = frozenset(
         "tunnel",
         "proxy_auth",
         "download_failed",
+        "proxy_error",
     }
 )
 TIMEOUTS_TO_REST = 3
@@ -86,36 +90,42 @@ class ProxyHealth:
         proxy = self._proxies.get(url)
         return proxy.score if proxy else 1.0
 
-    def observe(self, host: str, outcome: FetchOutcome, *, now: float, jitter: float) -> None:
-        """Fold one request's outcome into its proxy's record."""
-        if outcome.proxy is None or (outcome.status is None and outcome.error is None):
-            return
-        proxy = self._proxy(outcome.proxy)
-        proxy.requests += 1
-        if is_proxy_failure(outcome):
+    def proven(self, url: str) -> bool:
+        """Whether the proxy has carried a request since it last failed: until then the
+        broker lets one fetch at a time try it, so a dead proxy costs one fetch per rest."""
+        proxy = self._proxies.get(url)
+        return proxy is not None and proxy.responses > 0 and proxy.rests_in_a_row == 0
+
+    def observe(self, use: ProxyUse, *, now: float, jitter: float) -> None:
+        """Fold one fetch's requests through a proxy for a host into its record: answers
+        first, then blocks, then failures (a proxy that dies during a batch rests)."""
+        proxy = self._proxy(use.proxy)
+        proxy.requests += use.answers + use.blocks + len(use.failures)
+        answered = use.answers + use.blocks
+        proxy.responses += answered
+        proxy.latency_ms_total += use.latency_ms
+        if answered:
+            proxy.timeouts = 0
+            proxy.rests_in_a_row = 0
+        if use.answers:
+            mean = use.latency_ms / answered
+            speed = SLOW_MS / max(SLOW_MS, mean)
+            keep = (1 - SCORE_WEIGHT) ** use.answers
+            proxy.score = proxy.score * keep + speed * (1 - keep)
+            ban = proxy.banned.get(use.host)
+            if ban is not None and ban[0] <= now and not use.blocks:
+                del proxy.banned[use.host]  # answered well after its ban: a clean record again
+        if use.blocks:
+            proxy.blocks += use.blocks
+            proxy.score *= (1 - SCORE_WEIGHT) ** use.blocks
+            self._ban(proxy, use.host, now)
+        for error in use.failures:
             proxy.failures += 1
             proxy.score *= 1 - SCORE_WEIGHT
-            timeout = outcome.error == "timeout"
+            timeout = error == "timeout"
             proxy.timeouts = proxy.timeouts + 1 if timeout else 0
             if not timeout or proxy.timeouts >= TIMEOUTS_TO_REST:
                 self._rest(proxy, now, jitter)
-            return
-        if outcome.status is None:
-            return  # refused by us (robots.txt, address): not the proxy's doing
-        proxy.responses += 1
-        proxy.latency_ms_total += outcome.latency_ms or 0
-        proxy.timeouts = 0
-        proxy.rests_in_a_row = 0
-        if outcome.blocked:
-            proxy.blocks += 1
-            proxy.score *= 1 - SCORE_WEIGHT
-            self._ban(proxy, host, now)
-            return
-        speed = SLOW_MS / max(SLOW_MS, outcome.latency_ms or 0)
-        proxy.score = proxy.score * (1 - SCORE_WEIGHT) + SCORE_WEIGHT * speed
-        ban = proxy.banned.get(host)
-        if ban is not None and ban[0] <= now:
-            del proxy.banned[host]  # answered well after its ban: a clean record again
 
     def _rest(self, proxy: _Proxy, now: float, jitter: float) -> None:
         if proxy.cooling_until > now:

@@ -1,188 +1,146 @@
-"""Which proxies a host's next batch goes through, within this shard's share of their capacity.
+"""A shard's side of proxy leasing: which hosts go through a pool, the slots it asked the
+crawl's broker for, the leases it holds, and what its fetches through each proxy came to.
 
-The first of the spec's routes that matches a host decides: ``direct``, or a pool used in
-``rotate`` mode (the batch's slots are spread over the pool's least recently used proxies, and
-the batch spreads its requests over them) or ``sticky`` mode (one proxy per host, kept for the
-route's session length or until it fails or the host bans it; then the host moves to another).
+The first of the spec's routes that matches a host decides: ``direct`` (no proxy, whatever the
+worker's environment says), or a pool in ``rotate`` or ``sticky`` mode, whose slots only the
+broker (``proxy_broker.ProxyBroker``) grants. A host's fetch that needs slots asks once and
+waits; the grant arrives by signal and is used by the next dispatch pass or given back, so no
+slot sits idle in a shard. Politeness is untouched: the host's budget is leased first and
+counted per target host, and proxy slots only ever narrow the batch.
 
-Politeness is untouched: the host's budget is leased first and counted per target host, and
-proxy slots only ever narrow the batch. Capacity holds across the fleet because the shard
-owns a fixed share of each proxy (``proxy_shares``) and leases no more than that share.
+Asks and leases belong to one run of the shard (``generation``): a shard drains before it
+continues as new, and its next run's first message tells the broker the earlier run's are over.
 
 Plain and deterministic (the shard holds one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from shardcrawl.contracts import FetchOutcome, ProxyLease, ProxyRoute, ProxySpec
+from shardcrawl.proxy_health import is_proxy_failure
+from shardcrawl.proxy_messages import ProxyAsk, ProxyAsks, ProxyGrant, ProxyGrants, ProxyUse
 
-from shardcrawl.contracts import FetchOutcome, ProxyLease, ProxyRoute, ProxySpec, ProxyStats
-from shardcrawl.proxy_health import ProxyHealth
-from shardcrawl.proxy_shares import deal_shares
-
-__all__ = ["DIRECT", "ProxyRouter"]
+__all__ = ["BATCH", "DIRECT", "ROBOTS", "SITEMAP", "ProxyRouter", "brokered", "route_of"]
 
 DIRECT: list[ProxyLease] = []
-POOR_SCORE = 0.5
+# What a fetch is for: a host may have a batch and a robots.txt or sitemap fetch at once.
+BATCH, ROBOTS, SITEMAP = "b", "r", "s"
+Key = tuple[str, str]  # (what for, host)
 
 
-@dataclass
-class _Session:
-    proxy: str
-    until: float
+def brokered(spec: ProxySpec) -> bool:
+    """Whether any route goes through a pool, so the crawl runs a proxy broker."""
+    return any(route.mode != "direct" for route in spec.routes)
+
+
+def route_of(spec: ProxySpec, host: str) -> ProxyRoute | None:
+    """The host's route through a pool, or None for direct."""
+    found = next((r for r in spec.routes if r.matches(host)), None)
+    return found if found is not None and found.mode != "direct" else None
 
 
 class ProxyRouter:
-    def __init__(self, spec: ProxySpec, *, shard: int, shard_count: int) -> None:
+    def __init__(self, spec: ProxySpec, *, shard: int, generation: int = 0) -> None:
         self.spec = spec
-        self.health = ProxyHealth(spec)
-        self._pool_of: dict[str, str] = {}
-        self._tags: dict[str, list[str]] = {}
-        self._share: dict[str, int] = {}
-        self._members: dict[str, list[str]] = {}
-        for name, pool in spec.pools.items():
-            shares = deal_shares([p.capacity for p in pool.proxies], shard_count)[shard]
-            self._members[name] = [p.url for p, n in zip(pool.proxies, shares, strict=True) if n]
-            for proxy, share in zip(pool.proxies, shares, strict=True):
-                self._pool_of[proxy.url] = name
-                self._tags[proxy.url] = proxy.tags
-                self._share[proxy.url] = share
-        self._in_use: dict[str, int] = dict.fromkeys(self._share, 0)
-        self._last_used: dict[str, int] = dict.fromkeys(self._share, 0)
-        self._uses = 0
-        self._sessions: dict[str, _Session] = {}
+        self.shard = shard
+        self.generation = generation
         self._routes: dict[str, ProxyRoute | None] = {}
+        self._next_id = 0
+        self._asked: dict[Key, int] = {}
+        self._ask_of: dict[int, Key] = {}
+        self._granted: dict[Key, ProxyGrant] = {}
+        self._held: dict[Key, ProxyGrant] = {}
+        self._asks: list[ProxyAsk] = []
+        self._releases: list[int] = []
+        self._uses: dict[tuple[str, str], ProxyUse] = {}
+        # A later run's first message ends the earlier run's leases at the broker.
+        self._hello = generation > 0 and brokered(spec)
 
     def route(self, host: str) -> ProxyRoute | None:
-        """The host's route, or None for direct."""
         if host not in self._routes:
-            found = next((r for r in self.spec.routes if r.matches(host)), None)
-            self._routes[host] = found if found is not None and found.mode != "direct" else None
+            self._routes[host] = route_of(self.spec, host)
         return self._routes[host]
 
-    def _free(self, url: str) -> int:
-        return self._share[url] - self._in_use[url]
+    def take(self, kind: str, host: str, slots: int) -> ProxyGrant | None:
+        """The granted lease for the host's fetch, now held; None while it waits for one
+        (asking the broker, once, for ``slots``). Only for hosts with a route."""
+        key = (kind, host)
+        grant = self._granted.pop(key, None)
+        if grant is not None:
+            self._held[key] = grant
+            return grant
+        if key not in self._asked and key not in self._held:
+            self._next_id += 1
+            self._asked[key], self._ask_of[self._next_id] = self._next_id, key
+            self._asks.append(ProxyAsk(id=self._next_id, host=host, slots=slots))
+        return None
 
-    def _candidates(self, pool: str, host: str, now: float) -> list[str]:
-        """Proxies free to take now, best first: least recently used, those failing often
-        (score under ``POOR_SCORE``) last."""
-        usable = [
-            u for u in self._members[pool] if self._free(u) > 0 and self.health.usable(u, host, now)
-        ]
-        return sorted(usable, key=lambda u: (self.health.score(u) < POOR_SCORE, self._last_used[u]))
+    def waits(self, kind: str, host: str) -> bool:
+        """Whether the host's fetch waits for a grant (whose arrival wakes it)."""
+        return (kind, host) in self._asked
 
-    def available(self, host: str, now: float) -> bool:
-        """Whether ``lease`` would give the host a batch now (changes nothing)."""
-        return self._plan(host, 1, now) is not None
+    def receive(self, message: ProxyGrants) -> list[str]:
+        """The broker's grants; the hosts they are for. A grant for an earlier run is not
+        ours (the broker ended it when this run said hello); one no ask waits for goes back."""
+        if message.generation != self.generation:
+            return []
+        hosts = []
+        for grant in message.grants:
+            key = self._ask_of.pop(grant.id, None)
+            if key is None or self._asked.get(key) != grant.id:
+                self._releases.append(grant.id)
+                continue
+            del self._asked[key]
+            self._granted[key] = grant
+            hosts.append(key[1])
+        return hosts
 
-    def lease(self, host: str, *, slots: int, now: float) -> list[ProxyLease] | None:
-        """Proxy slots for a batch of ``slots`` concurrency: ``DIRECT`` without a route, None
-        while no proxy the route allows has a free slot (the host waits), else leases of at
-        most ``slots`` slots in all."""
-        leases = self._plan(host, slots, now)
-        route = self.route(host)
-        if (
-            leases
-            and route is not None
-            and route.mode == "sticky"
-            and not self._in_session(host, now)
-        ):
-            self._sessions[host] = _Session(leases[0].proxy, now + route.session_seconds)
-        for lease in leases or []:
-            self._in_use[lease.proxy] += lease.slots
-            self._uses += 1
-            self._last_used[lease.proxy] = self._uses
-        return leases
+    def return_unused(self) -> None:
+        """Grants a dispatch pass did not use go back at once (the host lost its work, or
+        its turn): a slot is never held idle."""
+        for grant in self._granted.values():
+            self._releases.append(grant.id)
+        self._granted.clear()
 
-    def _plan(self, host: str, slots: int, now: float) -> list[ProxyLease] | None:
-        route = self.route(host)
-        if route is None:
-            return DIRECT
-        assert route.pool is not None
-        if route.mode == "sticky":
-            chosen = self._sticky(route, host, now)
-            if chosen is None:
-                return None
-            return [ProxyLease(proxy=chosen, slots=min(slots, self._free(chosen)))]
-        return self._rotate(route.pool, host, slots, now) or None
+    def release(self, kind: str, host: str) -> None:
+        grant = self._held.pop((kind, host), None)
+        if grant is not None:
+            self._releases.append(grant.id)
 
-    def _in_session(self, host: str, now: float) -> bool:
-        """Whether the host has an identity it keeps: not expired, failing or banned."""
-        session = self._sessions.get(host)
-        return (
-            session is not None
-            and session.until > now
-            and self.health.usable(session.proxy, host, now)
-        )
-
-    def _sticky(self, route: ProxyRoute, host: str, now: float) -> str | None:
-        """The host's identity, or the best free proxy for a new session (which ``lease``
-        starts)."""
-        if self._in_session(host, now):
-            # The host keeps its identity, and waits for it while it is busy.
-            proxy = self._sessions[host].proxy
-            return proxy if self._free(proxy) > 0 else None
-        assert route.pool is not None
-        candidates = self._candidates(route.pool, host, now)
-        return candidates[0] if candidates else None
-
-    def _rotate(self, pool: str, host: str, slots: int, now: float) -> list[ProxyLease]:
-        """One slot at a time from each free proxy in turn, best first."""
-        candidates = self._candidates(pool, host, now)
-        taken: dict[str, int] = {}
-        while slots > 0 and candidates:
-            for url in list(candidates):
-                if slots == 0:
-                    break
-                taken[url] = taken.get(url, 0) + 1
-                slots -= 1
-                if taken[url] >= self._free(url):
-                    candidates.remove(url)
-        return [ProxyLease(proxy=u, slots=n) for u, n in taken.items()]
-
-    def release(self, leases: list[ProxyLease]) -> None:
-        for lease in leases:
-            self._in_use[lease.proxy] -= lease.slots
-
-    def observe(
-        self, host: str, outcomes: list[FetchOutcome], *, now: float, jitter: float
-    ) -> None:
+    def observe(self, host: str, outcomes: list[FetchOutcome]) -> None:
+        """What the fetch's requests through each proxy came to, for the broker's health."""
         for outcome in outcomes:
-            self.health.observe(host, outcome, now=now, jitter=jitter)
+            if outcome.proxy is None or (outcome.status is None and outcome.error is None):
+                continue
+            failed = is_proxy_failure(outcome)
+            if outcome.status is None and not failed:
+                continue  # refused by us (robots.txt, address): not the proxy's doing
+            use = self._uses.get((outcome.proxy, host))
+            if use is None:
+                use = self._uses[(outcome.proxy, host)] = ProxyUse(proxy=outcome.proxy, host=host)
+            if failed:
+                use.failures.append(outcome.error or "")
+            elif outcome.blocked:
+                use.blocks += 1
+            else:
+                use.answers += 1
+                use.latency_ms += outcome.latency_ms or 0
 
-    def session_of(self, host: str) -> str | None:
-        session = self._sessions.get(host)
-        return session.proxy if session else None
+    def has_message(self) -> bool:
+        return bool(self._hello or self._asks or self._releases or self._uses)
 
-    def wake_times(self, now: float) -> list[float]:
-        return self.health.wake_times(now)
+    def take_message(self) -> ProxyAsks:
+        message = ProxyAsks(
+            shard=self.shard,
+            generation=self.generation,
+            asks=self._asks,
+            releases=self._releases,
+            uses=list(self._uses.values()),
+        )
+        self._asks, self._releases, self._uses, self._hello = [], [], {}, False
+        return message
 
-    def stats(self, now: float) -> dict[str, ProxyStats]:
-        """Every proxy this shard may use, with its share as ``capacity``."""
-        out = {}
-        for url, pool in self._pool_of.items():
-            stats = self.health.stats(url, now)
-            stats.pool, stats.tags = pool, self._tags[url]
-            stats.in_use, stats.capacity = self._in_use[url], self._share[url]
-            out[url] = stats
-        return out
-
-    def export(self) -> Iterator[list[Any]]:
-        """Health, sessions and rotation order, a record each; no leases (the shard drained)."""
-        yield ["order", self._uses, self._last_used]
-        for record in self.health.export():
-            yield ["health", *record]
-        for host, session in self._sessions.items():
-            yield ["session", host, session.proxy, session.until]
-
-    def restore(self, records: list[list[Any]]) -> None:
-        for kind, *value in records:
-            if kind == "order":
-                self._uses = value[0]
-                self._last_used.update({u: n for u, n in value[1].items() if u in self._share})
-            elif kind == "health":
-                self.health.restore([value])
-            elif kind == "session":
-                self._sessions[value[0]] = _Session(value[1], value[2])
+    def holds(self) -> bool:
+        """Whether any lease is held or granted (the shard must give it back before it
+        continues as new)."""
+        return bool(self._held or self._granted)

@@ -18,7 +18,6 @@ __all__ = [
     "build_report",
     "merge_host_stats",
     "merge_hosts",
-    "merge_proxies",
     "sum_totals",
     "top_urls_retry_share",
     "trim_hosts",
@@ -41,7 +40,6 @@ class ShardPart:
     totals: ShardTotals
     hosts: dict[str, HostStats]
     unfetched: int = 0
-    proxies: dict[str, ProxyStats] = field(default_factory=dict)
     series: TimeSeries = field(default_factory=TimeSeries)
 
 
@@ -110,41 +108,6 @@ def merge_hosts(parts: Iterable[dict[str, HostStats]]) -> dict[str, HostStats]:
     return hosts
 
 
-def merge_proxies(parts: list[dict[str, ProxyStats]]) -> dict[str, ProxyStats]:
-    """Each proxy across shards: counters and shares add up (the shares to its capacity); it
-    is cooling if any shard rests it, and banned on every host any shard bans it for."""
-    merged: dict[str, ProxyStats] = {}
-    for part in parts:
-        for url, stats in part.items():
-            into = merged.get(url)
-            if into is None:
-                merged[url] = stats
-                continue
-            merged[url] = ProxyStats(
-                **{
-                    **into.model_dump(),
-                    **{n: getattr(into, n) + getattr(stats, n) for n in _PROXY_COUNTERS},
-                    "state": "cooling" if "cooling" in (into.state, stats.state) else "ok",
-                    "cooling_until": max(into.cooling_until, stats.cooling_until),
-                    "banned_on": sorted(set(into.banned_on) | set(stats.banned_on)),
-                }
-            )
-    return dict(sorted(merged.items()))
-
-
-_PROXY_COUNTERS = (
-    "requests",
-    "responses",
-    "failures",
-    "blocks",
-    "bans",
-    "cooldowns",
-    "latency_ms_total",
-    "in_use",
-    "capacity",
-)
-
-
 def top_urls_retry_share(histogram: dict[str, int], urls_ended: int, share: float = 0.01) -> float:
     """Of all URL retries, the share that fell on the most-retried ``share`` of the URLs.
 
@@ -174,6 +137,7 @@ def build_report(
     finished_at: datetime,
     results: list[ShardPart],
     previous_crawl: str | None = None,
+    proxies: dict[str, ProxyStats] | None = None,
 ) -> CrawlReport:
     totals = sum_totals([r.totals for r in results])
     hosts = merge_hosts(r.hosts for r in results)
@@ -226,7 +190,7 @@ def build_report(
         unfetched=sum(r.unfetched for r in results),
         pages_per_second=round(totals.pages / elapsed, 3),
         hosts=dict(sorted(hosts.items())),
-        proxies=merge_proxies([r.proxies for r in results]),
+        proxies=dict(sorted((proxies or {}).items())),
         previous_crawl=previous_crawl,
         pages_new=totals.pages_new,
         pages_changed=totals.pages_changed,

@@ -15,6 +15,7 @@ from html import escape
 
 from shardcrawl.contracts import CrawlReport, HostStats
 from shardcrawl.display import shown_location
+from shardcrawl.proxy_urls import redact
 from shardcrawl.timeseries import TimeSeries
 
 __all__ = ["CHARTS", "render_report_html"]
@@ -142,6 +143,14 @@ def _cell(text: str, sort: str | float | None = None) -> str:
     return f'<td data-sort="{escape(str(key))}">{escape(text)}</td>'
 
 
+def _spread(proxies: dict[str, int]) -> str:
+    """A host's requests per proxy, busiest first (``direct`` when none went through one)."""
+    if not proxies:
+        return "direct"
+    ranked = sorted(proxies.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{redact(url)} {n:,}" for url, n in ranked)
+
+
 def _host_rows(hosts: dict[str, HostStats]) -> str:
     rows = []
     for name, h in sorted(hosts.items(), key=lambda kv: (-kv[1].requests, kv[0])):
@@ -158,6 +167,7 @@ def _host_rows(hosts: dict[str, HostStats]) -> str:
             + _cell(f"{h.retries:,}", h.retries)
             + _cell(f"{h.gave_up:,}", h.gave_up)
             + _cell(state)
+            + _cell(_spread(h.proxies), len(h.proxies))
             + "</tr>"
         )
     return "".join(rows)
@@ -249,7 +259,7 @@ def render_report_html(report: CrawlReport) -> str:
     )
     host_headers = (
         "host", "requests", "pages", "failures", "block rate", "429s", "retries", "given up",
-        "state",
+        "state", "requests per proxy",
     )  # fmt: skip
     charts = "".join(_chart(chart_id, title, names, report) for chart_id, title, names in CHARTS)
     return f"""<!DOCTYPE html>

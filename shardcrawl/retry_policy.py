@@ -29,6 +29,7 @@ RETRYABLE_ERRORS = frozenset(
         "dns",
         "tunnel",  # a proxy's CONNECT refused: another proxy may carry it
         "proxy_auth",  # a proxy refused its credentials: likewise
+        "proxy_error",  # a proxy's own 502/503: it could not reach the target; likewise
     }
 )
 RETRYABLE_STATUSES = frozenset({408, 429})

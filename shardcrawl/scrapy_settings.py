@@ -68,7 +68,7 @@ def fetch_settings(
         "DOWNLOADER_MIDDLEWARES": {
             # First, so a request held by a Retry-After is never sent.
             HOLD_MIDDLEWARE: 1,
-            # Before HttpProxyMiddleware (750), which reads the proxy it sets; off when direct.
+            # Before HttpProxyMiddleware (750), which reads the proxy it sets (None: direct).
             PROXY_MIDDLEWARE: 700,
             # After HttpProxyMiddleware (750): judges the target's and the proxy's addresses,
             # which the connection then uses (resolved once, activities/address_pins.py).

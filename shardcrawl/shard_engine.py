@@ -49,7 +49,8 @@ from shardcrawl.host_table import HostTable
 from shardcrawl.origin_watch import OriginWatch
 from shardcrawl.politeness import Lease, Politeness
 from shardcrawl.proxy_health import PROXY_FAILURES, is_proxy_failure
-from shardcrawl.proxy_router import ProxyRouter
+from shardcrawl.proxy_messages import ProxyGrants
+from shardcrawl.proxy_router import BATCH, DIRECT, ROBOTS, SITEMAP, ProxyRouter
 from shardcrawl.records import CANCELLED, failure_record
 from shardcrawl.retry_policy import RETRYABLE_ERRORS, backoff_seconds, will_retry
 from shardcrawl.retry_queue import RetryQueue
@@ -76,12 +77,16 @@ FORWARD_WAIT_SECONDS = 2.0
 # the spec's retry.budget_share of its concurrency).
 MAX_RETRY_BATCHES = max(1, MAX_BATCHES_IN_FLIGHT // 5)
 MAX_BATCH_URL_BYTES = INLINE_PAYLOAD_BYTES // 2
+# A rotating host whose lease covers only part of its pool's healthy proxies gets at most this
+# many requests per proxy of the lease in its batch, so the next lease rotates on soon enough
+# that any 100 consecutive requests of the host spread evenly over the pool, within 20%.
+PARTIAL_ROTATION_REQUESTS = 10
 # Sitemaps one fetch_sitemaps activity reads (side by side, one per host), and how deep
 # sitemap indexes may nest.
 SITEMAPS_PER_ACTIVITY = 20
 MAX_SITEMAP_NESTING = 4
 # The kinds of state a checkpoint stores, each as segments of records (``export``).
-STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "proxies", "robots", "sitemaps")
+STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "robots", "sitemaps")
 
 
 @dataclass
@@ -114,9 +119,11 @@ class ShardEngine:
         clock: Callable[[], float],
         random: Callable[[], float],
         incremental: bool = False,
+        generation: int = 0,
     ) -> None:
         """``incremental``: the crawl asks again for a previous crawl's pages; then a host's
-        pages wait for its sitemaps, whose lastmod may spare them a request."""
+        pages wait for its sitemaps, whose lastmod may spare them a request. ``generation``:
+        the shard's run, which its proxy asks and leases belong to."""
         self.spec = spec
         self.shard = shard
         self.shard_count = shard_count
@@ -143,7 +150,7 @@ class ShardEngine:
             retry=spec.retry,
             hosts=self.hosts,
         )
-        self.proxies = ProxyRouter(spec.proxies, shard=shard, shard_count=shard_count)
+        self.proxies = ProxyRouter(spec.proxies, shard=shard, generation=generation)
         self.fleets = FetchQueues(spec.proxies)
         # Each fleet a route names holds at most its share of the shard's batch slots, the
         # main queue's fleet keeping one share: a fleet with no worker cannot stall the rest.
@@ -284,12 +291,12 @@ class ShardEngine:
             # the first batch need not wait for it when credits arrive. It goes the way the
             # host's pages go (a proxy slot, if the host's route has proxies).
             if self.spec.obey_robots_txt and origin not in record.robots:
-                proxies = None
-                if host not in robots_hosts:
-                    proxies = self.proxies.lease(host, slots=1, now=now)
-                if proxies is None:
-                    self._watch.touch(origin)  # a proxy slot, or the next pass, frees it
+                if host in robots_hosts:
+                    self._watch.touch(origin)  # one origin of a host per fetch_robots
                     continue
+                proxies = self._proxy_slots(ROBOTS, origin, host, 1)
+                if proxies is None:
+                    continue  # the grant's arrival touches it
                 record.robots[origin] = None
                 robots = robots_of.setdefault(fleet, [])
                 robots.append(RobotsTarget(origin=origin, proxies=proxies))
@@ -327,7 +334,30 @@ class ShardEngine:
         for robots in robots_of.values():
             self._plan_robots(plan, robots)
         self._plan_sitemaps(plan, now)
+        self.proxies.return_unused()
         return plan
+
+    def _proxy_slots(
+        self, kind: str, origin: str, host: str, slots: int
+    ) -> list[ProxyLease] | None:
+        """A robots.txt or sitemap fetch's proxy slot: ``DIRECT`` without a route, else the
+        granted lease, or None while the origin waits for it."""
+        if self.proxies.route(host) is None:
+            return DIRECT
+        grant = self.proxies.take(kind, host, slots)
+        if grant is None:
+            if origin:  # (a sitemap waits in its queue, which every pass looks at)
+                self.hosts[host].grant_waiters[origin] = None
+            return None
+        return grant.leases
+
+    def proxy_grants(self, message: ProxyGrants) -> None:
+        """The broker's grants: the origins that waited for them are due."""
+        for name in self.proxies.receive(message):
+            host = self.hosts[name]
+            waiters, host.grant_waiters = host.grant_waiters, {}
+            for origin in waiters:
+                self._watch.touch(origin)
 
     def _plan_sitemaps(self, plan: DispatchPlan, now: float) -> None:
         """Sitemaps whose wait is over, in activities of SITEMAPS_PER_ACTIVITY, one per host
@@ -345,7 +375,7 @@ class ShardEngine:
             full = fleet is not None and self._fleet_load[fleet] >= self._fleet_cap
             proxies = None
             if not full and host not in hosts:
-                proxies = self.proxies.lease(host, slots=1, now=now)
+                proxies = self._proxy_slots(SITEMAP, "", host, 1)
             if proxies is None:
                 later.append(entry)
                 continue
@@ -448,8 +478,8 @@ class ShardEngine:
         if rest > now:
             self._watch.wake_at(origin, rest)
             return
-        if not self.proxies.available(host, now):
-            self._watch.touch(origin)  # proxy slots free with landings or cool-downs
+        if self.proxies.waits(BATCH, host):
+            self.hosts[host].grant_waiters[origin] = None
             return
         if retry_at is not None:
             if retry_at > now:
@@ -493,8 +523,9 @@ class ShardEngine:
         )
         if leased is None:
             return None
-        tasks = self.retries.ready(origin, now, self.spec.batch_size)
-        return HostSlice(origin, *leased, tasks)
+        lease, proxies, most = leased
+        tasks = self.retries.ready(origin, now, most)
+        return HostSlice(origin, lease, proxies, tasks)
 
     def _fresh_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
         """New work under the host's full lease. Retries whose wait is over ride along, up
@@ -515,31 +546,28 @@ class ShardEngine:
         )
         if leased is None:
             return None
-        retries = self.retries.ready(origin, now, self.pressure.retry_slots(host))
-        tasks = self._take_fresh(
-            origin, host, min(self.spec.batch_size - len(retries), self.credits)
-        )
+        lease, proxies, most = leased
+        retries = self.retries.ready(origin, now, min(most, self.pressure.retry_slots(host)))
+        tasks = self._take_fresh(origin, host, min(most - len(retries), self.credits))
         self.credits -= len(tasks)
-        return HostSlice(origin, *leased, retries + tasks)
+        return HostSlice(origin, lease, proxies, retries + tasks)
 
     def _probe(self, origin: str, host: str, now: float) -> HostSlice | None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
-        if (
-            self.politeness.in_use(host)
-            or self.politeness.ready_at(host) > now
-            or not self.proxies.available(host, now)
-        ):
-            return None
-        tasks = self.retries.ready(origin, now, 1)
-        if not tasks and self.credits > 0:
-            tasks = self._take_fresh(origin, host, 1)
-            self.credits -= len(tasks)
-        if not tasks:
+        has_work = self.retries.ready_count(origin, now) > 0 or (
+            self.credits > 0 and self.frontier.queued_at(origin) > 0
+        )
+        if not has_work:
             return None
         _, delay = self.pressure.limits(host)
         leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
-        assert leased is not None, "the host was neither busy, resting nor short of proxies"
-        return HostSlice(origin, *leased, tasks)
+        if leased is None:
+            return None
+        tasks = self.retries.ready(origin, now, 1)
+        if not tasks:
+            tasks = self._take_fresh(origin, host, 1)
+            self.credits -= len(tasks)
+        return HostSlice(origin, leased[0], leased[1], tasks)
 
     def _lease(
         self,
@@ -550,12 +578,26 @@ class ShardEngine:
         max_concurrency: int,
         delay_seconds: float,
         retry_slots: int | None = None,
-    ) -> tuple[Lease, list[ProxyLease]] | None:
-        """The host's politeness lease and, if it goes through proxies, proxy slots for it;
-        None while either is not to be had (the proxies are asked first: taking a politeness
-        lease and handing it back would make the host rest for nothing)."""
-        if not self.proxies.available(host, now):
+    ) -> tuple[Lease, list[ProxyLease], int] | None:
+        """The host's politeness lease, its proxy slots if it goes through a pool, and how
+        many requests its slice may take; None while either lease is not to be had. The
+        proxies are asked (of the broker) only once the politeness budget would give a lease,
+        and the lease is taken only with their grant in hand: taking it and handing it back
+        would make the host rest for nothing."""
+        slots = self.politeness.slots_free(
+            host, queued=queued, now=now, max_concurrency=max_concurrency, retry_slots=retry_slots
+        )
+        if not slots:
             return None
+        most = self.spec.batch_size
+        proxies = DIRECT
+        if self.proxies.route(host) is not None:
+            grant = self.proxies.take(BATCH, host, slots)
+            if grant is None:
+                return None
+            proxies = grant.leases
+            if grant.partial:
+                most = min(most, PARTIAL_ROTATION_REQUESTS * len(proxies))
         lease = self.politeness.lease(
             host,
             queued=queued,
@@ -564,11 +606,8 @@ class ShardEngine:
             delay_seconds=delay_seconds,
             retry_slots=retry_slots,
         )
-        if lease is None:
-            return None
-        proxies = self.proxies.lease(host, slots=lease.slots, now=now)
-        assert proxies is not None, "available() said a proxy was free"
-        return lease, proxies
+        assert lease is not None, "slots_free() said the host had a lease to give"
+        return lease, proxies, most
 
     def _give_up(self, origin: str) -> None:
         """A host given up on (parked too often): its waiting URLs end as failures."""
@@ -600,7 +639,10 @@ class ShardEngine:
         return BatchSlice(
             origin=part.origin,
             count=len(part.tasks),
-            concurrency=sum(p.slots for p in part.proxies) if part.proxies else part.lease.slots,
+            # The broker may grant fewer slots than asked; more, if the host slowed meanwhile.
+            concurrency=min(part.lease.slots, sum(p.slots for p in part.proxies))
+            if part.proxies
+            else part.lease.slots,
             delay_seconds=part.lease.delay_seconds,
             robots_key=robots.key,
             robots_disallow_all=robots.disallow_all,
@@ -649,7 +691,7 @@ class ShardEngine:
         self._retry_batches -= parts[0].lease.retry
         for part in parts:
             self.politeness.release(part.lease, now=now)
-            self.proxies.release(part.proxies)
+            self.proxies.release(BATCH, part.lease.host)
             self._watch.touch(part.origin)
             host = self.hosts[part.lease.host]
             waiters, host.busy_waiters = host.busy_waiters, {}
@@ -683,7 +725,7 @@ class ShardEngine:
             self.stats.record_outcome(outcome)
             if outcome.redirect_to and source is not None:
                 self._follow_redirect(source, outcome.redirect_to, outcome.status)
-        self.proxies.observe(host, outcomes, now=now, jitter=self._random())
+        self.proxies.observe(host, outcomes)
         # A proxy that failed to carry a request tells nothing about the host.
         rest_until = self.pressure.observe(
             host,
@@ -725,18 +767,24 @@ class ShardEngine:
         counts as not fetched)."""
         self._landed(targets[0].origin)
         for target in targets:
-            self.proxies.release(target.proxies)
+            self.proxies.release(ROBOTS, self.hosts.of(target.origin).name)
         if results is None:
             results = [RobotsResult(error=ROBOTS_FETCH_FAILED) for _ in targets]
-        now = self._clock()
         for target, result in zip(targets, results, strict=True):
             origin = target.origin
             record = self.hosts.of(origin)
             self._watch.touch(origin)
+            if target.proxies:
+                # What the proxy did, for the broker's health of it.
+                used = FetchOutcome(
+                    url=origin,
+                    status=result.status,
+                    error=result.error,
+                    proxy=target.proxies[0].proxy,
+                )
+                self.proxies.observe(record.name, [used])
             if target.proxies and result.error in PROXY_FAILURES:
-                # The proxy failed, not the host: rest it and ask again, through another one.
-                failed = FetchOutcome(url=origin, error=result.error, proxy=target.proxies[0].proxy)
-                self.proxies.observe(record.name, [failed], now=now, jitter=self._random())
+                # The proxy failed, not the host: ask again, through another one.
                 record.robots_tries[origin] = record.robots_tries.get(origin, 0) + 1
                 if record.robots_tries[origin] < ROBOTS_PROXY_TRIES:
                     del record.robots[origin]
@@ -768,7 +816,8 @@ class ShardEngine:
         now = self._clock()
         retry = self.spec.retry
         for target, result in zip(targets, results, strict=True):
-            self.proxies.release(target.proxies)
+            if target.proxies:
+                self.proxies.release(SITEMAP, urls.hostname(target.url))
             passing = (result.status is None and result.error in RETRYABLE_ERRORS) or (
                 result.status is not None and result.status >= 500
             )
@@ -836,7 +885,7 @@ class ShardEngine:
         ``OriginWatch``), a proxy's cool-down does or waiting links are due; zero if one of
         those came due after the last dispatch looked; None if nothing waits for a time."""
         now = self._clock()
-        times = self.proxies.wake_times(now)
+        times: list[float] = []
         if self._outbox:
             times.append(self._outbox_since + FORWARD_WAIT_SECONDS)
         watched = self._watch.next_time()
@@ -884,8 +933,6 @@ class ShardEngine:
             return self.retries.export()
         if kind == "pressure":
             return self.pressure.export()
-        if kind == "proxies":
-            return self.proxies.export()
         if kind == "robots":
             return (
                 [o, r.model_dump(mode="json")] for h in self.hosts for o, r in h.robots.items() if r
@@ -907,8 +954,6 @@ class ShardEngine:
             self.retries.restore(list(records))
         elif kind == "pressure":
             self.pressure.restore(list(records))
-        elif kind == "proxies":
-            self.proxies.restore(list(records))
         elif kind == "robots":
             for origin, robots in records:
                 self.hosts.of(origin).robots[origin] = RobotsResult.model_validate(robots)

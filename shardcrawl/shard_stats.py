@@ -104,6 +104,8 @@ class ShardStats:
             host.requests += 1
             self.totals.requests += 1
             self._record_attempt(outcome)
+            if outcome.proxy is not None:
+                host.proxies[outcome.proxy] = host.proxies.get(outcome.proxy, 0) + 1
         if outcome.blocked:
             host.blocked += 1
             self.totals.blocked += 1

@@ -4,8 +4,13 @@ asyncio process (so proxy and site timestamps are comparable), logging every req
 - proxy: a real HTTP/1.1 forward proxy (absolute-form requests of any method, kept-alive client
   connections, ``CONNECT`` tunnels). It dials upstream from its own IP, so a site sees which proxy
   a request came through. Given ``USER:PASS`` it answers 407 unless Basic
-  ``Proxy-Authorization`` matches; an unreachable upstream answers 502.
+  ``Proxy-Authorization`` matches; an unreachable upstream answers 502 with
+  ``Proxy-Status: lab; error=destination_unavailable`` (RFC 9209), as a proxy's own error does.
+  Its flag ``broken`` makes it answer every request so (its upstream link is down); ``dead``
+  makes it close every connection at once, logging each (``kind`` "dead"); ``tls`` makes it an
+  ``https://`` proxy (TLS from the client to it).
 - site: ``/`` links ``/p/0`` .. ``/p/{PAGES-1}``, ``/p/{i}`` links the next page and ``/``,
+  served over TLS when given the flag ``tls``,
   ``/robots.txt`` answers 404; every answer takes ANSWER_SECONDS, so concurrency shows in the log.
   With ``ban_after=N`` the first client IP to make N page requests gets a 403 captcha page for
   every later one (robots.txt aside); other IPs are still served.
@@ -14,8 +19,9 @@ asyncio process (so proxy and site timestamps are comparable), logging every req
 A request is in flight from the end of its head until its last byte is handed to the socket; the
 log gives the count at its arrival, itself included.
 
-``python -m tests.proxy_lab LOG proxy:NAME=IP:PORT[:USER:PASS]... site:NAME=IP:PORT:PAGES[:BAN]...``
-runs the server; ``ProxyLab`` starts it.
+``python -m tests.proxy_lab LOG CERT KEY proxy:NAME=IP:PORT[:USER:PASS][/FLAG]...
+site:NAME=IP:PORT:PAGES[:BAN][/tls]...`` runs the server (CERT and KEY, PEM files, for
+``tls``); ``ProxyLab`` starts it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import base64
 import binascii
 import json
 import socket
+import ssl
 import sys
 import time
 from collections import Counter, defaultdict
@@ -35,6 +42,7 @@ from urllib.parse import quote, urlsplit
 
 from shardcrawl.devserver import free_port
 from tests.helpers import start_ready
+from tests.test_https import self_signed
 
 ANSWER_SECONDS = 0.05
 CAPTCHA = b"<title>Attention</title><p>Please solve this CAPTCHA</p>"
@@ -66,6 +74,12 @@ def _header(headers: Headers, name: str) -> str | None:
 
 def _message(first: str, headers: Headers, body: bytes = b"") -> bytes:
     return "\r\n".join([first, *(f"{k}: {v}" for k, v in headers), "", ""]).encode("latin-1") + body
+
+
+def _bad_gateway(keep: bool) -> bytes:
+    """The proxy's own 502: it could not reach, or hear from, the upstream."""
+    status = ("Proxy-Status", "lab; error=destination_unavailable")
+    return _short(502, "Bad Gateway", keep, status)
 
 
 def _short(status: int, reason: str, keep: bool, *extra: tuple[str, str]) -> bytes:
@@ -119,7 +133,7 @@ async def _forward(
     try:
         up_reader, up_writer = await asyncio.open_connection(host, port, local_addr=(ip, 0))
     except OSError:
-        return 502, _short(502, "Bad Gateway", keep)
+        return 502, _bad_gateway(keep)
     sent = [("Host", host if port == 80 else f"{host}:{port}")]
     sent += [(k, v) for k, v in headers if k.lower() not in HOP_HEADERS]
     sent += [("Content-Length", str(len(body)))] if body else []
@@ -135,7 +149,7 @@ async def _forward(
     head, sep, rest = raw.partition(b"\r\n\r\n")
     (_, status, reason), got = _parse_head(head)
     if not sep or not status.isdigit():
-        return 502, _short(502, "Bad Gateway", keep)
+        return 502, _bad_gateway(keep)
     length = _header(got, "content-length") or ""
     if method == "HEAD":  # no body, but the length of the one a GET would get
         rest, length = b"", length or "0"
@@ -152,7 +166,7 @@ async def _tunnel(reader: Reader, writer: Writer, ip: str, host: str, port: int)
     try:
         up_reader, up_writer = await asyncio.open_connection(host, port, local_addr=(ip, 0))
     except OSError:
-        return 502, _short(502, "Bad Gateway", False)
+        return 502, _bad_gateway(False)
 
     async def pipe(src: Reader, dst: Writer) -> None:
         try:
@@ -246,7 +260,18 @@ class _Lab:
 
         return step
 
-    def proxy(self, name: str, ip: str, creds: str | None) -> Step:
+    def dead(self, name: str) -> Callable[[Reader, Writer], Awaitable[None]]:
+        """A proxy that takes each connection and drops it at once: each try is logged."""
+
+        async def handle(reader: Reader, writer: Writer) -> None:
+            now = time.time()
+            entry = {"kind": "dead", "proxy": name, "path": "", "start": now, "end": now}
+            self.log.write(json.dumps(entry) + "\n")
+            writer.close()
+
+        return handle
+
+    def proxy(self, name: str, ip: str, creds: str | None, broken: bool) -> Step:
         async def step(head: Head, reader: Reader, writer: Writer) -> bool:
             (method, target, version), headers = head
             where, ok = _split_target(method, target), _auth_ok(creds, headers)
@@ -261,6 +286,8 @@ class _Lab:
                     return 407, _short(407, "Proxy Authentication Required", keep, realm)
                 if where is None:
                     return 400, _short(400, "Bad Request", False)
+                if broken:
+                    return 502, _bad_gateway(keep)
                 if method == "CONNECT":
                     return await _tunnel(reader, writer, ip, where[0], where[1])
                 return await _forward(ip, method, where, headers, body, keep)
@@ -274,16 +301,21 @@ class _Lab:
         return step
 
 
-async def _serve(log_path: str, proxies: dict, sites: dict) -> None:
+async def _serve(log_path: str, tls: ssl.SSLContext, proxies: dict, sites: dict) -> None:
     lab = _Lab(log_path)
-    servers = [
-        await asyncio.start_server(lab.connection(lab.proxy(name, ip, creds)), ip, port)
-        for name, (ip, port, creds) in proxies.items()
-    ]
-    servers += [
-        await asyncio.start_server(lab.connection(lab.site(name, pages, ban)), ip, port)
-        for name, (ip, port, pages, ban) in sites.items()
-    ]
+    servers = []
+    for name, (ip, port, creds, flag) in proxies.items():
+        handle = (
+            lab.dead(name)
+            if flag == "dead"
+            else lab.connection(lab.proxy(name, ip, creds, flag == "broken"))
+        )
+        context = tls if flag == "tls" else None
+        servers.append(await asyncio.start_server(handle, ip, port, ssl=context))
+    for name, (ip, port, pages, ban, flag) in sites.items():
+        handle = lab.connection(lab.site(name, pages, ban))
+        context = tls if flag == "tls" else None
+        servers.append(await asyncio.start_server(handle, ip, port, ssl=context))
     print("ready", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
@@ -299,8 +331,11 @@ class ProxyLab:
         *,
         auth: dict[str, tuple[str, str]] | None = None,
         down: dict[str, str] | None = None,
+        flags: dict[str, str] | None = None,
     ) -> None:
+        """``flags``: proxy name -> ``broken``, ``dead`` or ``tls``; site name -> ``tls``."""
         self.log_path = log_path
+        flags = flags or {}
         self.auth = dict(auth or {})
         self.addresses: dict[str, str] = {}  # proxy name -> IP:PORT
         self.origins: dict[str, str] = {}  # site name -> http://IP:PORT
@@ -309,16 +344,22 @@ class ProxyLab:
             self._down.append(socket.socket())
             self._down[-1].bind((ip, 0))
             self.addresses[name] = f"{ip}:{self._down[-1].getsockname()[1]}"
-        args = [str(log_path)]
+        cert, key = self_signed(log_path.parent)
+        args = [str(log_path), str(cert), str(key)]
+        self.schemes = {n: "https" if flags.get(n) == "tls" else "http" for n in [*proxies, *sites]}
         for name, ip in proxies.items():
             self.addresses[name] = f"{ip}:{free_port(ip)}"
             creds = ":".join(self.auth[name]) if name in self.auth else None
-            args.append(f"proxy:{name}={self.addresses[name]}" + (f":{creds}" if creds else ""))
+            flag = f"/{flags[name]}" if name in flags else ""
+            args.append(
+                f"proxy:{name}={self.addresses[name]}" + (f":{creds}" if creds else "") + flag
+            )
         for name, (ip, pages, ban_after) in sites.items():
             port = free_port(ip)
-            self.origins[name] = f"http://{ip}:{port}"
+            self.origins[name] = f"{self.schemes[name]}://{ip}:{port}"
             ban = "" if ban_after is None else f":{ban_after}"
-            args.append(f"site:{name}={ip}:{port}:{pages}{ban}")
+            flag = f"/{flags[name]}" if name in flags else ""
+            args.append(f"site:{name}={ip}:{port}:{pages}{ban}{flag}")
         try:
             self.process = start_ready("tests.proxy_lab", args, what="the proxy lab")
         except RuntimeError:
@@ -326,10 +367,11 @@ class ProxyLab:
             raise
 
     def proxy_url(self, name: str, *, with_credentials: bool = False) -> str:
+        scheme = self.schemes.get(name, "http")
         if with_credentials and name in self.auth:
             user, password = (quote(part, safe="") for part in self.auth[name])
-            return f"http://{user}:{password}@{self.addresses[name]}"
-        return f"http://{self.addresses[name]}"
+            return f"{scheme}://{user}:{password}@{self.addresses[name]}"
+        return f"{scheme}://{self.addresses[name]}"
 
     def origin(self, site: str) -> str:
         return self.origins[site]
@@ -361,20 +403,24 @@ class ProxyLab:
 
 
 def main(argv: list[str]) -> None:
-    log_path, specs = argv[0], argv[1:]
-    proxies: dict[str, tuple[str, int, str | None]] = {}
-    sites: dict[str, tuple[str, int, int, int | None]] = {}
+    log_path, cert, key, specs = argv[0], argv[1], argv[2], argv[3:]
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    proxies: dict[str, tuple[str, int, str | None, str]] = {}
+    sites: dict[str, tuple[str, int, int, int | None, str]] = {}
     for spec in specs:
+        spec, _, flag = spec.partition("/")
         kind, _, rest = spec.partition(":")
         name, _, address = rest.partition("=")
         ip, port, *more = address.split(":")
         if kind == "proxy":
-            proxies[name] = (ip, int(port), ":".join(more) or None)
+            proxies[name] = (ip, int(port), ":".join(more) or None, flag)
         elif kind == "site":
-            sites[name] = (ip, int(port), int(more[0]), int(more[1]) if len(more) > 1 else None)
+            ban = int(more[1]) if len(more) > 1 else None
+            sites[name] = (ip, int(port), int(more[0]), ban, flag)
         else:
             raise SystemExit(f"not a proxy: or site: spec: {spec}")
-    asyncio.run(_serve(log_path, proxies, sites))
+    asyncio.run(_serve(log_path, tls, proxies, sites))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def replayer() -> Replayer:
 def test_recorded_histories_are_present():
     names = {path.stem for path in HISTORIES}
     assert {"crawl-replay.0", "crawl-replay__shard-0.0", "crawl-replay__shard-1.0"} <= names
+    assert "crawl-replay__proxies.0" in names, "the proxy broker (a route goes through a pool)"
     # Runs that began from a checkpoint (continue-as-new), of the crawl and of a shard.
     assert "crawl-replay.1" in names
     assert any(name.startswith("crawl-replay__shard-") and name.endswith(".1") for name in names)

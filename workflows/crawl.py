@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Enqueue,
         PrepareRequest,
         PrepareResult,
+        ProxyStats,
         ReportRequest,
         ShardFailure,
         ShardInput,
@@ -48,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         shard_workflow_id,
     )
     from shardcrawl.errors import SpecError
+    from shardcrawl.proxy_messages import BrokerInput, BrokerResult, broker_workflow_id
+    from shardcrawl.proxy_router import brokered
     from shardcrawl.report import sum_totals
     from shardcrawl.segments import pack_records, unpack_records
     from shardcrawl.spec import parse_spec
@@ -61,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         shard_summary,
         spec_memo,
     )
+    from workflows.proxy_broker import ProxyBrokerWorkflow
     from workflows.run_size import RunSize
     from workflows.shard import DomainShardWorkflow
 
@@ -110,6 +114,7 @@ class CrawlWorkflow:
         self._spec_error: str | None = None
         self._pages_published_at = 0.0
         self._previous_crawl: str | None = None
+        self._broker_result: BrokerResult | None = None
         try:
             self._spec = parse_spec(spec_input)
         except SpecError as exc:
@@ -206,6 +211,19 @@ class CrawlWorkflow:
         shard_spec = spec.model_copy(
             update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
         )
+        if brokered(spec.proxies):
+            # Before the shards, whose first asks go to it.
+            await workflow.start_child_workflow(
+                ProxyBrokerWorkflow.run,
+                BrokerInput(
+                    crawl_id=self._crawl_id,
+                    proxies=spec.proxies,
+                    history_events_per_run=spec.history_events_per_run,
+                ),
+                id=broker_workflow_id(self._crawl_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary="proxy broker",
+            )
         for index in range(spec.shards):
             self._sent_seq[index] = 0
             shard_input = ShardInput(
@@ -255,6 +273,7 @@ class CrawlWorkflow:
             lambda: len(self._results) == spec.shards or self._failure is not None
         )
         await self._fail_on_failed_shard()
+        proxies = await self._finish_broker(spec)
         if status == "completed" and not sum(r.totals.pages for r in self._results.values()):
             # Out of work without one page is no success: no seed could be fetched. The crawl
             # ends failed, saying why, with its report written.
@@ -279,6 +298,7 @@ class CrawlWorkflow:
             previous_crawl=self._previous_crawl,
             schedule=self._schedule(),
             warc=warc,
+            proxies=proxies,
         )
         self._size.note(request)
         report = await workflow.execute_activity(
@@ -290,6 +310,18 @@ class CrawlWorkflow:
         )
         self._size.note(report)
         return report
+
+    async def _finish_broker(self, spec: CrawlSpec) -> dict[str, ProxyStats]:
+        """Once every shard has finished (given back its leases), the broker ends, with each
+        proxy's fleet-wide stats."""
+        if not brokered(spec.proxies):
+            return {}
+        if self._broker_result is None:
+            broker = workflow.get_external_workflow_handle(broker_workflow_id(self._crawl_id))
+            await broker.signal(ProxyBrokerWorkflow.finish)
+            await workflow.wait_condition(lambda: self._broker_result is not None)
+        assert self._broker_result is not None
+        return self._broker_result.proxies
 
     # -- what the Temporal UI shows (see shardcrawl.visibility) -----------------------------------
 
@@ -386,6 +418,11 @@ class CrawlWorkflow:
         self._dirty = True
 
     @workflow.signal
+    def proxies_finished(self, result: BrokerResult) -> None:
+        self._size.note(result)
+        self._broker_result = result
+
+    @workflow.signal
     def shard_failed(self, failure: ShardFailure) -> None:
         if self._failure is None:
             self._failure = failure
@@ -438,6 +475,9 @@ class CrawlWorkflow:
             for index, shard in enumerate(self._shards)
             if index != failure.shard and index not in self._results
         ]
+        if self._spec is not None and brokered(self._spec.proxies):
+            broker = workflow.get_external_workflow_handle(broker_workflow_id(self._crawl_id))
+            others.append(broker.cancel())
         # A shard that closed meanwhile cannot be cancelled; that is fine.
         await asyncio.gather(*others, return_exceptions=True)
         raise ApplicationError(

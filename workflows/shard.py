@@ -41,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         LinkMessage,
         PreviousPage,
         PreviousRequest,
-        ProxyStats,
         RobotsRequest,
         RobotsResults,
         RobotsTarget,
@@ -65,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
     from shardcrawl.errors import root_cause
     from shardcrawl.fetch_queues import fetch_task_queue
     from shardcrawl.link_counts import LinkCounts
+    from shardcrawl.proxy_messages import ProxyGrants, broker_workflow_id
+    from shardcrawl.proxy_router import brokered
     from shardcrawl.segments import (
         pack_fingerprints,
         pack_records,
@@ -120,7 +121,6 @@ STATE_FIELDS = {
     "hosts": "hosts_segments",
     "retries": "retry_segments",
     "pressure": "pressure_segments",
-    "proxies": "proxy_segments",
     "robots": "robots_segments",
     "sitemaps": "sitemap_segments",
 }
@@ -198,6 +198,7 @@ class DomainShardWorkflow:
             clock=lambda: workflow.now().timestamp(),
             random=lambda: workflow.random().random(),
             incremental=shard.previous_crawl is not None,
+            generation=shard.checkpoint.generation if shard.checkpoint else 0,
         )
         self._size.note(shard)
         if shard.checkpoint is not None:
@@ -238,10 +239,12 @@ class DomainShardWorkflow:
         """The ``limit`` busiest hosts, and every parked or abandoned one, for live status."""
         return self._engine.busiest_hosts(limit)
 
-    @workflow.query
-    def proxies(self) -> dict[str, ProxyStats]:
-        """Each proxy's health and this shard's use of its share, for live status."""
-        return self._engine.proxies.stats(workflow.now().timestamp())
+    @workflow.signal
+    def proxy_grants(self, message: ProxyGrants) -> None:
+        """Proxy slots from the crawl's broker, for hosts that asked."""
+        self._size.note(message)
+        self._engine.proxy_grants(message)
+        self._dirty = True
 
     @workflow.query
     def fleets(self) -> dict[str, int]:
@@ -285,6 +288,7 @@ class DomainShardWorkflow:
                 await self._load_previous()
             self._apply_inbox()
             self._dispatch()
+            await self._talk_to_broker()
             if self._engine.has_records():
                 await self._write_records()
             self._export_metrics()
@@ -306,6 +310,7 @@ class DomainShardWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=wake)
         await self._land_in_flight()
+        await self._talk_to_broker(closing=True)
         await self._write_records()
         hosts = await self._save_segments(
             "final", "hosts", pack_records(self._engine.export("hosts")), self._generation + 1
@@ -315,7 +320,6 @@ class DomainShardWorkflow:
             totals=self._totals(),
             hosts_segments=hosts,
             unfetched=self._engine.frontier.queued(),
-            proxies=self._engine.proxies.stats(workflow.now().timestamp()),
             series=self._engine.stats.series,
         )
 
@@ -329,6 +333,18 @@ class DomainShardWorkflow:
             for task in list(self._batches):
                 task.cancel()
             await workflow.wait_condition(lambda: not self._batches)
+
+    async def _talk_to_broker(self, *, closing: bool = False) -> None:
+        """What the engine has for the proxy broker (asks, leases given back, what the
+        fetches through each proxy came to), in one message; the last one says so."""
+        router = self._engine.proxies
+        if not brokered(self._spec.proxies) or not (router.has_message() or closing):
+            return
+        message = router.take_message()
+        message.closing = closing
+        self._size.note(message)
+        broker = workflow.get_external_workflow_handle(broker_workflow_id(self._input.crawl_id))
+        await broker.signal("asks", message)
 
     # -- incoming URLs -------------------------------------------------------------------------
 
