@@ -188,10 +188,23 @@ async def run_shardcrawl(
         batches = history.activities["crawl_batch"]
         print(
             f"  activities scheduled: {dict(history.activities.most_common())} "
-            f"({report.requests / max(1, batches):.1f} requests a crawl_batch); events: "
-            f"{dict(history.event_types.most_common(8))}",
+            f"({report.requests / max(1, batches):.1f} requests a crawl_batch); signals "
+            f"received: {dict(history.signals.most_common())}",
             flush=True,
         )
+        # Every kind of event, with its KiB: where history's events and bytes go.
+        kinds = ", ".join(
+            f"{kind.lower()} {count} ({history.event_bytes[kind] / 1024:.0f} KiB)"
+            for kind, count in history.event_types.most_common()
+        )
+        print(f"  events: {kinds}", flush=True)
+        pages = max(1, report.pages_fetched)
+        asked = ", ".join(
+            f"{name} {1000 * count / pages:.0f}"
+            for name, count in crawl.server_requests.most_common()
+            if 1000 * count / pages >= 1
+        )
+        print(f"  server calls per 1k pages: {asked}", flush=True)
     return report.pages_fetched, crawl.seconds, crawl, history
 
 
