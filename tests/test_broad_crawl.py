@@ -83,10 +83,16 @@ async def test_many_small_hosts_share_batches_and_keep_their_budgets(
     # Hosts were fetched side by side, far beyond one host's budget.
     assert max_overlap((r["start"], r["end"]) for r in requests) > 3 * CONCURRENCY
 
-    ran = await activities_run(client, handle.id)
+    runs = await audit_crawl(client, handle.id)
+    ran = sum((run.activities for run in runs), Counter())
     # One batch per host and wave would be at least 30 first batches; robots.txt one per host.
     assert ran["crawl_batch"] < len(HOSTS), ran
     assert ran["fetch_robots"] <= 2 * spec["shards"], ran
+    # A shard waiting for one moment (its links' deadline) through many landings keeps one
+    # timer: a timer per landing would be about one per batch.
+    events = sum((run.event_types for run in runs), Counter())
+    links = sum(run.signals["links"] for run in runs)
+    assert events["TIMER_STARTED"] <= links + spec["shards"], (events, links)
     assert report.status == "completed" and report.pages_fetched == len(expected)
 
 

@@ -27,10 +27,14 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
     site = site_factory(pages_per_host=70, extras=False)
     out = tmp_path / "out"
     workers.start(2)
+    expected = reachable_pages(site.config, [site.seed_url], max_depth=1000)
     spec = {
         "seeds": [site.seed_url],
         "allowed_domains": ["127.0.0.2", "127.0.0.3", "localhost"],
         "max_depth": 1000,
+        # A tight pool goes out in many small grants: enough messages for the crawl
+        # workflow to continue as new (each grant is at most a quarter of what is left).
+        "max_pages": len(expected) + 20,
         "concurrency_per_host": 2,
         "batch_size": 3,
         "shards": 2,
@@ -52,8 +56,6 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
     await handle.resume()
     report = await asyncio.wait_for(handle.wait(), timeout=300)
     await asyncio.sleep(0.5)  # the site flushes its log every 0.1 s
-
-    expected = reachable_pages(site.config, [site.seed_url], max_depth=1000)
     recorded = Counter(item["url"] for item in read_items(out, handle.crawl_id))
     assert [u for u, n in recorded.items() if n > 1] == []
     assert set(recorded) == set(expected)

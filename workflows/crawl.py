@@ -228,9 +228,11 @@ class CrawlWorkflow:
         for seed in spec.seeds:
             owner = urls.shard_of(urls.origin(seed), spec.shards)
             self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
-        # Credits ride along with the seeds, saving the shards a round trip to ask for them.
+        # Credits ride along with the seeds, saving the shards a round trip to ask for them:
+        # each seeded shard gets the most one grant may be, from the whole pool.
+        cap = self._grant_cap()
         for owner in sorted(self._pending_urls):
-            grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
+            grant = min(self._credits_left, cap)
             self._credits_left -= grant
             self._pending_credits[owner] = grant
 
@@ -463,16 +465,20 @@ class CrawlWorkflow:
                 continue
             if self._pending_credits.get(index, 0) > 0:
                 continue
-            # A shard asks for what it has queued; it gets at most half the pool's fair share
-            # per shard (and never less than a chunk), so one shard with a long queue cannot
-            # take a small max_pages from the others, and a large pool goes in few messages.
-            assert self._spec is not None
-            spec = self._spec
-            fair = self._credits_left // (2 * spec.shards)
-            cap = max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
-            grant = min(report.wants_credits, self._credits_left, cap)
+            # A shard asks for what it has queued and gets at most _grant_cap.
+            grant = min(report.wants_credits, self._credits_left, self._grant_cap())
             self._credits_left -= grant
             self._pending_credits[index] = grant
+
+    def _grant_cap(self) -> int:
+        """The most one grant gives a shard: half the pool's fair share per shard (and never
+        less than a chunk), so one shard with a long queue cannot take a small max_pages
+        from the others, and a large pool goes in few messages (each grant is a report and
+        an enqueue, four signals' worth of work for the Temporal server)."""
+        assert self._spec is not None
+        spec = self._spec
+        fair = self._credits_left // (2 * spec.shards)
+        return max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
 
     async def _coordinate(self, *, seeds: bool) -> None:
         shards = self._shards

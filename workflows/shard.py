@@ -16,7 +16,6 @@ its result to the parent, which may itself be a later run than the one that star
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -171,12 +170,16 @@ class DomainShardWorkflow:
         self._cancel = False
         self._paused = False
         self._dirty = False
+        # The timer that wakes the loop at the engine's next wake-up: its deadline (workflow
+        # time) and the task sleeping until then; kept while the deadline holds (see _arm).
+        self._alarm: tuple[float, asyncio.Task[None]] | None = None
         self._previous_next = 0
         # In-flight activity tasks, in start order (a dict: a set's order could differ on replay).
         self._batches: dict[asyncio.Task[None], None] = {}
         self._batch_seq = 0
         self._records_seq = 0
         self._last_report: tuple[object, ...] | None = None
+        self._wanted = False  # whether the shard wanted credits when it last looked
         self._fatal: BaseException | None = None
         self._draining = False
         # While the store is down: since when (workflow time) and its last error.
@@ -295,9 +298,10 @@ class DomainShardWorkflow:
             wake = self._next_wake()
             if wake == timedelta(0):
                 continue  # a wait ended while reporting: dispatch again first
-            # A timeout means a resting host may take a lease, or a retry may go, now.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._dirty, timeout=wake)
+            # The alarm means a resting host may take a lease, or a retry may go, now.
+            self._arm(wake)
+            await workflow.wait_condition(lambda: self._dirty)
+        self._arm(None)
         await self._land_in_flight()
         await self._write_records()
         hosts = await self._save_segments(
@@ -626,13 +630,16 @@ class DomainShardWorkflow:
             await self._send_links()
         idle = not self._reading_previous() and self._engine.idle() and not self._link_inbox
         ask = self._engine.ask_credits(idle=idle)
-        # Only what the parent decides on triggers a report: whether credits are wanted (not
-        # how many: a queue that grows meanwhile sends no report), and idleness, with the
-        # last message applied and the link counts. Live counters are read by query instead.
+        # Only what the parent decides on triggers a report: a new want of credits (not how
+        # many: a queue that grows meanwhile sends no report; and not the want's end, as the
+        # parent grants again only after a report newer than its grant), and idleness, with
+        # the last message applied and the link counts. Live counters are read by query.
         sent, applied = self._links.sent(), self._links.applied()
         counts = (self._processed_seq, tuple(sent.items()), tuple(applied.items()))
-        key = (idle, ask.wants > 0, counts if idle else None)
-        if not ask.returned and key == self._last_report:
+        key = (idle, counts if idle else None)
+        wants, wanted = ask.wants > 0, self._wanted
+        self._wanted = wants
+        if not ask.returned and key == self._last_report and not (wants and not wanted):
             return
         self._last_report = key
         report = ShardReport(
@@ -668,6 +675,25 @@ class DomainShardWorkflow:
                 self._size.note(message)
                 sends.append(handle.signal("links", message))
         await asyncio.gather(*sends)
+
+    def _arm(self, wake: timedelta | None) -> None:
+        """Set the alarm for ``wake`` from now (None: no alarm). An alarm already set for
+        the same moment is kept: the loop wakes many times (batches landing) while the
+        engine waits for one moment (the links' deadline, a rest), and each new timer would
+        be two more events and a timer task on the server."""
+        deadline = None if wake is None else workflow.now().timestamp() + wake.total_seconds()
+        if self._alarm is not None:
+            at, task = self._alarm
+            if not task.done() and deadline is not None and abs(at - deadline) < 0.001:
+                return
+            task.cancel()
+            self._alarm = None
+        if deadline is not None and wake is not None:
+            self._alarm = (deadline, asyncio.create_task(self._ring(wake)))
+
+    async def _ring(self, wake: timedelta) -> None:
+        await workflow.sleep(wake)
+        self._dirty = True
 
     def _next_wake(self) -> timedelta | None:
         """When the engine next has something to do by the clock (zero: already due). None
@@ -722,6 +748,7 @@ class DomainShardWorkflow:
         checkpoint.link_counts = self._links.export()
         next_input = self._input.model_copy(update={"checkpoint": checkpoint})
         self._size.note(next_input)
+        self._arm(None)
         workflow.continue_as_new(next_input)
 
     async def _save_segments(
