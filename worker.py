@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.admin import AdminActivities
 from activities.batch import BatchActivities
 from activities.checkpoint import CheckpointActivities
+from activities.fetch_options import SharedFetchOptions
 from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
@@ -54,15 +55,17 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
     """Every activity, bound to its dependencies: the one place they are composed."""
     runtime = ScrapyRuntime(spider_modules=config.spider_module_list())
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
+    fetch_options = SharedFetchOptions(stores)
     batch = BatchActivities(
         runtime=runtime,
         stores=stores,
         robots=RobotsRules(stores),
         previous=PreviousRecords(stores),
+        fetch_options=fetch_options,
     )
     previous = PreviousActivities(stores=stores)
-    robots = RobotsActivities(runtime=runtime, stores=stores)
-    sitemaps = SitemapActivities(runtime=runtime, stores=stores)
+    robots = RobotsActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
+    sitemaps = SitemapActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
     warc_index = WarcIndexActivities(stores=stores)

@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from shardcrawl import urls
+from shardcrawl.contracts import CrawlSpec, FetchOptions
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import reachable_pages
 from shardcrawl.sites.process import max_overlap
@@ -82,6 +83,13 @@ async def test_many_small_hosts_share_batches_and_keep_their_budgets(
     assert max(concurrency.values()) == CONCURRENCY, "no host's budget was used in full"
     # Hosts were fetched side by side, far beyond one host's budget.
     assert max_overlap((r["start"], r["end"]) for r in requests) > 3 * CONCURRENCY
+
+    # The fetch options are stored once and named by digest: no batch carries them.
+    requests_sent = await batch_inputs(client, handle.id)
+    assert {r.get("fetch_digest") for r in requests_sent} == {
+        FetchOptions.from_spec(CrawlSpec.model_validate(spec)).digest()
+    }
+    assert not any("fetch" in r for r in requests_sent)
 
     runs = await audit_crawl(client, handle.id)
     ran = sum((run.activities for run in runs), Counter())

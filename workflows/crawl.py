@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CrawlReport,
         CrawlSpec,
         Enqueue,
+        FetchOptions,
         PrepareRequest,
         PrepareResult,
         ReportRequest,
@@ -185,6 +186,11 @@ class CrawlWorkflow:
         self._credits_left = spec.max_pages
         workflow.upsert_memo(spec_memo(spec))
         workflow.upsert_search_attributes([SEED_DOMAINS.value_set(seed_domains(spec))])
+        # Shards get their URLs by message: their spec need not carry every seed (a spec may
+        # list many), only the allowed domains the seeds imply.
+        shard_spec = spec.model_copy(
+            update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
+        )
         prepared = await workflow.execute_activity(
             "prepare_crawl",
             PrepareRequest(
@@ -192,6 +198,7 @@ class CrawlWorkflow:
                 spider=spec.spider,
                 output=spec.output,
                 shard_count=spec.shards,
+                fetch=FetchOptions.from_spec(shard_spec),
                 previous_crawl=spec.previous_crawl,
                 schedule=self._schedule(),
                 incremental=spec.incremental,
@@ -201,11 +208,6 @@ class CrawlWorkflow:
             retry_policy=ADMIN_RETRY,
         )
         self._previous_crawl = prepared.previous_crawl
-        # Shards get their URLs by message: their spec need not carry every seed (a spec may
-        # list many), only the allowed domains the seeds imply.
-        shard_spec = spec.model_copy(
-            update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
-        )
         for index in range(spec.shards):
             self._sent_seq[index] = 0
             shard_input = ShardInput(

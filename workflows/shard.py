@@ -134,12 +134,12 @@ def _raise_if_final(exc: ActivityError) -> None:
         raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from exc
 
 
-def _batch_timeout(request: BatchRequest) -> timedelta:
+def _batch_timeout(request: BatchRequest, fetch: FetchOptions) -> timedelta:
     """Long enough for every URL of the slowest host to time out one after another within
     its lease (hosts fetch side by side), and for a few slow store calls. (A store that is
     down fails its first call, so the items files of many origins need no call's worst case
     each; a worker that dies is noticed by its heartbeat, not by this.)"""
-    timeout = request.fetch.download_timeout_seconds
+    timeout = fetch.download_timeout_seconds
     fetching = max(
         (timeout + part.delay_seconds) * part.count / part.concurrency for part in request.slices
     )
@@ -247,7 +247,9 @@ class DomainShardWorkflow:
 
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
+        # Stored once by the parent (prepare_crawl); activity inputs name them by digest.
         self._fetch = FetchOptions.from_spec(shard.spec)
+        self._fetch_digest = self._fetch.digest()
         parent = workflow.info().parent
         if parent is None:
             raise ApplicationError(
@@ -399,7 +401,7 @@ class DomainShardWorkflow:
             crawl_id=self._input.crawl_id,
             origins=targets,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
         )
         try:
             results = (
@@ -407,7 +409,7 @@ class DomainShardWorkflow:
                     "fetch_robots",
                     request,
                     RobotsResults,
-                    timeout=_documents_timeout(request.fetch, min(len(request.origins), 3)),
+                    timeout=_documents_timeout(self._fetch, min(len(request.origins), 3)),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                 )
@@ -425,7 +427,7 @@ class DomainShardWorkflow:
         request = SitemapRequest(
             crawl_id=self._input.crawl_id,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
             targets=targets,
         )
         try:
@@ -435,7 +437,7 @@ class DomainShardWorkflow:
                     request,
                     SitemapResults,
                     # A 50,000-URL sitemap writes a few dozen segments: three slow calls' worth.
-                    timeout=_documents_timeout(request.fetch, 3),
+                    timeout=_documents_timeout(self._fetch, 3),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                 )
@@ -460,7 +462,7 @@ class DomainShardWorkflow:
             slices=[self._engine.batch_slice(part) for part in parts],
             spider=self._spec.spider,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
             previous_crawl=self._input.previous_crawl,
         )
         self._size.note(request)
@@ -471,7 +473,7 @@ class DomainShardWorkflow:
                 "crawl_batch",
                 request,
                 BatchResult,
-                timeout=_batch_timeout(request),
+                timeout=_batch_timeout(request, self._fetch),
                 retry_policy=BATCH_RETRY,
                 heartbeat=True,
             )
