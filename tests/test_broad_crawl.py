@@ -16,6 +16,7 @@ from shardcrawl.contracts import CrawlSpec, FetchOptions
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import reachable_pages
 from shardcrawl.sites.process import max_overlap
+from shardcrawl.wire import decode_payload
 from tests.helpers import crawl_events, read_items, start_crawl
 from tests.moody_site import RETRY_AFTER_SECONDS, THROTTLED_PAGES, MoodySite
 
@@ -33,7 +34,9 @@ async def batch_inputs(client: Client, crawl_id: str) -> list[dict]:
     """The BatchRequest of every crawl_batch the crawl's shards scheduled, as JSON."""
     scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     return [
-        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        json.loads(
+            decode_payload(event.activity_task_scheduled_event_attributes.input.payloads[0]).data
+        )
         async for event in crawl_events(client, crawl_id, scheduled)
         if event.activity_task_scheduled_event_attributes.activity_type.name == "crawl_batch"
     ]
