@@ -76,6 +76,9 @@ class HostPressure:
         self.blocks = blocks
         self.retry = retry
         self._hosts: dict[str, HostState] = {}
+        # Hosts not "ok" (parked, probing, abandoned): few, so counting them is no walk of
+        # every host a shard has met.
+        self._unwell: dict[str, None] = {}
 
     def host(self, name: str) -> HostState:
         state = self._hosts.get(name)
@@ -126,8 +129,9 @@ class HostPressure:
 
         if host.state == "probing":
             if blocked or not responses:
-                return self._park(host, now)
+                return self._park(name, host, now)
             host.state, host.parks_in_a_row, host.concurrency = "ok", 0, 1
+            self._unwell.pop(name, None)
             host.window.clear()
         if blocked or throttled:
             self._slow_down(host)
@@ -145,7 +149,7 @@ class HostPressure:
         if len(host.window) >= self.blocks.park_min_responses and sum(
             host.window
         ) >= self.blocks.park_block_rate * len(host.window):
-            return self._park(host, now)
+            return self._park(name, host, now)
         return rest_until
 
     @staticmethod
@@ -179,7 +183,8 @@ class HostPressure:
         host.recoveries += 1
         return True
 
-    def _park(self, host: HostState, now: float) -> float:
+    def _park(self, name: str, host: HostState, now: float) -> float:
+        self._unwell[name] = None
         host.parks += 1
         host.parks_in_a_row += 1
         host.window.clear()
@@ -191,10 +196,10 @@ class HostPressure:
         return host.parked_until
 
     def parked(self) -> list[str]:
-        return sorted(n for n, h in self._hosts.items() if h.state in ("parked", "probing"))
+        return sorted(n for n in self._unwell if self._hosts[n].state in ("parked", "probing"))
 
     def abandoned(self) -> list[str]:
-        return sorted(n for n, h in self._hosts.items() if h.state == "abandoned")
+        return sorted(n for n in self._unwell if self._hosts[n].state == "abandoned")
 
     def export(self) -> list[list[Any]]:
         return [[name, host.export()] for name, host in self._hosts.items()]
@@ -204,3 +209,5 @@ class HostPressure:
             window = deque(record.pop("window"))
             recent = deque(record.pop("recent_failures", ()), maxlen=HEALTH_WINDOW)
             self._hosts[name] = HostState(**record, window=window, recent_failures=recent)
+            if self._hosts[name].state != "ok":
+                self._unwell[name] = None

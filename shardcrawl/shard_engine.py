@@ -122,7 +122,7 @@ class ShardEngine:
         self.shard_count = shard_count
         self._clock = clock
         self._random = random
-        self._domains = spec.effective_allowed_domains()
+        self._domains = urls.DomainSet(spec.effective_allowed_domains())
         self._rules = UrlRules(spec.include, spec.exclude)
         self._quota = spec.max_pages_per_host
         self.credits = 0
