@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.admin import AdminActivities
 from activities.batch import BatchActivities
 from activities.checkpoint import CheckpointActivities
+from activities.fetch_options import SharedFetchOptions
 from activities.previous import PreviousActivities, PreviousRecords
 from activities.robots import RobotsActivities, RobotsRules
 from activities.scrapy_runtime import ScrapyRuntime
@@ -64,15 +65,17 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
         spider_modules=config.spider_module_list(), bind_address=config.bind_address
     )
     stores = StoreCache(s3_endpoint_url=config.s3_endpoint_url)
+    fetch_options = SharedFetchOptions(stores)
     batch = BatchActivities(
         runtime=runtime,
         stores=stores,
         robots=RobotsRules(stores),
         previous=PreviousRecords(stores),
+        fetch_options=fetch_options,
     )
     previous = PreviousActivities(stores=stores)
-    robots = RobotsActivities(runtime=runtime, stores=stores)
-    sitemaps = SitemapActivities(runtime=runtime, stores=stores)
+    robots = RobotsActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
+    sitemaps = SitemapActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
     admin = AdminActivities(runtime=runtime, stores=stores)
     checkpoint = CheckpointActivities(stores=stores)
     warc_index = WarcIndexActivities(stores=stores)

@@ -35,7 +35,8 @@ class AdminActivities:
     @activity.defn(name="prepare_crawl")
     async def prepare_crawl(self, request: PrepareRequest) -> PrepareResult:
         """Fail the crawl at once, not batch by batch, on an unknown spider or unwritable store;
-        for an incremental crawl, index the previous crawl's pages by shard."""
+        store the fetch options its activities name by digest; for an incremental crawl,
+        index the previous crawl's pages by shard."""
         try:
             self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:
@@ -44,6 +45,9 @@ class AdminActivities:
             await self._stores.check_writable(request.output)
         except ValueError as exc:
             raise ApplicationError(str(exc), type=STORE_FAILED, non_retryable=True) from exc
+        if request.fetch is not None:
+            key = layout.fetch_options_key(request.crawl_id, request.fetch.digest())
+            await self._stores.put(request.output, key, request.fetch.model_dump_json().encode())
         return await index_previous(self._stores, request)
 
     @activity.defn(name="write_report")

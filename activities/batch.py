@@ -21,6 +21,7 @@ from activities.batch_capture import (
     PageCapture,
 )
 from activities.batch_warc import archive_pages
+from activities.fetch_options import SharedFetchOptions
 from activities.metrics import record_batch
 from activities.previous import PreviousRecords, change_of, conditions, not_newer_than
 from activities.proxy_assign import proxy_slots
@@ -173,15 +174,18 @@ class BatchActivities:
         stores: StoreCache,
         robots: RobotsRules,
         previous: PreviousRecords,
+        fetch_options: SharedFetchOptions,
     ) -> None:
         self._runtime = runtime
         self._stores = stores
         self._robots = robots
         self._previous = previous
+        self._fetch_options = fetch_options
 
     @activity.defn(name="crawl_batch")
     async def crawl_batch(self, request: BatchRequest) -> BatchResult:
         started = time.monotonic()
+        request = await self._fetch_options.resolve(request)
         try:
             spidercls = self._runtime.spider_class(request.spider)
         except UnknownSpiderError as exc:

@@ -13,6 +13,7 @@ from temporalio import activity
 
 from activities.batch_capture import PageCapture
 from activities.documents import fetch_documents
+from activities.fetch_options import SharedFetchOptions
 from activities.lru import Lru
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.stores import StoreCache
@@ -51,13 +52,17 @@ class RobotsRules:
 
 
 class RobotsActivities:
-    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache):
+    def __init__(
+        self, *, runtime: ScrapyRuntime, stores: StoreCache, fetch_options: SharedFetchOptions
+    ):
         self._runtime = runtime
         self._stores = stores
+        self._fetch_options = fetch_options
 
     @activity.defn(name="fetch_robots")
     async def fetch_robots(self, request: RobotsRequest) -> RobotsResults:
         """Every target's robots.txt in one crawl (``fetch_documents``)."""
+        request = await self._fetch_options.resolve(request)
         targets = request.origins
         pages = await fetch_documents(
             self._runtime,

@@ -13,6 +13,7 @@ from temporalio import activity
 
 from activities.batch_capture import PageCapture
 from activities.documents import fetch_documents
+from activities.fetch_options import SharedFetchOptions
 from activities.scrapy_runtime import ScrapyRuntime
 from activities.sitemap_parser import SitemapReader
 from activities.stores import StoreCache
@@ -34,13 +35,17 @@ HEARTBEAT_EVERY = 5000
 
 
 class SitemapActivities:
-    def __init__(self, *, runtime: ScrapyRuntime, stores: StoreCache):
+    def __init__(
+        self, *, runtime: ScrapyRuntime, stores: StoreCache, fetch_options: SharedFetchOptions
+    ):
         self._runtime = runtime
         self._stores = stores
+        self._fetch_options = fetch_options
 
     @activity.defn(name="fetch_sitemaps")
     async def fetch_sitemaps(self, request: SitemapRequest) -> SitemapResults:
         """Every target in one crawl (``fetch_documents``), each then read as a stream."""
+        request = await self._fetch_options.resolve(request)
         targets = request.targets
         pages = await fetch_documents(
             self._runtime,

@@ -55,6 +55,7 @@ __all__ = [
     "loopback_ips",
     "machine_busy_seconds",
     "run_plain",
+    "server_requests",
     "shardcrawl_fleet",
     "start_workers",
     "status_kb",
@@ -428,6 +429,26 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_requests(server: DevServer) -> Counter[str]:
+    """What the Temporal server has been asked so far, from its Prometheus endpoint: RPCs to
+    its frontend (``frontend OPERATION``, e.g. RecordActivityTaskHeartbeat) and calls to its
+    database (``db OPERATION``), each summed over services and namespaces. Two readings, one
+    before and one after a crawl, show what the server's CPU went on."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(server.metrics_url, timeout=30) as response:
+        text = response.read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        for metric, label in (("service_requests{", "frontend"), ("persistence_requests{", "db")):
+            if not line.startswith(metric):
+                continue
+            if label == "frontend" and 'service_name="frontend"' not in line:
+                continue
+            operation = line.split('operation="', 1)[1].split('"', 1)[0]
+            counts[f"{label} {operation}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
 @dataclass(frozen=True)
 class TimedCrawl:
     """One crawl workflow run to its end, and the CPU seconds each process spent meanwhile."""
@@ -438,6 +459,7 @@ class TimedCrawl:
     worker_cpu: list[float]
     client_cpu: float  # this process: starting the crawl and waiting for it
     machine_busy: float  # every core of the machine, less interrupts and steal
+    server_requests: Counter[str]  # what the server was asked during the crawl
 
     @property
     def cpu(self) -> float:
@@ -449,6 +471,7 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
     """Run CrawlWorkflow(spec) as ``crawl_id`` on the fleet and wait for its report. CPU from
     /proc of the server and the workers (with their descendants), over the crawl only."""
     pids = [fleet.server_pid, *(p.pid for p in fleet.workers)]
+    asked_before = server_requests(fleet.server)
     before = [tree_cpu_seconds(pid) for pid in pids]
     self_before = _self_cpu()
     machine_before = machine_busy_seconds()
@@ -463,6 +486,8 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
     seconds = time.monotonic() - start
     after = [tree_cpu_seconds(pid) for pid in pids]
     machine = {k: v - machine_before[k] for k, v in machine_busy_seconds().items()}
+    asked = server_requests(fleet.server)
+    asked.subtract(asked_before)
     used = [a - b for a, b in zip(after, before, strict=True)]
     return TimedCrawl(
         report=report,
@@ -471,6 +496,7 @@ async def timed_crawl(fleet: Fleet, spec: dict[str, Any], crawl_id: str) -> Time
         worker_cpu=used[1:],
         client_cpu=_self_cpu() - self_before,
         machine_busy=machine["busy"] - machine["irq"] - machine["steal"],
+        server_requests=+asked,
     )
 
 
@@ -481,7 +507,9 @@ class HistoryTotals:
     events: int
     history_bytes: int
     event_types: Counter[str]
+    event_bytes: Counter[str]  # serialized bytes, by event type
     activities: Counter[str]  # activities scheduled, by type
+    signals: Counter[str]  # signals received, by name
 
 
 async def history_totals(client: Client, crawl_id: str) -> HistoryTotals:
@@ -494,5 +522,7 @@ async def history_totals(client: Client, crawl_id: str) -> HistoryTotals:
         events=sum(a.events for a in audits),
         history_bytes=sum(a.history_bytes for a in audits),
         event_types=sum((a.event_types for a in audits), Counter()),
+        event_bytes=sum((a.event_bytes for a in audits), Counter()),
         activities=sum((a.activities for a in audits), Counter()),
+        signals=sum((a.signals for a in audits), Counter()),
     )

@@ -4,6 +4,7 @@ shardcrawl with 1 and 2 workers.
 
     .venv/bin/python bench/bench_broad.py [--hosts 1000] [--pages-per-host 20] [--per-host 2]
         [--batch-size 100] [--plain-concurrency 32] [--shards 4] [--only plain|1|2 ...]
+        [--details] [--watch SECONDS]
 
 The site is plain (no link variants, no robots.txt or trap extras: robots.txt answers 404, so
 everything is allowed, and both crawlers obey it): H hosts on distinct loopback addresses
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -48,7 +50,10 @@ from _harness import (  # noqa: E402
     timed_crawl,
     warm_up_site,
 )
+from temporalio.client import Client  # noqa: E402
+from temporalio.service import RPCError  # noqa: E402
 
+from shardcrawl.client import CrawlHandle  # noqa: E402
 from shardcrawl.contracts import CrawlSpec  # noqa: E402
 from shardcrawl.sites.graph import SiteConfig, canonical_page_url, reachable_pages  # noqa: E402
 from shardcrawl.sites.process import SiteProcess, free_port  # noqa: E402
@@ -145,6 +150,16 @@ def plain_run(
     return result
 
 
+async def watch(client: Client, crawl_id: str, every_seconds: float) -> None:
+    """What ``shardcrawl run`` and ``status --watch`` ask while a crawl runs: its status
+    (a query to the crawl and to each shard), every ``every_seconds``."""
+    handle = CrawlHandle(client, client.get_workflow_handle(crawl_id))
+    while True:
+        await asyncio.sleep(every_seconds)
+        with contextlib.suppress(RPCError):
+            await handle.status()
+
+
 async def run_shardcrawl(
     args: argparse.Namespace,
     seeds: list[str],
@@ -168,11 +183,17 @@ async def run_shardcrawl(
     }
     CrawlSpec.model_validate(spec)  # a limit of the spec fails here, before any server starts
     async with shardcrawl_fleet(workers, tmp, name=crawl_id) as fleet:
+        watcher = None
+        if args.watch:
+            watcher = asyncio.create_task(watch(fleet.client, crawl_id, args.watch))
         try:
             crawl = await timed_crawl(fleet, spec, crawl_id)
         except BaseException:
             print(fleet.worker_log_tails(), file=sys.stderr, flush=True)
             raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         history = await history_totals(fleet.client, crawl_id)
     report = crawl.report
     if args.details:
@@ -188,10 +209,23 @@ async def run_shardcrawl(
         batches = history.activities["crawl_batch"]
         print(
             f"  activities scheduled: {dict(history.activities.most_common())} "
-            f"({report.requests / max(1, batches):.1f} requests a crawl_batch); events: "
-            f"{dict(history.event_types.most_common(8))}",
+            f"({report.requests / max(1, batches):.1f} requests a crawl_batch); signals "
+            f"received: {dict(history.signals.most_common())}",
             flush=True,
         )
+        # Every kind of event, with its KiB: where history's events and bytes go.
+        kinds = ", ".join(
+            f"{kind.lower()} {count} ({history.event_bytes[kind] / 1024:.0f} KiB)"
+            for kind, count in history.event_types.most_common()
+        )
+        print(f"  events: {kinds}", flush=True)
+        pages = max(1, report.pages_fetched)
+        asked = ", ".join(
+            f"{name} {1000 * count / pages:.0f}"
+            for name, count in crawl.server_requests.most_common()
+            if 1000 * count / pages >= 1
+        )
+        print(f"  server calls per 1k pages: {asked}", flush=True)
     return report.pages_fetched, crawl.seconds, crawl, history
 
 
@@ -215,6 +249,12 @@ def main() -> None:
     parser.add_argument("--warc", action="store_true", help="shardcrawl writes WARC too")
     parser.add_argument(
         "--details", action="store_true", help="also print each shardcrawl run's CPU split"
+    )
+    parser.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="ask the crawl's status every SECONDS meanwhile, as shardcrawl run's display does",
     )
     args = parser.parse_args()
     ips = loopback_ips(args.hosts)

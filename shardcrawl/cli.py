@@ -267,18 +267,26 @@ def _check_spider(name: str) -> None:
         raise SpecError(f"invalid crawl spec:\nspider: {exc}") from None
 
 
+# Each refresh is a query to the crawl and three to each shard, some 3 ms of the Temporal
+# server's CPU each (docs/benchmarks.md): every 0.5 s that was 0.4 ms a page on a broad crawl.
+REFRESH_SECONDS = 2.0
+
+
 async def _watch(handle: CrawlHandle, *, verbose: bool = False, interval: float = 0.5) -> None:
     """Show progress until the crawl closes: a live view sized to the terminal, lines
-    otherwise. The live view goes when the crawl ends, so that the report shows once."""
+    otherwise, refreshed every REFRESH_SECONDS (the end is seen within ``interval``). The
+    live view goes when the crawl ends, so that the report shows once."""
+    last = 0.0
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             while await _running(handle):
-                live.update(progress_table(await handle.status(), verbose=verbose))
+                if time.monotonic() - last >= REFRESH_SECONDS:
+                    live.update(progress_table(await handle.status(), verbose=verbose))
+                    last = time.monotonic()
                 await asyncio.sleep(interval)
         return
-    last = 0.0
     while await _running(handle):
-        if time.monotonic() - last >= 2.0:
+        if time.monotonic() - last >= REFRESH_SECONDS:
             console.print(progress_line(await handle.status()), highlight=False, markup=False)
             last = time.monotonic()
         await asyncio.sleep(interval)

@@ -8,6 +8,7 @@ stay free of I/O.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -537,7 +538,10 @@ class CaptureOptions(_Model):
 
 
 class FetchOptions(_Model):
-    """The spec's fetch settings that every activity needs, without the crawl-wide rest."""
+    """The spec's fetch settings that every activity needs, without the crawl-wide rest.
+
+    Stored once per crawl (``prepare_crawl``, under ``layout.fetch_options_key``); activity
+    inputs name them by ``digest()`` and workers cache them by it, so no batch carries them."""
 
     user_agent: str = DEFAULT_USER_AGENT
     max_response_bytes: int = 10 * 1024 * 1024
@@ -560,6 +564,11 @@ class FetchOptions(_Model):
             blocks=spec.blocks,
             capture=CaptureOptions.from_spec(spec),
         )
+
+    def digest(self) -> str:
+        """Names these options by their content: a changed spec gets another name, so a
+        worker's cache is never stale, and equal options of many crawls share one entry."""
+        return hashlib.blake2b(wire_json(self), digest_size=8).hexdigest()
 
 
 class RequestData(_Model):
@@ -601,6 +610,9 @@ class PrepareRequest(_Model):
     spider: str
     output: str
     shard_count: int = 1
+    fetch: FetchOptions | None = Field(
+        default=None, description="stored once for the crawl's activities (fetch_digest)"
+    )
     previous_crawl: str | None = None
     schedule: str | None = Field(default=None, description="the schedule that started it")
     incremental: bool = False
@@ -650,7 +662,13 @@ class RobotsRequest(_Model):
     crawl_id: str
     origins: list[RobotsTarget] = Field(min_length=1)
     output: str
-    fetch: FetchOptions
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="inline only from a shard of an earlier version; else named by fetch_digest",
+    )
+    fetch_digest: str = Field(
+        default="", description="FetchOptions.digest() of the crawl's stored fetch options"
+    )
 
 
 class RobotsResult(_Model):
@@ -679,7 +697,13 @@ class SitemapTarget(_Model):
 class SitemapRequest(_Model):
     crawl_id: str
     output: str
-    fetch: FetchOptions
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="inline only from a shard of an earlier version; else named by fetch_digest",
+    )
+    fetch_digest: str = Field(
+        default="", description="FetchOptions.digest() of the crawl's stored fetch options"
+    )
     targets: list[SitemapTarget]
 
 
@@ -727,7 +751,13 @@ class BatchRequest(_Model):
     slices: list[BatchSlice] = Field(min_length=1)
     spider: str
     output: str
-    fetch: FetchOptions
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="inline only from a shard of an earlier version; else named by fetch_digest",
+    )
+    fetch_digest: str = Field(
+        default="", description="FetchOptions.digest() of the crawl's stored fetch options"
+    )
     previous_crawl: str | None = None
 
     @model_validator(mode="after")

@@ -95,6 +95,11 @@ class DevServer:
         return f"{self.ip}:{self.port}"
 
     @property
+    def metrics_url(self) -> str:
+        """The server's Prometheus endpoint (RPC and persistence counts, for benchmarks)."""
+        return f"http://{self.ip}:{self._metrics_port}/metrics"
+
+    @property
     def ui_url(self) -> str:
         return f"http://{self.ip}:{self.ui_port}"
 

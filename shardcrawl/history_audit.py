@@ -39,7 +39,9 @@ class RunAudit:
     largest_event_bytes: int
     largest_event_type: str
     event_types: Counter[str] = field(default_factory=Counter)
+    event_bytes: Counter[str] = field(default_factory=Counter)  # serialized bytes, by kind
     activities: Counter[str] = field(default_factory=Counter)  # scheduled, by activity type
+    signals: Counter[str] = field(default_factory=Counter)  # received, by signal name
 
 
 def largest_payload(message: Message) -> int:
@@ -83,12 +85,14 @@ async def list_runs(client: Client, crawl_id: str) -> list[WorkflowExecution]:
 async def audit_run(
     client: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus | None
 ) -> RunAudit:
-    """One run's history: its events, their bytes and kinds, the activities it scheduled, its
-    largest payload and event."""
+    """One run's history: its events, their bytes (in all and by kind), the activities it
+    scheduled and the signals it received, its largest payload and event."""
     events = history_bytes = largest = largest_event = 0
     where = largest_event_type = ""
     kinds: Counter[str] = Counter()
+    kind_bytes: Counter[str] = Counter()
     activities: Counter[str] = Counter()
+    signals: Counter[str] = Counter()
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
         events += 1
@@ -96,8 +100,11 @@ async def audit_run(
         kinds[kind] += 1
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             activities[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            signals[event.workflow_execution_signaled_event_attributes.signal_name] += 1
         size = event.ByteSize()
         history_bytes += size
+        kind_bytes[kind] += size
         if size > largest_event:
             largest_event, largest_event_type = size, kind
         payload = largest_payload(event)
@@ -114,7 +121,9 @@ async def audit_run(
         largest_event_bytes=largest_event,
         largest_event_type=largest_event_type,
         event_types=kinds,
+        event_bytes=kind_bytes,
         activities=activities,
+        signals=signals,
     )
 
 

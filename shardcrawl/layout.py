@@ -37,6 +37,7 @@ __all__ = [
     "origin_items_prefix",
     "previous_index_key",
     "schedule_pointer_key",
+    "fetch_options_key",
     "report_html_key",
     "report_key",
     "robots_key",
@@ -133,6 +134,11 @@ def sitemap_segment_key(crawl_id: str, sitemap_url: str, part: int) -> str:
     a retried fetch rewrites its own pages."""
     name = hashlib.blake2b(sitemap_url.encode(), digest_size=10).hexdigest()
     return f"{state_prefix(crawl_id)}sitemaps/{name}/{part:05d}.bin"
+
+
+def fetch_options_key(crawl_id: str, digest: str) -> str:
+    """The crawl's fetch options, stored once and named by their digest in activity inputs."""
+    return f"{state_prefix(crawl_id)}fetch-{digest}.json"
 
 
 def batch_segment_key(crawl_id: str, batch_id: str, part: int) -> str:

@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from shardcrawl.contracts import CrawlSpec
 from shardcrawl.errors import ScheduleError
 from shardcrawl.visibility import crawl_details, crawl_summary
+from shardcrawl.wire import decode_payload
 
 __all__ = [
     "OVERLAP_POLICIES",
@@ -243,7 +244,10 @@ class CrawlSchedules:
         arg = action.args[0]
         try:
             if isinstance(arg, Payload):
-                arg = self.client.data_converter.payload_converter.from_payload(arg, dict)
+                # A schedule's action comes back as it was stored: through the codec too.
+                arg = self.client.data_converter.payload_converter.from_payload(
+                    decode_payload(arg), dict
+                )
             return CrawlSpec.model_validate(arg)
         except (ValueError, TypeError):
             return None

@@ -69,9 +69,11 @@ MAX_BATCHES_IN_FLIGHT = 64
 # its owner once, not once per page. Only an optimisation: the owner still dedups everything.
 FORWARDED_MEMORY = 200_000
 # Links for other shards wait for this many, or this long, while batches are in flight: each
-# report is four history events and a workflow task on both sides, so few large ones pay.
+# message is three history events and a workflow task on both sides (some 20 ms of the
+# Temporal server's CPU, docs/benchmarks.md), so few large ones pay. A shard with its own
+# hosts to fetch loses nothing by a later link; one with nothing in flight sends at once.
 FORWARD_BATCH = 500
-FORWARD_WAIT_SECONDS = 2.0
+FORWARD_WAIT_SECONDS = 10.0
 # Retry batches of all hosts together hold at most this share of the shard's batch slots, so
 # failing hosts cannot crowd out new work on healthy ones (each host's own retry budget is
 # the spec's retry.budget_share of its concurrency).
@@ -129,7 +131,7 @@ class ShardEngine:
         self.shard_count = shard_count
         self._clock = clock
         self._random = random
-        self._domains = spec.effective_allowed_domains()
+        self._domains = urls.DomainSet(spec.effective_allowed_domains())
         self._rules = UrlRules(spec.include, spec.exclude)
         self._quota = spec.max_pages_per_host
         self.credits = 0

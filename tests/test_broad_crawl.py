@@ -12,9 +12,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from shardcrawl import urls
+from shardcrawl.contracts import CrawlSpec, FetchOptions
 from shardcrawl.history_audit import audit_crawl
 from shardcrawl.sites.graph import reachable_pages
 from shardcrawl.sites.process import max_overlap
+from shardcrawl.wire import decode_payload
 from tests.helpers import crawl_events, read_items, start_crawl
 from tests.moody_site import RETRY_AFTER_SECONDS, THROTTLED_PAGES, MoodySite
 
@@ -32,7 +34,9 @@ async def batch_inputs(client: Client, crawl_id: str) -> list[dict]:
     """The BatchRequest of every crawl_batch the crawl's shards scheduled, as JSON."""
     scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     return [
-        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        json.loads(
+            decode_payload(event.activity_task_scheduled_event_attributes.input.payloads[0]).data
+        )
         async for event in crawl_events(client, crawl_id, scheduled)
         if event.activity_task_scheduled_event_attributes.activity_type.name == "crawl_batch"
     ]
@@ -83,10 +87,23 @@ async def test_many_small_hosts_share_batches_and_keep_their_budgets(
     # Hosts were fetched side by side, far beyond one host's budget.
     assert max_overlap((r["start"], r["end"]) for r in requests) > 3 * CONCURRENCY
 
-    ran = await activities_run(client, handle.id)
+    # The fetch options are stored once and named by digest: no batch carries them.
+    requests_sent = await batch_inputs(client, handle.id)
+    assert {r.get("fetch_digest") for r in requests_sent} == {
+        FetchOptions.from_spec(CrawlSpec.model_validate(spec)).digest()
+    }
+    assert not any("fetch" in r for r in requests_sent)
+
+    runs = await audit_crawl(client, handle.id)
+    ran = sum((run.activities for run in runs), Counter())
     # One batch per host and wave would be at least 30 first batches; robots.txt one per host.
     assert ran["crawl_batch"] < len(HOSTS), ran
     assert ran["fetch_robots"] <= 2 * spec["shards"], ran
+    # A shard waiting for one moment (its links' deadline) through many landings keeps one
+    # timer: a timer per landing would be about one per batch.
+    events = sum((run.event_types for run in runs), Counter())
+    links = sum(run.signals["links"] for run in runs)
+    assert events["TIMER_STARTED"] <= links + spec["shards"], (events, links)
     assert report.status == "completed" and report.pages_fetched == len(expected)
 
 

@@ -26,6 +26,7 @@ from shardcrawl.errors import ScheduleError
 from shardcrawl.layout import crawl_folder
 from shardcrawl.schedules import calendar_cron, every_text, parse_every
 from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.wire import decode_payload
 from tests.helpers import read_items, read_report, shardcrawl
 
 
@@ -127,7 +128,9 @@ async def test_schedule_from_the_cli_runs_each_crawl_under_its_own_id(
     assert created.returncode == 0, created.stderr
     for schedule, incremental in ((name, True), (full, False)):
         action = (await client.get_schedule_handle(schedule).describe()).schedule.action
-        spec = client.data_converter.payload_converter.from_payload(action.args[0], dict)
+        spec = client.data_converter.payload_converter.from_payload(
+            decode_payload(action.args[0]), dict
+        )
         assert spec["incremental"] is incremental
     assert (await shardcrawl("schedule", "delete", full, env=env)).returncode == 0
     described = await shardcrawl("schedule", "describe", name, env=env)

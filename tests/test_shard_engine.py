@@ -678,3 +678,68 @@ def test_a_fleet_with_no_worker_holds_only_its_share_of_the_batch_slots() -> Non
     assert engine.fetch_queue(more[0].origin) == "eu" and more[0].origin not in {
         b[0].origin for b in eu
     }
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    """A per-host map that counts walks over it (a lookup is no walk)."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountingDict.walks += 1
+        return super().__iter__()
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        _CountingDict.walks += 1
+        return super().keys()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        _CountingDict.walks += 1
+        return super().values()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        _CountingDict.walks += 1
+        return super().items()
+
+
+class _CountingSet(set):  # type: ignore[type-arg]
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountingSet.walks += 1
+        return super().__iter__()
+
+
+def test_an_activation_walks_no_per_host_map_with_10000_hosts() -> None:
+    """Issue 11: work per activation grows with what changed, not with the hosts a shard
+    owns. 10,000 hosts (each allowed by name, as a broad crawl's seeds imply) that have all
+    had a batch; then one batch lands with links to other hosts, and the shard plans,
+    reports and sleeps, as the workflow does after every landing: no map kept per host or
+    per origin, and not the allowed domains, may be walked."""
+    clock = Clock()
+    hosts = [f"h{i}.test" for i in range(10_000)]
+    engine = _engine(clock, allowed_domains=hosts, batch_size=2000, concurrency_per_host=1)
+    _seed(engine, *(f"http://{h}/" for h in hosts))
+    engine.add_credits(30_000)
+    batches = engine.plan().batches
+    assert sum(len(b) for b in batches) == len(hosts)
+    *first, last = batches
+    for batch in first:
+        engine.landed(batch, _ok(batch, {t.url: [t.url + "next"] for p in batch for t in p.tasks}))
+    engine.plan()
+
+    engine.hosts._hosts = _CountingDict(engine.hosts._hosts)
+    engine.hosts._by_origin = _CountingDict(engine.hosts._by_origin)
+    engine.frontier._queues = _CountingDict(engine.frontier._queues)
+    engine.frontier._counts = _CountingDict(engine.frontier._counts)
+    engine._domains._names = _CountingSet(engine._domains._names)
+    page = last[0].tasks[0].url
+    links = {page: [f"http://{hosts[i]}/more" for i in range(0, 10_000, 97)]}
+    engine.landed(last, _ok(last, links))
+    plan = engine.plan()
+    assert plan.batches, "the hosts of the batch that landed go again"
+    engine.totals()
+    list(engine.levels())
+    engine.next_wake()
+    engine.ask_credits(idle=engine.idle())
+    assert (_CountingDict.walks, _CountingSet.walks) == (0, 0)

@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 
 from shardcrawl import urls
 from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.wire import decode_payload
 from tests.helpers import crawl_events, start_crawl
 
 HOSTS = tuple(f"127.0.3.{i}" for i in range(1, 25))
@@ -29,7 +30,7 @@ async def _signals(client, crawl_id: str) -> dict[str, list[dict]]:
     signaled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     async for event in crawl_events(client, crawl_id, signaled):
         attributes = event.workflow_execution_signaled_event_attributes
-        payload = json.loads(attributes.input.payloads[0].data)
+        payload = json.loads(decode_payload(attributes.input.payloads[0]).data)
         received.setdefault(attributes.signal_name, []).append(payload)
     return received
 

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CrawlReport,
         CrawlSpec,
         Enqueue,
+        FetchOptions,
         PrepareRequest,
         PrepareResult,
         ProxyStats,
@@ -190,6 +191,11 @@ class CrawlWorkflow:
         self._credits_left = spec.max_pages
         workflow.upsert_memo(spec_memo(spec))
         workflow.upsert_search_attributes([SEED_DOMAINS.value_set(seed_domains(spec))])
+        # Shards get their URLs by message: their spec need not carry every seed (a spec may
+        # list many), only the allowed domains the seeds imply.
+        shard_spec = spec.model_copy(
+            update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
+        )
         prepared = await workflow.execute_activity(
             "prepare_crawl",
             PrepareRequest(
@@ -197,6 +203,7 @@ class CrawlWorkflow:
                 spider=spec.spider,
                 output=spec.output,
                 shard_count=spec.shards,
+                fetch=FetchOptions.from_spec(shard_spec),
                 previous_crawl=spec.previous_crawl,
                 schedule=self._schedule(),
                 incremental=spec.incremental,
@@ -206,11 +213,6 @@ class CrawlWorkflow:
             retry_policy=ADMIN_RETRY,
         )
         self._previous_crawl = prepared.previous_crawl
-        # Shards get their URLs by message: their spec need not carry every seed (a spec may
-        # list many), only the allowed domains the seeds imply.
-        shard_spec = spec.model_copy(
-            update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
-        )
         if brokered(spec.proxies):
             # Before the shards, whose first asks go to it.
             await workflow.start_child_workflow(
@@ -246,9 +248,11 @@ class CrawlWorkflow:
         for seed in spec.seeds:
             owner = urls.shard_of(urls.origin(seed), spec.shards)
             self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
-        # Credits ride along with the seeds, saving the shards a round trip to ask for them.
+        # Credits ride along with the seeds, saving the shards a round trip to ask for them:
+        # each seeded shard gets the most one grant may be, from the whole pool.
+        cap = self._grant_cap()
         for owner in sorted(self._pending_urls):
-            grant = min(self._credits_left, spec.batch_size * max(2, spec.concurrency_per_host))
+            grant = min(self._credits_left, cap)
             self._credits_left -= grant
             self._pending_credits[owner] = grant
 
@@ -503,16 +507,20 @@ class CrawlWorkflow:
                 continue
             if self._pending_credits.get(index, 0) > 0:
                 continue
-            # A shard asks for what it has queued; it gets at most half the pool's fair share
-            # per shard (and never less than a chunk), so one shard with a long queue cannot
-            # take a small max_pages from the others, and a large pool goes in few messages.
-            assert self._spec is not None
-            spec = self._spec
-            fair = self._credits_left // (2 * spec.shards)
-            cap = max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
-            grant = min(report.wants_credits, self._credits_left, cap)
+            # A shard asks for what it has queued and gets at most _grant_cap.
+            grant = min(report.wants_credits, self._credits_left, self._grant_cap())
             self._credits_left -= grant
             self._pending_credits[index] = grant
+
+    def _grant_cap(self) -> int:
+        """The most one grant gives a shard: half the pool's fair share per shard (and never
+        less than a chunk), so one shard with a long queue cannot take a small max_pages
+        from the others, and a large pool goes in few messages (each grant is a report and
+        an enqueue, four signals' worth of work for the Temporal server)."""
+        assert self._spec is not None
+        spec = self._spec
+        fair = self._credits_left // (2 * spec.shards)
+        return max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
 
     async def _coordinate(self, *, seeds: bool) -> None:
         shards = self._shards

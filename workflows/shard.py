@@ -16,7 +16,6 @@ its result to the parent, which may itself be a later run than the one that star
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -136,12 +135,12 @@ def _raise_if_final(exc: ActivityError) -> None:
         raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from exc
 
 
-def _batch_timeout(request: BatchRequest) -> timedelta:
+def _batch_timeout(request: BatchRequest, fetch: FetchOptions) -> timedelta:
     """Long enough for every URL of the slowest host to time out one after another within
     its lease (hosts fetch side by side), and for a few slow store calls. (A store that is
     down fails its first call, so the items files of many origins need no call's worst case
     each; a worker that dies is noticed by its heartbeat, not by this.)"""
-    timeout = request.fetch.download_timeout_seconds
+    timeout = fetch.download_timeout_seconds
     fetching = max(
         (timeout + part.delay_seconds) * part.count / part.concurrency for part in request.slices
     )
@@ -172,12 +171,16 @@ class DomainShardWorkflow:
         self._cancel = False
         self._paused = False
         self._dirty = False
+        # The timer that wakes the loop at the engine's next wake-up: its deadline (workflow
+        # time) and the task sleeping until then; kept while the deadline holds (see _arm).
+        self._alarm: tuple[float, asyncio.Task[None]] | None = None
         self._previous_next = 0
         # In-flight activity tasks, in start order (a dict: a set's order could differ on replay).
         self._batches: dict[asyncio.Task[None], None] = {}
         self._batch_seq = 0
         self._records_seq = 0
         self._last_report: tuple[object, ...] | None = None
+        self._wanted = False  # whether the shard wanted credits when it last looked
         self._fatal: BaseException | None = None
         self._draining = False
         # While the store is down: since when (workflow time) and its last error.
@@ -254,7 +257,9 @@ class DomainShardWorkflow:
 
     @workflow.run
     async def run(self, shard: ShardInput) -> ShardResult:
+        # Stored once by the parent (prepare_crawl); activity inputs name them by digest.
         self._fetch = FetchOptions.from_spec(shard.spec)
+        self._fetch_digest = self._fetch.digest()
         parent = workflow.info().parent
         if parent is None:
             raise ApplicationError(
@@ -306,9 +311,10 @@ class DomainShardWorkflow:
             wake = self._next_wake()
             if wake == timedelta(0):
                 continue  # a wait ended while reporting: dispatch again first
-            # A timeout means a resting host may take a lease, or a retry may go, now.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._dirty, timeout=wake)
+            # The alarm means a resting host may take a lease, or a retry may go, now.
+            self._arm(wake)
+            await workflow.wait_condition(lambda: self._dirty)
+        self._arm(None)
         await self._land_in_flight()
         await self._talk_to_broker(closing=True)
         await self._write_records()
@@ -418,7 +424,7 @@ class DomainShardWorkflow:
             crawl_id=self._input.crawl_id,
             origins=targets,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
         )
         try:
             results = (
@@ -426,7 +432,7 @@ class DomainShardWorkflow:
                     "fetch_robots",
                     request,
                     RobotsResults,
-                    timeout=_documents_timeout(request.fetch, min(len(request.origins), 3)),
+                    timeout=_documents_timeout(self._fetch, min(len(request.origins), 3)),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                     task_queue=self._fetch_queue(targets[0].origin),
@@ -445,7 +451,7 @@ class DomainShardWorkflow:
         request = SitemapRequest(
             crawl_id=self._input.crawl_id,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
             targets=targets,
         )
         try:
@@ -455,7 +461,7 @@ class DomainShardWorkflow:
                     request,
                     SitemapResults,
                     # A 50,000-URL sitemap writes a few dozen segments: three slow calls' worth.
-                    timeout=_documents_timeout(request.fetch, 3),
+                    timeout=_documents_timeout(self._fetch, 3),
                     retry_policy=ROBOTS_RETRY,
                     heartbeat=True,
                     task_queue=self._fetch_queue(targets[0].url),
@@ -481,7 +487,7 @@ class DomainShardWorkflow:
             slices=[self._engine.batch_slice(part) for part in parts],
             spider=self._spec.spider,
             output=self._spec.output,
-            fetch=self._fetch,
+            fetch_digest=self._fetch_digest,
             previous_crawl=self._input.previous_crawl,
         )
         self._size.note(request)
@@ -492,7 +498,7 @@ class DomainShardWorkflow:
                 "crawl_batch",
                 request,
                 BatchResult,
-                timeout=_batch_timeout(request),
+                timeout=_batch_timeout(request, self._fetch),
                 retry_policy=BATCH_RETRY,
                 heartbeat=True,
                 task_queue=self._fetch_queue(parts[0].origin),
@@ -662,13 +668,16 @@ class DomainShardWorkflow:
             await self._send_links()
         idle = not self._reading_previous() and self._engine.idle() and not self._link_inbox
         ask = self._engine.ask_credits(idle=idle)
-        # Only what the parent decides on triggers a report: whether credits are wanted (not
-        # how many: a queue that grows meanwhile sends no report), and idleness, with the
-        # last message applied and the link counts. Live counters are read by query instead.
+        # Only what the parent decides on triggers a report: a new want of credits (not how
+        # many: a queue that grows meanwhile sends no report; and not the want's end, as the
+        # parent grants again only after a report newer than its grant), and idleness, with
+        # the last message applied and the link counts. Live counters are read by query.
         sent, applied = self._links.sent(), self._links.applied()
         counts = (self._processed_seq, tuple(sent.items()), tuple(applied.items()))
-        key = (idle, ask.wants > 0, counts if idle else None)
-        if not ask.returned and key == self._last_report:
+        key = (idle, counts if idle else None)
+        wants, wanted = ask.wants > 0, self._wanted
+        self._wanted = wants
+        if not ask.returned and key == self._last_report and not (wants and not wanted):
             return
         self._last_report = key
         report = ShardReport(
@@ -704,6 +713,25 @@ class DomainShardWorkflow:
                 self._size.note(message)
                 sends.append(handle.signal("links", message))
         await asyncio.gather(*sends)
+
+    def _arm(self, wake: timedelta | None) -> None:
+        """Set the alarm for ``wake`` from now (None: no alarm). An alarm already set for
+        the same moment is kept: the loop wakes many times (batches landing) while the
+        engine waits for one moment (the links' deadline, a rest), and each new timer would
+        be two more events and a timer task on the server."""
+        deadline = None if wake is None else workflow.now().timestamp() + wake.total_seconds()
+        if self._alarm is not None:
+            at, task = self._alarm
+            if not task.done() and deadline is not None and abs(at - deadline) < 0.001:
+                return
+            task.cancel()
+            self._alarm = None
+        if deadline is not None and wake is not None:
+            self._alarm = (deadline, asyncio.create_task(self._ring(wake)))
+
+    async def _ring(self, wake: timedelta) -> None:
+        await workflow.sleep(wake)
+        self._dirty = True
 
     def _next_wake(self) -> timedelta | None:
         """When the engine next has something to do by the clock (zero: already due). None
@@ -758,6 +786,7 @@ class DomainShardWorkflow:
         checkpoint.link_counts = self._links.export()
         next_input = self._input.model_copy(update={"checkpoint": checkpoint})
         self._size.note(next_input)
+        self._arm(None)
         workflow.continue_as_new(next_input)
 
     async def _save_segments(

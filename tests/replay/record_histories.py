@@ -23,7 +23,7 @@ from shardcrawl.contracts import CrawlReport
 from shardcrawl.devserver import DevServer
 from shardcrawl.fleet import worker_command
 from shardcrawl.history_audit import audit_crawl
-from shardcrawl.sites.graph import SiteConfig
+from shardcrawl.sites.graph import SiteConfig, reachable_pages
 from shardcrawl.sites.process import SiteProcess, free_port
 from shardcrawl.wire import data_converter
 from tests.proxy_lab import ProxyLab
@@ -38,6 +38,9 @@ async def record(address: str, site: SiteProcess, proxy: str, out: Path) -> None
         "seeds": [site.seed_url],
         "allowed_domains": ["127.0.0.2", "127.0.0.3"],
         "max_depth": 5,
+        # A tight pool goes out in many small grants: messages enough for the crawl
+        # workflow to continue as new too.
+        "max_pages": len(reachable_pages(site.config, [site.seed_url], max_depth=5)) + 20,
         "shards": 2,
         "batch_size": 3,
         "concurrency_per_host": 2,
