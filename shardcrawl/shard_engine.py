@@ -70,10 +70,12 @@ MAX_BATCHES_IN_FLIGHT = 64
 FORWARDED_MEMORY = 200_000
 # Links for other shards wait for this many, or this long, while batches are in flight: each
 # message is three history events and a workflow task on both sides (some 20 ms of the
-# Temporal server's CPU, docs/benchmarks.md), so few large ones pay. A shard with its own
-# hosts to fetch loses nothing by a later link; one with nothing in flight sends at once.
+# Temporal server's CPU, docs/benchmarks.md), so few large ones pay. Not longer: a link
+# that waits lets the owner reach the page first by a longer path, at a greater depth, and
+# under max_depth a page's depth decides what of it is crawled (10 s lost pages within
+# max_depth 6 in tests/test_node_loss.py).
 FORWARD_BATCH = 500
-FORWARD_WAIT_SECONDS = 10.0
+FORWARD_WAIT_SECONDS = 2.0
 # Retry batches of all hosts together hold at most this share of the shard's batch slots, so
 # failing hosts cannot crowd out new work on healthy ones (each host's own retry budget is
 # the spec's retry.budget_share of its concurrency).
