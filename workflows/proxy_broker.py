@@ -19,7 +19,6 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from shardcrawl.contracts import ProxyStats, shard_workflow_id
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ProxyGrant,
         ProxyGrants,
     )
+    from workflows.parent import crawl_parent
     from workflows.run_size import RunSize
 
 __all__ = ["ProxyBrokerWorkflow"]
@@ -69,13 +69,7 @@ class ProxyBrokerWorkflow:
 
     @workflow.run
     async def run(self, broker: BrokerInput) -> BrokerResult:
-        parent = workflow.info().parent
-        if parent is None:
-            raise ApplicationError(
-                "ProxyBrokerWorkflow runs only as a child of CrawlWorkflow",
-                type="NotAChild",
-                non_retryable=True,
-            )
+        parent = crawl_parent("ProxyBrokerWorkflow")
         self._size.started()
         while not self._finish:
             self._dirty = False
@@ -88,9 +82,7 @@ class ProxyBrokerWorkflow:
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         result = BrokerResult(proxies=self._broker.stats(workflow.now().timestamp()))
         self._size.note(result)
-        await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-            "proxies_finished", result
-        )
+        await parent.signal("proxies_finished", result)
         return result
 
     async def _send(self, grants: dict[int, list[ProxyGrant]]) -> None:

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         unpack_records,
     )
     from shardcrawl.shard_engine import STATE_KINDS, ShardEngine
+    from workflows.parent import crawl_parent
     from workflows.run_size import RunSize
 
 __all__ = ["DomainShardWorkflow"]
@@ -260,15 +261,7 @@ class DomainShardWorkflow:
         # Stored once by the parent (prepare_crawl); activity inputs name them by digest.
         self._fetch = FetchOptions.from_spec(shard.spec)
         self._fetch_digest = self._fetch.digest()
-        parent = workflow.info().parent
-        if parent is None:
-            raise ApplicationError(
-                "DomainShardWorkflow runs only as a child of CrawlWorkflow",
-                type="NotAChild",
-                non_retryable=True,
-            )
-        # By workflow id alone: the parent may have continued as new since it started us.
-        self._parent = workflow.get_external_workflow_handle(parent.workflow_id)
+        self._parent = crawl_parent("DomainShardWorkflow")
         try:
             if shard.checkpoint is not None:
                 await self._restore_segments(shard.checkpoint)
