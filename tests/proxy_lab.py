@@ -16,8 +16,9 @@ asyncio process (so proxy and site timestamps are comparable), logging every req
   every later one (robots.txt aside); other IPs are still served.
 - down proxy: nothing listens (its port is bound, never listened on): connections are refused.
 
-A request is in flight from the end of its head until its last byte is handed to the socket; the
-log gives the count at its arrival, itself included.
+A request is in flight from the end of its head until its last byte is handed to the socket
+(through a ``CONNECT`` tunnel: the last byte relayed from upstream, since the client has its
+answer then, whenever the tunnel's sockets close).
 
 ``python -m tests.proxy_lab LOG CERT KEY proxy:NAME=IP:PORT[:USER:PASS][/FLAG]...
 site:NAME=IP:PORT:PAGES[:BAN][/tls]...`` runs the server (CERT and KEY, PEM files, for
@@ -161,34 +162,38 @@ async def _forward(
     return int(status), _message(f"HTTP/1.1 {status} {reason}", out, rest)
 
 
-async def _tunnel(reader: Reader, writer: Writer, ip: str, host: str, port: int) -> Answer:
-    """CONNECT: bytes piped both ways until both sides are done, dialled from the proxy's IP."""
+async def _tunnel(
+    reader: Reader, writer: Writer, ip: str, host: str, port: int, relayed: list[float]
+) -> Answer:
+    """CONNECT: bytes piped both ways until both sides are done, dialled from the proxy's IP;
+    ``relayed`` gets the time of the last byte handed on from upstream."""
     try:
         up_reader, up_writer = await asyncio.open_connection(host, port, local_addr=(ip, 0))
     except OSError:
         return 502, _bad_gateway(False)
 
-    async def pipe(src: Reader, dst: Writer) -> None:
+    async def pipe(src: Reader, dst: Writer, times: list[float] | None = None) -> None:
         try:
             while data := await src.read(65536):
                 dst.write(data)
+                if times is not None:
+                    times[:] = [time.time()]
                 await dst.drain()
             dst.write_eof()
         except (OSError, RuntimeError):
             pass
 
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, relayed))
     up_writer.close()
     return 200, b""
 
 
 class _Lab:
-    """The process's shared state: the log, in-flight counts, and whom each site has banned."""
+    """The process's shared state: the log, and whom each site has banned."""
 
     def __init__(self, log_path: str) -> None:
         self.log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the server's life
-        self.in_flight: Counter[str] = Counter()
         self.asked: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.banned: dict[str, str] = {}
 
@@ -207,18 +212,22 @@ class _Lab:
 
         return handle
 
-    async def answer(self, key: str, entry: dict, writer: Writer, make: Awaitable[Answer]) -> None:
-        """Counts the request in flight until its last byte is handed to ``write`` (no drain in
-        between, so the client cannot send its next one first), then logs it."""
-        self.in_flight[key] += 1
-        entry = {**entry, "start": time.time(), "in_flight": self.in_flight[key]}
-        try:
-            status, out = await make
-            if out:  # a finished tunnel has written everything, its end of file included
-                writer.write(out)
-        finally:
-            self.in_flight[key] -= 1
-        self.log.write(json.dumps({**entry, "status": status, "end": time.time()}) + "\n")
+    async def answer(
+        self,
+        entry: dict,
+        writer: Writer,
+        make: Awaitable[Answer],
+        relayed: list[float] | None = None,
+    ) -> None:
+        """Logs the request from its arrival until its last byte is handed to ``write`` (no
+        drain in between, so the client cannot send its next one first); for a tunnel, which
+        has written everything itself, until the last byte it ``relayed`` from upstream."""
+        entry = {**entry, "start": time.time()}
+        status, out = await make
+        if out:
+            writer.write(out)
+        end = relayed[-1] if relayed else time.time()
+        self.log.write(json.dumps({**entry, "status": status, "end": end}) + "\n")
         await writer.drain()
 
     def page(self, site: str, client: str, path: str, pages: int, ban: int | None) -> bytes:
@@ -255,7 +264,7 @@ class _Lab:
                 return int(out.split(b" ", 2)[1]), out
 
             entry = {"kind": "site", "site": name, "client": client, "path": path}
-            await self.answer(f"site:{name}", entry, writer, make())
+            await self.answer(entry, writer, make())
             return False
 
         return step
@@ -279,6 +288,8 @@ class _Lab:
             keep = "close" not in wants.lower() and method != "CONNECT" and where is not None
             keep = keep and (version == "HTTP/1.1" or "keep-alive" in wants.lower())
 
+            relayed: list[float] = []
+
             async def make() -> Answer:
                 body = await _read_body(reader, headers)
                 if not ok:
@@ -289,13 +300,13 @@ class _Lab:
                 if broken:
                     return 502, _bad_gateway(keep)
                 if method == "CONNECT":
-                    return await _tunnel(reader, writer, ip, where[0], where[1])
+                    return await _tunnel(reader, writer, ip, where[0], where[1], relayed)
                 return await _forward(ip, method, where, headers, body, keep)
 
             entry = {"kind": "proxy", "proxy": name, "target": "", "path": "", "method": method}
             if where:
                 entry.update(target=f"{where[0]}:{where[1]}", path=where[2])
-            await self.answer(f"proxy:{name}", {**entry, "auth_ok": ok}, writer, make())
+            await self.answer({**entry, "auth_ok": ok}, writer, make(), relayed)
             return keep
 
         return step
@@ -386,9 +397,8 @@ class ProxyLab:
         ]
 
     def max_in_flight(self, proxy: str) -> int:
-        """The most requests the proxy had in flight at once, as counted on arrival."""
-        counts = [e["in_flight"] for e in self.entries("proxy") if e["proxy"] == proxy]
-        return max(counts, default=0)
+        """The most requests the proxy had in flight at once."""
+        return overlap_max(e for e in self.entries("proxy") if e["proxy"] == proxy)
 
     def close(self) -> None:
         self.process.terminate()

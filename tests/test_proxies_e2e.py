@@ -199,7 +199,6 @@ async def test_pools_identities_capacity_and_health_from_the_proxies_logs(
     for name in CAPACITY:
         intervals = [e for e in proxy_log if e["proxy"] == name]
         assert overlap_max(intervals) <= CAPACITY[name], name
-        assert lab.max_in_flight(name) <= CAPACITY[name], name
     assert lab.max_in_flight("t1") == CAPACITY["t1"]
 
     # Per-host politeness held whatever the number of identities.
