@@ -14,6 +14,7 @@ Plain and deterministic; the shard rebuilds it from its frontier after continue-
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 
 __all__ = ["OriginWatch"]
 
@@ -27,6 +28,11 @@ class OriginWatch:
     def touch(self, origin: str) -> None:
         """Something happened to the origin: the next pass looks at it."""
         self._due[origin] = None
+
+    def touch_all(self, origins: Iterable[str]) -> None:
+        """What a set of origins waited for happened (their host's batch landed, its
+        sitemaps were read, a proxy grant or a fleet's slot came): the next pass looks."""
+        self._due.update(dict.fromkeys(origins))
 
     def wake_at(self, origin: str, at: float) -> None:
         """The origin waits for a time of its own (a rest, a backoff, a park)."""

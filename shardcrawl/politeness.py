@@ -91,9 +91,10 @@ class Politeness:
     ) -> int:
         """The slots ``lease`` would give now, 0 for none; changes nothing (so a host can ask
         for proxy slots before it takes its lease)."""
+        if queued <= 0:
+            return 0
         record = self._hosts.find(host)
-        budget = record.budget if record is not None else None
-        if budget is not None and (budget.batches or now < budget.not_before) or queued <= 0:
+        if record is not None and (record.budget.batches or now < record.budget.not_before):
             return 0
         limit = max_concurrency or self.max_concurrency
         return limit if retry_slots is None else max(1, min(limit, retry_slots))

@@ -359,9 +359,8 @@ class ShardEngine:
         """The broker's grants: the origins that waited for them are due."""
         for name in self.proxies.receive(message):
             host = self.hosts[name]
-            waiters, host.grant_waiters = host.grant_waiters, {}
-            for origin in waiters:
-                self._watch.touch(origin)
+            self._watch.touch_all(host.grant_waiters)
+            host.grant_waiters.clear()
 
     def _plan_sitemaps(self, plan: DispatchPlan, now: float) -> None:
         """Sitemaps whose wait is over, in activities of SITEMAPS_PER_ACTIVITY, one per host
@@ -425,9 +424,8 @@ class ShardEngine:
         host.sitemaps_unread = max(0, host.sitemaps_unread - 1)
         if host.sitemaps_unread:
             return
-        waiters, host.sitemap_waiters = host.sitemap_waiters, {}
-        for origin in waiters:
-            self._watch.touch(origin)
+        self._watch.touch_all(host.sitemap_waiters)
+        host.sitemap_waiters.clear()
 
     def _sitemap_error(self, kind: str) -> None:
         errors = self.stats.totals.sitemap_errors
@@ -450,8 +448,7 @@ class ShardEngine:
         fleet = self.fleets.of_url(url)
         if fleet is not None:
             self._fleet_load[fleet] -= 1
-            for origin in self._fleet_waiters.pop(fleet, {}):
-                self._watch.touch(origin)
+            self._watch.touch_all(self._fleet_waiters.pop(fleet, {}))
 
     def fetch_queue(self, url: str) -> str | None:
         """The fleet that runs a planned activity whose first URL (or origin) is ``url``:
@@ -698,9 +695,8 @@ class ShardEngine:
             self.proxies.release(BATCH, part.lease.host)
             self._watch.touch(part.origin)
             host = self.hosts[part.lease.host]
-            waiters, host.busy_waiters = host.busy_waiters, {}
-            for waiter in waiters:
-                self._watch.touch(waiter)
+            self._watch.touch_all(host.busy_waiters)
+            host.busy_waiters.clear()
 
     def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
         """One host's outcomes; ``start`` is the index of its first request in the batch."""
@@ -886,8 +882,9 @@ class ShardEngine:
 
     def next_wake(self) -> float | None:
         """Seconds until an origin's wait ends (a rest, a retry's backoff, a park:
-        ``OriginWatch``), a proxy's cool-down does or waiting links are due; zero if one of
-        those came due after the last dispatch looked; None if nothing waits for a time."""
+        ``OriginWatch``), a sitemap's retry or waiting links are due; zero if one of those
+        came due after the last dispatch looked; None if nothing waits for a time. (A proxy's
+        cool-down is the broker's: its grant wakes the shard.)"""
         now = self._clock()
         times: list[float] = []
         if self._outbox:
