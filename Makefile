@@ -31,7 +31,7 @@ fuzz: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shardcrawl workflows activities spiders worker.py
+	$(VENV)/bin/mypy shardcrawl worker.py
 
 bench: setup
 	$(PY) bench/bench_spine.py

@@ -16,8 +16,8 @@ from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 
-from activities.address_pins import AddressPins, installed_pins, literal
-from shardcrawl import urls
+from shardcrawl.activities.address_pins import AddressPins, installed_pins, literal
+from shardcrawl.core import urls
 
 __all__ = ["ALLOW_PRIVATE_SETTING", "AddressGuardMiddleware", "ForbiddenAddress"]
 

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from shardcrawl import urls
+from shardcrawl.core import urls
 
 __all__ = ["AddressPins", "GuardedResolver", "host_key", "install", "installed_pins", "literal"]
 

@@ -7,11 +7,13 @@ import json
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.previous import index_previous
-from activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
-from activities.stores import StoreCache
-from shardcrawl import layout
-from shardcrawl.contracts import (
+from shardcrawl.activities.previous import index_previous
+from shardcrawl.activities.report_html import render_report_html
+from shardcrawl.activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout
+from shardcrawl.core.errors import StoreError
+from shardcrawl.models import (
     STORE_FAILED,
     CrawlReport,
     HostStats,
@@ -19,10 +21,8 @@ from shardcrawl.contracts import (
     PrepareResult,
     ReportRequest,
 )
-from shardcrawl.errors import StoreError
-from shardcrawl.report import ShardPart, build_report, trim_hosts
-from shardcrawl.report_html import render_report_html
-from shardcrawl.segments import unpack_records
+from shardcrawl.policy.report import ShardPart, build_report, trim_hosts
+from shardcrawl.policy.segments import unpack_records
 
 __all__ = ["AdminActivities"]
 

@@ -12,24 +12,29 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.attempt_check import ensure_current_attempt
-from activities.batch_capture import (
+from shardcrawl.activities.attempt_check import ensure_current_attempt
+from shardcrawl.activities.batch_capture import (
     CAPTURE_ARG,
     PROXY_AUTH_REFUSED,
     PROXY_ERROR,
     BatchCapture,
     PageCapture,
 )
-from activities.batch_warc import archive_pages
-from activities.fetch_options import SharedFetchOptions
-from activities.metrics import record_batch
-from activities.previous import PreviousRecords, change_of, conditions, not_newer_than
-from activities.proxy_assign import proxy_slots
-from activities.robots import RobotsRules
-from activities.scrapy_runtime import CrawlerStartError, ScrapyRuntime, UnknownSpiderError
-from activities.stores import StoreCache
-from shardcrawl import layout, urls
-from shardcrawl.contracts import (
+from shardcrawl.activities.batch_warc import archive_pages
+from shardcrawl.activities.fetch_options import SharedFetchOptions
+from shardcrawl.activities.metrics import record_batch
+from shardcrawl.activities.previous import PreviousRecords, change_of, conditions, not_newer_than
+from shardcrawl.activities.proxy_assign import proxy_slots
+from shardcrawl.activities.robots import RobotsRules
+from shardcrawl.activities.scrapy_runtime import (
+    CrawlerStartError,
+    ScrapyRuntime,
+    UnknownSpiderError,
+)
+from shardcrawl.activities.scrapy_settings import batch_settings
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout, urls
+from shardcrawl.models import (
     DEFERRED,
     NOT_FETCHED,
     REQUEST_NOT_TRANSFERABLE,
@@ -45,11 +50,10 @@ from shardcrawl.contracts import (
     UrlTask,
     payload_bytes,
 )
-from shardcrawl.frontier import request_fingerprint, unfiltered
-from shardcrawl.records import failure_record
-from shardcrawl.retry_policy import will_retry
-from shardcrawl.scrapy_settings import batch_settings
-from shardcrawl.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
+from shardcrawl.models.records import failure_record
+from shardcrawl.policy.frontier import request_fingerprint, unfiltered
+from shardcrawl.policy.retry_policy import will_retry
+from shardcrawl.policy.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
 __all__ = ["BatchActivities", "page_record"]
 

@@ -37,16 +37,16 @@ from twisted.internet import error as txerror
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
 
-from activities.address_guard import ForbiddenAddress
-from activities.request_codec import RequestNotTransferable, request_data, scrapy_request
-from activities.wire_capture import Truncated, WireRecorder
-from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
-from shardcrawl.contracts import DEFERRED, FORBIDDEN_ADDRESS, BlockSpec, RequestData, UrlTask
-from shardcrawl.urls import hostname
+from shardcrawl.activities.address_guard import ForbiddenAddress
+from shardcrawl.activities.request_codec import RequestNotTransferable, request_data, scrapy_request
+from shardcrawl.activities.wire_capture import Truncated, WireRecorder
+from shardcrawl.core.urls import hostname
+from shardcrawl.models import DEFERRED, FORBIDDEN_ADDRESS, BlockSpec, RequestData, UrlTask
+from shardcrawl.policy.blocks import block_reason, holds_host, retry_after_seconds
 
 if TYPE_CHECKING:
-    from activities.proxy_assign import ProxySlots
-    from activities.warc_writer import WireExchange
+    from shardcrawl.activities.proxy_assign import ProxySlots
+    from shardcrawl.activities.warc_writer import WireExchange
 
 __all__ = [
     "CAPTURE_ARG",

@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.batch_capture import PageCapture
-from activities.warc_writer import IDENTICAL_PROFILE, NOT_MODIFIED_PROFILE, WarcFile, payload_digest
-from shardcrawl.contracts import CaptureOptions
+from shardcrawl.activities.batch_capture import PageCapture
+from shardcrawl.activities.warc_writer import (
+    IDENTICAL_PROFILE,
+    NOT_MODIFIED_PROFILE,
+    WarcFile,
+    payload_digest,
+)
+from shardcrawl.models import CaptureOptions
 
 __all__ = ["ArchivedBatch", "archive_pages"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.stores import StoreCache
-from shardcrawl.contracts import (
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.models import (
     SegmentData,
     SegmentDelete,
     SegmentRead,

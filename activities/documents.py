@@ -9,12 +9,12 @@ from typing import Any
 from scrapy import Spider
 from temporalio import activity
 
-from activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
-from activities.proxy_assign import proxy_slots
-from activities.scrapy_runtime import ScrapyRuntime
-from shardcrawl import urls
-from shardcrawl.contracts import FetchOptions, ProxyLease, UrlTask
-from shardcrawl.scrapy_settings import fetch_settings
+from shardcrawl.activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from shardcrawl.activities.proxy_assign import proxy_slots
+from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
+from shardcrawl.activities.scrapy_settings import fetch_settings
+from shardcrawl.core import urls
+from shardcrawl.models import FetchOptions, ProxyLease, UrlTask
 
 __all__ = ["fetch_documents"]
 

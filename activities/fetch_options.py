@@ -7,10 +7,10 @@ from typing import TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from activities.lru import Lru
-from activities.stores import StoreCache
-from shardcrawl import layout
-from shardcrawl.contracts import (
+from shardcrawl.activities.lru import Lru
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout
+from shardcrawl.models import (
     STORE_FAILED,
     BatchRequest,
     FetchOptions,

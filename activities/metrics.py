@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from shardcrawl.contracts import DEFERRED, BatchRequest, BatchResult
-from shardcrawl.shard_stats import NOT_A_REQUEST
+from shardcrawl.models import DEFERRED, BatchRequest, BatchResult
+from shardcrawl.policy.shard_stats import NOT_A_REQUEST
 
 __all__ = ["record_batch"]
 

@@ -25,10 +25,10 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.lru import Lru
-from activities.stores import StoreCache
-from shardcrawl import layout, urls
-from shardcrawl.contracts import (
+from shardcrawl.activities.lru import Lru
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout, urls
+from shardcrawl.models import (
     PageChange,
     PrepareRequest,
     PrepareResult,

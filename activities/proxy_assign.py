@@ -27,16 +27,16 @@ from scrapy.http import Response
 from temporalio.exceptions import ApplicationError
 from twisted.internet.defer import Deferred
 
-from activities.batch_capture import (
+from shardcrawl.activities.batch_capture import (
     PROXY_META,
     SLOT_META,
     capture_of,
     classify_failure,
     proxy_fault,
 )
-from shardcrawl.contracts import ProxyLease
-from shardcrawl.proxy_health import PROXY_FAILURES
-from shardcrawl.proxy_urls import MissingCredential, resolve
+from shardcrawl.core.proxy_urls import MissingCredential, resolve
+from shardcrawl.models import ProxyLease
+from shardcrawl.policy.proxy_health import PROXY_FAILURES
 
 __all__ = ["ProxyAssignMiddleware", "ProxySlots", "proxy_slots"]
 

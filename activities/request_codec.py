@@ -18,7 +18,7 @@ from typing import Any
 from scrapy import Request, Spider
 from scrapy.utils.misc import load_object
 
-from shardcrawl.contracts import RequestData, UrlTask
+from shardcrawl.models import RequestData, UrlTask
 
 __all__ = ["RequestNotTransferable", "request_data", "scrapy_request"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from protego import Protego
 from temporalio import activity
 
-from activities.batch_capture import PageCapture
-from activities.documents import fetch_documents
-from activities.fetch_options import SharedFetchOptions
-from activities.lru import Lru
-from activities.scrapy_runtime import ScrapyRuntime
-from activities.stores import StoreCache
-from shardcrawl import layout, urls
-from shardcrawl.contracts import (
+from shardcrawl.activities.batch_capture import PageCapture
+from shardcrawl.activities.documents import fetch_documents
+from shardcrawl.activities.fetch_options import SharedFetchOptions
+from shardcrawl.activities.lru import Lru
+from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout, urls
+from shardcrawl.models import (
     FetchOptions,
     RobotsRequest,
     RobotsResult,

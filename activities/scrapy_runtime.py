@@ -19,12 +19,12 @@ from scrapy.crawler import Crawler, CrawlerRunner
 from scrapy.settings import Settings
 from scrapy.spiderloader import SpiderLoader
 
-from activities.address_pins import install as install_resolver
-from shardcrawl.errors import ConfigError
+from shardcrawl.activities.address_pins import install as install_resolver
+from shardcrawl.core.errors import ConfigError
 
 __all__ = ["CrawlerStartError", "ScrapyRuntime", "UnknownSpiderError"]
 
-SPIDER_MODULES = ["spiders"]
+SPIDER_MODULES = ["shardcrawl.spiders"]
 
 
 class UnknownSpiderError(LookupError):

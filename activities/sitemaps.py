@@ -11,20 +11,20 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.batch_capture import PageCapture
-from activities.documents import fetch_documents
-from activities.fetch_options import SharedFetchOptions
-from activities.scrapy_runtime import ScrapyRuntime
-from activities.sitemap_parser import SitemapReader
-from activities.stores import StoreCache
-from shardcrawl import layout, urls
-from shardcrawl.contracts import (
+from shardcrawl.activities.batch_capture import PageCapture
+from shardcrawl.activities.documents import fetch_documents
+from shardcrawl.activities.fetch_options import SharedFetchOptions
+from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
+from shardcrawl.activities.sitemap_parser import SitemapReader
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout, urls
+from shardcrawl.models import (
     SitemapRequest,
     SitemapResult,
     SitemapResults,
     SitemapTarget,
 )
-from shardcrawl.segments import pack_records
+from shardcrawl.policy.segments import pack_records
 
 __all__ = ["SITEMAP_MAX_BYTES", "SitemapActivities"]
 

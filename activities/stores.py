@@ -22,8 +22,8 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shardcrawl.contracts import STORE_FAILED, STORE_UNAVAILABLE
-from shardcrawl.errors import StoreError, StoreUnavailable
+from shardcrawl.core.errors import StoreError, StoreUnavailable
+from shardcrawl.models import STORE_FAILED, STORE_UNAVAILABLE
 from shardcrawl.store import Store, open_store
 
 __all__ = ["StoreCache", "store_failure"]

@@ -19,10 +19,10 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities.stores import HEARTBEAT_EVERY_SECONDS, StoreCache
-from shardcrawl import layout
-from shardcrawl.cdxj import merge_sorted
-from shardcrawl.contracts import WarcIndexRequest, WarcTotals
+from shardcrawl.activities.cdxj import merge_sorted
+from shardcrawl.activities.stores import HEARTBEAT_EVERY_SECONDS, StoreCache
+from shardcrawl.core import layout
+from shardcrawl.models import WarcIndexRequest, WarcTotals
 
 __all__ = ["FAN_IN", "WarcIndexActivities"]
 

@@ -30,7 +30,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.utils import Digester
 from warcio.warcwriter import WARCWriter
 
-from shardcrawl.cdxj import cdxj_line
+from shardcrawl.activities.cdxj import cdxj_line
 
 __all__ = [
     "NOT_MODIFIED_PROFILE",

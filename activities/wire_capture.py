@@ -21,10 +21,10 @@ from scrapy.exceptions import StopDownload
 from scrapy.http import Response
 from scrapy.signalmanager import SignalManager
 
-from activities.warc_writer import WireExchange
+from shardcrawl.activities.warc_writer import WireExchange
 
 if TYPE_CHECKING:
-    from activities.batch_capture import BatchCapture
+    from shardcrawl.activities.batch_capture import BatchCapture
 
 __all__ = ["Truncated", "WireRecorder", "exchange_of"]
 

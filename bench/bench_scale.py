@@ -61,20 +61,20 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from shardcrawl import urls  # noqa: E402
-from shardcrawl.client import CrawlClient, CrawlHandle  # noqa: E402
-from shardcrawl.contracts import CrawlSpec  # noqa: E402
-from shardcrawl.devserver import DevServer  # noqa: E402
-from shardcrawl.fleet import stop_processes  # noqa: E402
-from shardcrawl.history_audit import audit_run, crawl_query, list_runs  # noqa: E402
-from shardcrawl.sites import graph  # noqa: E402
-from shardcrawl.sites.graph import (  # noqa: E402
+from shardcrawl.models import CrawlSpec  # noqa: E402
+from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
+from shardcrawl.temporal.devserver import DevServer  # noqa: E402
+from shardcrawl.temporal.fleet import stop_processes  # noqa: E402
+from shardcrawl.temporal.wire import data_converter  # noqa: E402
+from shardcrawl.testing.history_audit import audit_run, crawl_query, list_runs  # noqa: E402
+from shardcrawl.testing.sites import graph  # noqa: E402
+from shardcrawl.testing.sites.graph import (  # noqa: E402
     SiteConfig,
     canonical_page_url,
     page_paths,
     reachable_pages,
 )
-from shardcrawl.sites.process import SiteProcess  # noqa: E402
-from shardcrawl.wire import data_converter  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
 MAX_DEPTH = 1_000_000
 
@@ -595,7 +595,7 @@ def main() -> None:
             "concurrency_per_host": args.concurrency_per_host,
             "max_pages": max_pages,
             "max_depth": MAX_DEPTH,
-            # How the shards split the hosts (shardcrawl.urls.shard_of): shards with none idle.
+            # How the shards split the hosts (shardcrawl.core.urls.shard_of): shards with none idle.
             "hosts_per_shard": [
                 sum(urls.shard_of(f"http://{h}", args.shards) == i for h in config.hosts)
                 for i in range(args.shards)

@@ -27,7 +27,7 @@ from temporalio import activity, workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
-from shardcrawl.devserver import DevServer  # noqa: E402
+from shardcrawl.temporal.devserver import DevServer  # noqa: E402
 
 KINDS = {
     "workflow": "a workflow started and completed",

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import cpu_seconds, run_plain, shardcrawl_fleet, timed_crawl  # noqa: E402
 
-from shardcrawl.sites.graph import SiteConfig, reachable_pages  # noqa: E402
-from shardcrawl.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.testing.sites.graph import SiteConfig, reachable_pages  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess, free_port  # noqa: E402
 
 MAX_DEPTH = 1000
 

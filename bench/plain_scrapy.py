@@ -26,7 +26,7 @@ from pathlib import Path
 from scrapy import Request
 from scrapy.crawler import CrawlerProcess
 
-from spiders.pages import PagesSpider
+from shardcrawl.spiders.pages import PagesSpider
 
 
 class BenchSpider(PagesSpider):

@@ -8,10 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shardcrawl.cli import main
-from shardcrawl.sites.graph import SiteConfig
-from shardcrawl.sites.process import SiteProcess, free_port
-from shardcrawl.temporal_client import exit_now
+from shardcrawl.cli.main import main
+from shardcrawl.temporal.connection import exit_now
+from shardcrawl.testing.sites.graph import SiteConfig
+from shardcrawl.testing.sites.process import SiteProcess, free_port
 
 IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 

@@ -1,3 +1,3 @@
-from shardcrawl.cli import entrypoint
+from shardcrawl.cli.main import entrypoint
 
 entrypoint()

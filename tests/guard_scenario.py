@@ -24,8 +24,8 @@ from dnslib import QTYPE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 from temporalio.client import Client
 
-from shardcrawl.devserver import DevServer, free_ports
-from shardcrawl.wire import data_converter
+from shardcrawl.temporal.devserver import DevServer, free_ports
+from shardcrawl.temporal.wire import data_converter
 from tests.helpers import read_items, read_report, start_crawl
 from tests.plugins.temporal import Workers
 from tests.thread_site import ThreadSite

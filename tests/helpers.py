@@ -15,9 +15,9 @@ from typing import Any
 from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
 
-from shardcrawl.contracts import CrawlReport
-from shardcrawl.history_audit import list_runs
-from shardcrawl.layout import crawl_folder
+from shardcrawl.core.layout import crawl_folder
+from shardcrawl.models import CrawlReport
+from shardcrawl.testing.history_audit import list_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

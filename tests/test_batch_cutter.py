@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shardcrawl.batch_cutter import BatchCutter, HostSlice
-from shardcrawl.contracts import UrlTask
-from shardcrawl.politeness import Lease
+from shardcrawl.models import UrlTask
+from shardcrawl.policy.batch_cutter import BatchCutter, HostSlice
+from shardcrawl.policy.politeness import Lease
 
 
 def part(host: str, n: int) -> HostSlice:

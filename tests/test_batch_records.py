@@ -14,10 +14,10 @@ from scrapy.exceptions import (
 )
 from twisted.internet import error as txerror
 
-from activities.batch import _links, _outcome, page_record
-from activities.batch_capture import FoundRequest, PageCapture, classify_failure
-from activities.previous import change_of, conditions
-from shardcrawl.contracts import Link
+from shardcrawl.activities.batch import _links, _outcome, page_record
+from shardcrawl.activities.batch_capture import FoundRequest, PageCapture, classify_failure
+from shardcrawl.activities.previous import change_of, conditions
+from shardcrawl.models import Link
 
 FETCHED_AT = 1_700_000_000.123  # 2023-11-14T22:13:20.123Z
 

@@ -11,12 +11,12 @@ from collections import Counter
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from shardcrawl import urls
-from shardcrawl.contracts import CrawlSpec, FetchOptions
-from shardcrawl.history_audit import audit_crawl
-from shardcrawl.sites.graph import reachable_pages
-from shardcrawl.sites.process import max_overlap
-from shardcrawl.wire import decode_payload
+from shardcrawl.core import urls
+from shardcrawl.models import CrawlSpec, FetchOptions
+from shardcrawl.temporal.wire import decode_payload
+from shardcrawl.testing.history_audit import audit_crawl
+from shardcrawl.testing.sites.graph import reachable_pages
+from shardcrawl.testing.sites.process import max_overlap
 from tests.helpers import crawl_events, read_items, start_crawl
 from tests.moody_site import RETRY_AFTER_SECONDS, THROTTLED_PAGES, MoodySite
 

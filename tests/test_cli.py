@@ -14,9 +14,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from shardcrawl.client import CrawlHandle
-from shardcrawl.devserver import free_port
-from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.temporal.client import CrawlHandle
+from shardcrawl.temporal.devserver import free_port
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 
 

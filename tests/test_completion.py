@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardcrawl.completion import crawl_done
-from shardcrawl.contracts import ShardReport
-from shardcrawl.link_counts import LinkCounts
+from shardcrawl.models import ShardReport
+from shardcrawl.policy.completion import crawl_done
+from shardcrawl.policy.link_counts import LinkCounts
 
 
 def _report(shard: int, *, idle: bool = True, seq: int = 1, **kw: object) -> ShardReport:

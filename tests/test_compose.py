@@ -20,9 +20,9 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-import worker as worker_module
-from shardcrawl.cli import build_parser
-from shardcrawl.config import DEFAULT_TASK_QUEUE, Config
+from shardcrawl.cli.main import build_parser
+from shardcrawl.temporal import worker as worker_module
+from shardcrawl.temporal.config import DEFAULT_TASK_QUEUE, Config
 
 __all__: list[str] = []
 
@@ -237,7 +237,7 @@ def test_worker_shardcrawl_variables_are_known_settings(
             known.update(str(choice) for choice in field.validation_alias.choices)
     env = _env(services["worker"])
     unknown = sorted(name for name in env if name.startswith("SHARDCRAWL_") and name not in known)
-    assert not unknown, f"not settings of shardcrawl.config.Config: {unknown}"
+    assert not unknown, f"not settings of shardcrawl.temporal.config.Config: {unknown}"
 
 
 def test_worker_environment_loads(

@@ -9,12 +9,12 @@ from collections import Counter
 
 from temporalio.client import WorkflowExecutionStatus
 
-from shardcrawl import urls
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlProgress, CrawlSpec
-from shardcrawl.history_audit import audit_crawl
-from shardcrawl.sites.graph import reachable_pages
-from shardcrawl.timeseries import TimeSeries
+from shardcrawl.core import urls
+from shardcrawl.models import CrawlProgress, CrawlSpec
+from shardcrawl.models.timeseries import TimeSeries
+from shardcrawl.temporal.client import CrawlClient
+from shardcrawl.testing.history_audit import audit_crawl
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 
 EVENTS_PER_RUN = 100
@@ -91,7 +91,7 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
     assert progress.continued_as_new == by_workflow[handle.crawl_id] - 1
     crawl_runs = [r for r in runs if r.workflow_id == handle.crawl_id]
     assert progress.history_length == crawl_runs[-1].events
-    # The workflows measure their payloads as JSON, before compression (shardcrawl.wire):
+    # The workflows measure their payloads as JSON, before compression (shardcrawl.temporal.wire):
     # never less than what history holds, the audit's protobuf with metadata.
     audited = max(r.largest_payload_bytes for r in runs)
     shown_largest = max(progress.largest_payload_bytes, progress.totals.largest_payload_bytes)

@@ -8,12 +8,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from shardcrawl.blocks import block_reason, holds_host, retry_after_seconds
-from shardcrawl.contracts import BlockSpec, FetchOutcome, RetrySpec, UrlTask
-from shardcrawl.host_pressure import HostPressure
-from shardcrawl.politeness import Politeness
-from shardcrawl.retry_policy import backoff_seconds, is_retryable, will_retry
-from shardcrawl.retry_queue import RetryQueue
+from shardcrawl.models import BlockSpec, FetchOutcome, RetrySpec, UrlTask
+from shardcrawl.policy.blocks import block_reason, holds_host, retry_after_seconds
+from shardcrawl.policy.host_pressure import HostPressure
+from shardcrawl.policy.politeness import Politeness
+from shardcrawl.policy.retry_policy import backoff_seconds, is_retryable, will_retry
+from shardcrawl.policy.retry_queue import RetryQueue
 
 URL = "http://a.example/x"
 RETRY = RetrySpec(max_attempts=3, backoff_base_seconds=1.0, backoff_max_seconds=10.0)

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from shardcrawl.fleet import stop_processes
-from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.temporal.fleet import stop_processes
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import start_crawl
 from tests.netns import joined, netns_available
 from tests.tcp_forwarder import TcpForwarder
@@ -42,7 +42,15 @@ async def test_a_worker_cut_off_mid_batch_loses_and_duplicates_nothing(
             with cut_log.open("ab") as log:
                 cut_off.append(
                     subprocess.Popen(
-                        ["ip", "netns", "exec", link.name, sys.executable, "-m", "worker"],
+                        [
+                            "ip",
+                            "netns",
+                            "exec",
+                            link.name,
+                            sys.executable,
+                            "-m",
+                            "shardcrawl.temporal.worker",
+                        ],
                         env=env,
                         stdout=log,
                         stderr=subprocess.STDOUT,

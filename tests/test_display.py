@@ -9,9 +9,9 @@ import re
 
 from rich.console import Console
 
-from shardcrawl.client import CrawlHandle
-from shardcrawl.contracts import CrawlProgress, CrawlReport, ShardTotals
-from shardcrawl.display import estimate, progress_line, progress_table, report_table
+from shardcrawl.cli.display import estimate, progress_line, progress_table, report_table
+from shardcrawl.models import CrawlProgress, CrawlReport, ShardTotals
+from shardcrawl.temporal.client import CrawlHandle
 from tests.helpers import shardcrawl
 
 HOSTS = tuple(f"127.0.3.{i}" for i in range(2, 18))  # 16 hosts: more than 24 lines hold

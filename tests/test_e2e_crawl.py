@@ -7,8 +7,8 @@ import asyncio
 from collections import Counter
 from urllib.parse import urlsplit
 
-from shardcrawl import urls
-from shardcrawl.sites.graph import is_optional_url, reachable_pages
+from shardcrawl.core import urls
+from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
 from tests.helpers import read_records, read_report, start_crawl
 
 MAX_DEPTH = 8

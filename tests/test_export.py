@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from shardcrawl.export import export, item_keys
-from shardcrawl.layout import items_key
+from shardcrawl.cli.export import export, item_keys
+from shardcrawl.core.layout import items_key
 from shardcrawl.store import FileStore, open_store
 from tests.helpers import read_records, shardcrawl
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.fetch_options import SharedFetchOptions
-from activities.stores import StoreCache
-from shardcrawl import layout
-from shardcrawl.contracts import STORE_FAILED, FetchOptions, RobotsRequest, RobotsTarget
+from shardcrawl.activities.fetch_options import SharedFetchOptions
+from shardcrawl.activities.stores import StoreCache
+from shardcrawl.core import layout
+from shardcrawl.models import STORE_FAILED, FetchOptions, RobotsRequest, RobotsTarget
 
 
 def _request(out: Path, digest: str) -> RobotsRequest:

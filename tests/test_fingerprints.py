@@ -7,11 +7,11 @@ import zlib
 
 import pytest
 
-from shardcrawl import urls
-from shardcrawl.contracts import FetchOutcome, Link, SegmentWrite, UrlTask, payload_bytes
-from shardcrawl.fingerprints import FingerprintSet
-from shardcrawl.frontier import Frontier
-from shardcrawl.segments import (
+from shardcrawl.core import urls
+from shardcrawl.core.fingerprints import FingerprintSet
+from shardcrawl.models import FetchOutcome, Link, SegmentWrite, UrlTask, payload_bytes
+from shardcrawl.policy.frontier import Frontier
+from shardcrawl.policy.segments import (
     SEGMENT_BYTES,
     pack_batch_result,
     pack_fingerprints,

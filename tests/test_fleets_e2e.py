@@ -13,9 +13,9 @@ from collections import defaultdict
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlProgress
-from shardcrawl.display import progress_line, progress_table
+from shardcrawl.cli.display import progress_line, progress_table
+from shardcrawl.models import CrawlProgress
+from shardcrawl.temporal.client import CrawlClient
 from tests.helpers import render, start_crawl
 from tests.proxy_lab import ProxyLab
 

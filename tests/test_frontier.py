@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from shardcrawl.contracts import RequestData, UrlTask
-from shardcrawl.frontier import Frontier, RecentSet
+from shardcrawl.models import RequestData, UrlTask
+from shardcrawl.policy.frontier import Frontier, RecentSet
 
 A = "https://a.example"
 B = "https://b.example"

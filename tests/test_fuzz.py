@@ -18,14 +18,14 @@ from protego import Protego
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response
 
-from activities.batch import _links, page_record
-from activities.batch_capture import BatchCapture, FoundRequest, PageCapture
-from shardcrawl import urls
-from shardcrawl.blocks import retry_after_seconds
-from shardcrawl.contracts import BlockSpec, UrlTask
-from shardcrawl.errors import SpecError
-from shardcrawl.spec import parse_spec
-from spiders.pages import PagesSpider
+from shardcrawl.activities.batch import _links, page_record
+from shardcrawl.activities.batch_capture import BatchCapture, FoundRequest, PageCapture
+from shardcrawl.core import urls
+from shardcrawl.core.errors import SpecError
+from shardcrawl.models import BlockSpec, UrlTask
+from shardcrawl.models.validation import parse_spec
+from shardcrawl.policy.blocks import retry_after_seconds
+from shardcrawl.spiders.pages import PagesSpider
 
 settings.register_profile("fast", max_examples=150, deadline=None)
 settings.register_profile(

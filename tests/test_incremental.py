@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlReport, CrawlSpec
-from shardcrawl.display import report_table
+from shardcrawl.cli.display import report_table
+from shardcrawl.models import CrawlReport, CrawlSpec
+from shardcrawl.temporal.client import CrawlClient
 from tests.changing_site import COUNTS, LAST_MODIFIED, ChangingSite, pages
 from tests.helpers import read_items, read_report, render
 

@@ -9,8 +9,8 @@ import asyncio
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
 
-from shardcrawl import urls
-from shardcrawl.history_audit import audit_crawl
+from shardcrawl.core import urls
+from shardcrawl.testing.history_audit import audit_crawl
 from tests.helpers import read_items, start_crawl
 from tests.thread_site import ThreadSite
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shardcrawl.contracts import LinkMessage, RequestData, UrlTask
-from shardcrawl.link_counts import LinkCounts
+from shardcrawl.models import LinkMessage, RequestData, UrlTask
+from shardcrawl.policy.link_counts import LinkCounts
 
 
 def test_sent_counts_per_receiver() -> None:

@@ -16,11 +16,11 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from shardcrawl import urls
-from shardcrawl.contracts import BatchRequest
-from shardcrawl.devserver import DevServer, free_ports
-from shardcrawl.sites.graph import is_optional_url, reachable_pages
-from shardcrawl.wire import data_converter
+from shardcrawl.core import urls
+from shardcrawl.models import BatchRequest
+from shardcrawl.temporal.devserver import DevServer, free_ports
+from shardcrawl.temporal.wire import data_converter
+from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
 from tests.helpers import crawl_events, read_items, start_crawl
 from tests.plugins.temporal import Workers
 

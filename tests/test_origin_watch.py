@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shardcrawl.origin_watch import OriginWatch
+from shardcrawl.policy.origin_watch import OriginWatch
 
 
 def test_a_pass_takes_the_touched_origins_once():

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shardcrawl.politeness import Lease, Politeness
+from shardcrawl.policy.politeness import Lease, Politeness
 
 HOST = "example.com"
 

@@ -17,9 +17,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from shardcrawl.contracts import CrawlReport
-from shardcrawl.devserver import free_ports
-from shardcrawl.fleet import stop_processes
+from shardcrawl.models import CrawlReport
+from shardcrawl.temporal.devserver import free_ports
+from shardcrawl.temporal.fleet import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 

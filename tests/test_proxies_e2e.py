@@ -11,10 +11,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from shardcrawl import urls
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlProgress
-from shardcrawl.display import progress_table, report_table
+from shardcrawl.cli.display import progress_table, report_table
+from shardcrawl.core import urls
+from shardcrawl.models import CrawlProgress
+from shardcrawl.temporal.client import CrawlClient
 from tests.helpers import read_items, read_report, render, start_crawl
 from tests.proxy_lab import ProxyLab, overlap_max
 

@@ -7,15 +7,15 @@ from collections import Counter
 
 import pytest
 
-from activities.proxy_assign import ProxySlots
-from shardcrawl.contracts import FetchOutcome, ProxyLease, ProxySpec
-from shardcrawl.errors import SpecError
-from shardcrawl.proxy_broker import ProxyBroker
-from shardcrawl.proxy_messages import ProxyAsk, ProxyAsks, ProxyGrant, ProxyGrants, ProxyUse
-from shardcrawl.proxy_router import BATCH, ROBOTS, ProxyRouter, brokered
-from shardcrawl.proxy_urls import MissingCredential, check_proxy_url, redact, resolve
-from shardcrawl.shard_engine import PARTIAL_ROTATION_REQUESTS
-from shardcrawl.spec import parse_spec
+from shardcrawl.activities.proxy_assign import ProxySlots
+from shardcrawl.core.errors import SpecError
+from shardcrawl.core.proxy_urls import MissingCredential, check_proxy_url, redact, resolve
+from shardcrawl.models import FetchOutcome, ProxyLease, ProxySpec
+from shardcrawl.models.proxy_messages import ProxyAsk, ProxyAsks, ProxyGrant, ProxyGrants, ProxyUse
+from shardcrawl.models.validation import parse_spec
+from shardcrawl.policy.proxy_broker import ProxyBroker
+from shardcrawl.policy.proxy_router import BATCH, ROBOTS, ProxyRouter, brokered
+from shardcrawl.policy.shard_engine import PARTIAL_ROTATION_REQUESTS
 
 P1, P2, P3 = "http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.3:8080"
 

@@ -48,7 +48,8 @@ def test_run_exits_with_the_scripts_outcome(tmp_path):
     def outcome(body: str) -> subprocess.CompletedProcess[str]:
         script = tmp_path / "script.py"
         script.write_text(
-            f"from shardcrawl.client import run\n\nasync def main():\n    {body}\n\nrun(main())\n"
+            "from shardcrawl.temporal.client import run\n\n"
+            f"async def main():\n    {body}\n\nrun(main())\n"
         )
         return subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
 

@@ -14,10 +14,10 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from shardcrawl.history_audit import audit_crawl
-from shardcrawl.wire import data_converter
+from shardcrawl.temporal.wire import data_converter
+from shardcrawl.temporal.worker import WORKFLOWS, workflow_runner
+from shardcrawl.testing.history_audit import audit_crawl
 from tests.helpers import start_crawl
-from worker import WORKFLOWS, workflow_runner
 
 HISTORIES = sorted((Path(__file__).parent / "replay" / "histories").glob("*.json"))
 

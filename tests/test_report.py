@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shardcrawl.blocks import block_reason
-from shardcrawl.contracts import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
-from shardcrawl.display import shown_location
-from shardcrawl.report import (
+from shardcrawl.cli.display import shown_location
+from shardcrawl.models import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
+from shardcrawl.policy.blocks import block_reason
+from shardcrawl.policy.report import (
     MAX_FIELDS,
     ShardPart,
     build_report,
@@ -18,7 +18,7 @@ from shardcrawl.report import (
     top_urls_retry_share,
     trim_hosts,
 )
-from shardcrawl.shard_stats import ShardStats
+from shardcrawl.policy.shard_stats import ShardStats
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FINISHED = STARTED + timedelta(seconds=14)

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from shardcrawl.report_html import CHARTS
-from shardcrawl.timeseries import TimeSeries
+from shardcrawl.activities.report_html import CHARTS
+from shardcrawl.models.timeseries import TimeSeries
 from tests.chromium import Chromium, chromium_binary
 from tests.helpers import read_report, shardcrawl
 from tests.moody_site import MoodySite

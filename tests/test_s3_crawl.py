@@ -7,7 +7,7 @@ import json
 
 import boto3
 
-from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import start_crawl
 
 

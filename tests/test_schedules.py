@@ -19,14 +19,14 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlSpec
-from shardcrawl.devserver import temporal_binary
-from shardcrawl.errors import ScheduleError
-from shardcrawl.layout import crawl_folder
-from shardcrawl.schedules import calendar_cron, every_text, parse_every
-from shardcrawl.sites.graph import reachable_pages
-from shardcrawl.wire import decode_payload
+from shardcrawl.core.errors import ScheduleError
+from shardcrawl.core.layout import crawl_folder
+from shardcrawl.models import CrawlSpec
+from shardcrawl.temporal.client import CrawlClient
+from shardcrawl.temporal.devserver import temporal_binary
+from shardcrawl.temporal.schedules import calendar_cron, every_text, parse_every
+from shardcrawl.temporal.wire import decode_payload
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shardcrawl.contracts import BatchRequest, BatchSlice, FetchOptions, UrlTask
-from shardcrawl.scrapy_settings import CAPTURE_MIDDLEWARE, batch_settings, fetch_settings
+from shardcrawl.activities.scrapy_settings import CAPTURE_MIDDLEWARE, batch_settings, fetch_settings
+from shardcrawl.models import BatchRequest, BatchSlice, FetchOptions, UrlTask
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
@@ -121,13 +121,13 @@ def test_dns_timeout_never_exceeds_download_timeout() -> None:
 
 
 def test_capture_middleware_is_registered(settings: dict[str, Any]) -> None:
-    assert CAPTURE_MIDDLEWARE == "activities.batch_capture.BatchCaptureMiddleware"
+    assert CAPTURE_MIDDLEWARE == "shardcrawl.activities.batch_capture.BatchCaptureMiddleware"
     assert CAPTURE_MIDDLEWARE in settings["SPIDER_MIDDLEWARES"]
     assert settings["SPIDER_MIDDLEWARES"][CAPTURE_MIDDLEWARE] is not None
 
 
 def test_capture_middleware_path_imports() -> None:
-    from activities.batch_capture import BatchCaptureMiddleware
+    from shardcrawl.activities.batch_capture import BatchCaptureMiddleware
 
     module, _, name = CAPTURE_MIDDLEWARE.rpartition(".")
     assert (module, name) == (BatchCaptureMiddleware.__module__, BatchCaptureMiddleware.__name__)

@@ -16,9 +16,9 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
-from shardcrawl.errors import ConfigError
-from shardcrawl.temporal_client import ensure_search_attributes
-from shardcrawl.visibility import SEARCH_ATTRIBUTES, STATUS
+from shardcrawl.core.errors import ConfigError
+from shardcrawl.policy.visibility import SEARCH_ATTRIBUTES, STATUS
+from shardcrawl.temporal.connection import ensure_search_attributes
 
 
 async def _fresh_namespace(client: Client) -> Client:

@@ -11,9 +11,8 @@ import random
 
 import pytest
 
-from shardcrawl import urls
-from shardcrawl.batch_cutter import HostSlice
-from shardcrawl.contracts import (
+from shardcrawl.core import urls
+from shardcrawl.models import (
     SITEMAP_META,
     BatchResult,
     CrawlSpec,
@@ -23,7 +22,8 @@ from shardcrawl.contracts import (
     SitemapResult,
     UrlTask,
 )
-from shardcrawl.shard_engine import (
+from shardcrawl.policy.batch_cutter import HostSlice
+from shardcrawl.policy.shard_engine import (
     MAX_BATCHES_IN_FLIGHT,
     MAX_RETRY_BATCHES,
     STATE_KINDS,

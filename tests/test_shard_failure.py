@@ -14,7 +14,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from shardcrawl.contracts import (
+from shardcrawl.models import (
     BatchRequest,
     PrepareRequest,
     PrepareResult,
@@ -22,7 +22,7 @@ from shardcrawl.contracts import (
     RobotsResult,
     RobotsResults,
 )
-from worker import WORKFLOWS, workflow_runner
+from shardcrawl.temporal.worker import WORKFLOWS, workflow_runner
 
 
 @activity.defn(name="prepare_crawl")

@@ -15,9 +15,9 @@ from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
 
-from shardcrawl import urls
-from shardcrawl.sites.graph import reachable_pages
-from shardcrawl.wire import decode_payload
+from shardcrawl.core import urls
+from shardcrawl.temporal.wire import decode_payload
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import crawl_events, start_crawl
 
 HOSTS = tuple(f"127.0.3.{i}" for i in range(1, 25))

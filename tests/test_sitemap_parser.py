@@ -8,7 +8,7 @@ import tracemalloc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.sitemap_parser import SITEMAP_NS, SitemapReader, parse_sitemap
+from shardcrawl.activities.sitemap_parser import SITEMAP_NS, SitemapReader, parse_sitemap
 
 MB = 1 << 20
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from shardcrawl import urls
-from shardcrawl.config import Config
-from shardcrawl.contracts import CrawlSpec
-from shardcrawl.errors import ConfigError, SpecError
-from shardcrawl.spec import load_spec_file, parse_spec
+from shardcrawl.cli.spec_file import load_spec_file
+from shardcrawl.core import urls
+from shardcrawl.core.errors import ConfigError, SpecError
+from shardcrawl.models import CrawlSpec
+from shardcrawl.models.validation import parse_spec
+from shardcrawl.temporal.config import Config
 
 SEED = "https://example.com/"
 

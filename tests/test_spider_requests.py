@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from shardcrawl.devserver import free_port
+from shardcrawl.temporal.devserver import free_port
 from tests.helpers import ROOT, read_items, start_crawl, start_ready
 from tests.shop_site import LISTING_PAGES, PRODUCTS_PER_PAGE, REVIEWS_PER_PRODUCT
 
@@ -96,7 +96,7 @@ async def test_a_scrapy_spider_gives_the_same_items_as_plain_scrapy(
     shops += [plain_shop, our_shop]
     plain = await asyncio.to_thread(_plain_scrapy, plain_shop, tmp_path / "plain.jsonl")
 
-    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = f"spiders,{MODULES}"
+    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = f"shardcrawl.spiders,{MODULES}"
     workers.start(2)
     out = tmp_path / "out"
     handle = await start_crawl(client, _spec(our_shop, out, "shop"), task_queue)

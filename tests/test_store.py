@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 
 import shardcrawl.store.s3 as s3_store_module
-from shardcrawl.errors import ShardcrawlError, StoreError, StoreUnavailable
+from shardcrawl.core.errors import ShardcrawlError, StoreError, StoreUnavailable
 from shardcrawl.store import (
     TMP_PREFIX,
     FileStore,

@@ -27,8 +27,8 @@ import boto3
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from shardcrawl.sites.graph import reachable_pages
-from shardcrawl.sites.process import SiteProcess
+from shardcrawl.testing.sites.graph import reachable_pages
+from shardcrawl.testing.sites.process import SiteProcess
 from tests.helpers import read_items, shardcrawl, start_crawl
 from tests.plugins.s3 import make_bucket, start_moto, stop_moto
 from tests.plugins.temporal import Workers

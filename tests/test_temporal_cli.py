@@ -12,9 +12,9 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from shardcrawl.contracts import CrawlReport
-from shardcrawl.devserver import temporal_binary
-from shardcrawl.sites.graph import reachable_pages
+from shardcrawl.models import CrawlReport
+from shardcrawl.temporal.devserver import temporal_binary
+from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import read_items
 
 

@@ -3,15 +3,15 @@ across shards without losing a count; the last minute's rate for status."""
 
 from __future__ import annotations
 
-from shardcrawl.contracts import FetchOutcome, ShardResult, wire_json
-from shardcrawl.shard_stats import ShardStats
-from shardcrawl.timeseries import (
+from shardcrawl.models import FetchOutcome, ShardResult, wire_json
+from shardcrawl.models.timeseries import (
     MAX_BUCKETS,
     SeriesRecorder,
     TimeSeries,
     merge_series,
     note_recent,
 )
+from shardcrawl.policy.shard_stats import ShardStats
 
 T0 = 1_800_000_000.0  # on the 10 s grid
 

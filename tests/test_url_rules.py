@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from shardcrawl import urls
-from shardcrawl.devserver import free_port
-from shardcrawl.display import host_table, report_table
+from shardcrawl.cli.display import host_table, report_table
+from shardcrawl.core import urls
+from shardcrawl.temporal.devserver import free_port
 from tests.helpers import read_items, start_crawl, start_ready
 
 
@@ -135,7 +135,7 @@ async def test_depth_first_order_from_the_request_log(client, workers, task_queu
 
 async def test_priority_order_from_the_request_log(client, workers, task_queue, tmp_path):
     site = _Site(tmp_path, ("127.0.4.31",))
-    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = "spiders,tests.order_spiders"
+    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = "shardcrawl.spiders,tests.order_spiders"
     workers.start(1)
     try:
         await _crawl(
@@ -160,7 +160,7 @@ async def test_a_callback_that_raises_is_on_its_record_and_counted(
     client, workers, task_queue, tmp_path
 ):
     site = _Site(tmp_path, ("127.0.4.32",))
-    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = "spiders,tests.order_spiders"
+    workers.extra_env["SHARDCRAWL_SPIDER_MODULES"] = "shardcrawl.spiders,tests.order_spiders"
     workers.start(1)
     try:
         report = await _crawl(

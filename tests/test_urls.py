@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from shardcrawl.urls import (
+from shardcrawl.core.urls import (
     canonicalize,
     fingerprint,
     hostname,

@@ -9,9 +9,9 @@ import uuid
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from shardcrawl.client import CrawlClient
-from shardcrawl.contracts import CrawlSpec
-from shardcrawl.visibility import CRAWLS_ONLY, crawls_view_url, shard_summary
+from shardcrawl.models import CrawlSpec
+from shardcrawl.policy.visibility import CRAWLS_ONLY, crawls_view_url, shard_summary
+from shardcrawl.temporal.client import CrawlClient
 
 
 async def _listed(client: Client, query: str, *, want: int = 1, timeout: float = 30) -> list:

@@ -21,17 +21,17 @@ from temporalio.exceptions import ApplicationError
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
-from shardcrawl.cdxj import surt
-from shardcrawl.client import CrawlClient
-from shardcrawl.config import Config
-from shardcrawl.contracts import BatchRequest, BatchResult, CrawlReport, CrawlSpec
-from shardcrawl.display import report_table
-from shardcrawl.errors import SpecError
-from shardcrawl.spec import parse_spec
+from shardcrawl.activities.cdxj import surt
+from shardcrawl.cli.display import report_table
+from shardcrawl.core.errors import SpecError
+from shardcrawl.models import BatchRequest, BatchResult, CrawlReport, CrawlSpec
+from shardcrawl.models.validation import parse_spec
+from shardcrawl.temporal.client import CrawlClient
+from shardcrawl.temporal.config import Config
+from shardcrawl.temporal.worker import build_activities, build_worker
 from tests.archive_site import BINARY, CHUNKED_HTML, GZIP_HTML, LIMIT, ArchiveSite
 from tests.changing_site import COUNTS, ChangingSite
 from tests.helpers import render
-from worker import build_activities, build_worker
 
 TRUNCATED = {"/big", "/chunked-big"}
 
@@ -349,7 +349,7 @@ def test_warc_spec_fields():
 
 
 def test_cli_flags_reach_the_spec(tmp_path):
-    from shardcrawl.cli import build_parser, spec_from_args
+    from shardcrawl.cli.main import build_parser, spec_from_args
 
     args = build_parser().parse_args(
         ["start", "https://example.com/", "--warc", "--warc-dedup", "digest", "--store-bodies"]

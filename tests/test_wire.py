@@ -8,8 +8,8 @@ import json
 
 from temporalio.api.common.v1 import Payload
 
-from shardcrawl.contracts import BatchResult, FetchOutcome, Link
-from shardcrawl.wire import COMPRESSED, data_converter
+from shardcrawl.models import BatchResult, FetchOutcome, Link
+from shardcrawl.temporal.wire import COMPRESSED, data_converter
 
 
 def _roundtrip(value: object) -> tuple[list[Payload], object]:

@@ -21,9 +21,9 @@ CLOCKS = re.compile(
 
 def _modules_the_workflows_import() -> list[Path]:
     script = (
-        "import json, sys, workflows.crawl, workflows.shard; "
+        "import json, sys, shardcrawl.workflows.crawl, shardcrawl.workflows.shard; "
         "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
-        "if n.split('.')[0] in ('shardcrawl', 'workflows') and getattr(m, '__file__', None))))"
+        "if n.split('.')[0] == 'shardcrawl' and getattr(m, '__file__', None))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True

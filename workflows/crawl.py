@@ -26,48 +26,47 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
-with workflow.unsafe.imports_passed_through():
-    from shardcrawl import urls
-    from shardcrawl.completion import crawl_done
-    from shardcrawl.contracts import (
-        CrawlCheckpoint,
-        CrawlProgress,
-        CrawlReport,
-        CrawlSpec,
-        Enqueue,
-        FetchOptions,
-        PrepareRequest,
-        PrepareResult,
-        ProxyStats,
-        ReportRequest,
-        ShardFailure,
-        ShardInput,
-        ShardReport,
-        ShardResult,
-        UrlTask,
-        WarcIndexRequest,
-        WarcTotals,
-        shard_workflow_id,
-    )
-    from shardcrawl.errors import SpecError
-    from shardcrawl.proxy_messages import BrokerInput, BrokerResult, broker_workflow_id
-    from shardcrawl.proxy_router import brokered
-    from shardcrawl.report import sum_totals
-    from shardcrawl.segments import pack_records, unpack_records
-    from shardcrawl.spec import parse_spec
-    from shardcrawl.visibility import (
-        PAGES,
-        PAGES_EVERY_SECONDS,
-        SCHEDULED_BY,
-        SEED_DOMAINS,
-        STATUS,
-        seed_domains,
-        shard_summary,
-        spec_memo,
-    )
-    from workflows.proxy_broker import ProxyBrokerWorkflow
-    from workflows.run_size import RunSize
-    from workflows.shard import DomainShardWorkflow
+from shardcrawl.core import urls
+from shardcrawl.core.errors import SpecError
+from shardcrawl.models import (
+    CrawlCheckpoint,
+    CrawlProgress,
+    CrawlReport,
+    CrawlSpec,
+    Enqueue,
+    FetchOptions,
+    PrepareRequest,
+    PrepareResult,
+    ProxyStats,
+    ReportRequest,
+    ShardFailure,
+    ShardInput,
+    ShardReport,
+    ShardResult,
+    UrlTask,
+    WarcIndexRequest,
+    WarcTotals,
+    shard_workflow_id,
+)
+from shardcrawl.models.proxy_messages import BrokerInput, BrokerResult, broker_workflow_id
+from shardcrawl.models.validation import parse_spec
+from shardcrawl.policy.completion import crawl_done
+from shardcrawl.policy.proxy_router import brokered
+from shardcrawl.policy.report import sum_totals
+from shardcrawl.policy.segments import pack_records, unpack_records
+from shardcrawl.policy.visibility import (
+    PAGES,
+    PAGES_EVERY_SECONDS,
+    SCHEDULED_BY,
+    SEED_DOMAINS,
+    STATUS,
+    seed_domains,
+    shard_summary,
+    spec_memo,
+)
+from shardcrawl.workflows.proxy_broker import ProxyBrokerWorkflow
+from shardcrawl.workflows.run_size import RunSize
+from shardcrawl.workflows.shard import DomainShardWorkflow
 
 __all__ = ["CrawlWorkflow"]
 
@@ -327,7 +326,7 @@ class CrawlWorkflow:
         assert self._broker_result is not None
         return self._broker_result.proxies
 
-    # -- what the Temporal UI shows (see shardcrawl.visibility) -----------------------------------
+    # -- what the Temporal UI shows (see shardcrawl.policy.visibility) ----------------------
 
     def _publish(self, *, pages: int | None = None) -> None:
         """The crawl's state and pages as search attributes, upserted when the state changes

@@ -20,18 +20,17 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from shardcrawl.contracts import ProxyStats, shard_workflow_id
-    from shardcrawl.proxy_broker import ProxyBroker
-    from shardcrawl.proxy_messages import (
-        BrokerInput,
-        BrokerResult,
-        ProxyAsks,
-        ProxyGrant,
-        ProxyGrants,
-    )
-    from workflows.parent import crawl_parent
-    from workflows.run_size import RunSize
+from shardcrawl.models import ProxyStats, shard_workflow_id
+from shardcrawl.models.proxy_messages import (
+    BrokerInput,
+    BrokerResult,
+    ProxyAsks,
+    ProxyGrant,
+    ProxyGrants,
+)
+from shardcrawl.policy.proxy_broker import ProxyBroker
+from shardcrawl.workflows.parent import crawl_parent
+from shardcrawl.workflows.run_size import RunSize
 
 __all__ = ["ProxyBrokerWorkflow"]
 

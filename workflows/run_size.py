@@ -3,12 +3,10 @@ one; only the workflow APIs it calls make it workflow code."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
-    from shardcrawl.contracts import payload_bytes
+from shardcrawl.models import payload_bytes
 
 __all__ = ["RunSize"]
 

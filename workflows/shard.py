@@ -26,54 +26,53 @@ from temporalio.common import MetricCounter, MetricGauge, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
-with workflow.unsafe.imports_passed_through():
-    from shardcrawl import layout
-    from shardcrawl.batch_cutter import HostSlice
-    from shardcrawl.contracts import (
-        BATCH_FAILED,
-        STORE_UNAVAILABLE,
-        BatchRequest,
-        BatchResult,
-        Enqueue,
-        FetchOptions,
-        HostStats,
-        LinkMessage,
-        PreviousPage,
-        PreviousRequest,
-        RobotsRequest,
-        RobotsResults,
-        RobotsTarget,
-        SegmentData,
-        SegmentDelete,
-        SegmentRead,
-        SegmentWrite,
-        ShardCheckpoint,
-        ShardFailure,
-        ShardInput,
-        ShardReport,
-        ShardResult,
-        ShardTotals,
-        SitemapRequest,
-        SitemapResult,
-        SitemapResults,
-        SitemapTarget,
-        StoreProbe,
-        shard_workflow_id,
-    )
-    from shardcrawl.errors import root_cause
-    from shardcrawl.fetch_queues import fetch_task_queue
-    from shardcrawl.link_counts import LinkCounts
-    from shardcrawl.proxy_messages import ProxyGrants, broker_workflow_id
-    from shardcrawl.proxy_router import brokered
-    from shardcrawl.segments import (
-        pack_fingerprints,
-        pack_records,
-        unpack_batch_result,
-        unpack_records,
-    )
-    from shardcrawl.shard_engine import STATE_KINDS, ShardEngine
-    from workflows.parent import crawl_parent
-    from workflows.run_size import RunSize
+from shardcrawl.core import layout
+from shardcrawl.core.errors import root_cause
+from shardcrawl.core.fleet_names import fetch_task_queue
+from shardcrawl.models import (
+    BATCH_FAILED,
+    STORE_UNAVAILABLE,
+    BatchRequest,
+    BatchResult,
+    Enqueue,
+    FetchOptions,
+    HostStats,
+    LinkMessage,
+    PreviousPage,
+    PreviousRequest,
+    RobotsRequest,
+    RobotsResults,
+    RobotsTarget,
+    SegmentData,
+    SegmentDelete,
+    SegmentRead,
+    SegmentWrite,
+    ShardCheckpoint,
+    ShardFailure,
+    ShardInput,
+    ShardReport,
+    ShardResult,
+    ShardTotals,
+    SitemapRequest,
+    SitemapResult,
+    SitemapResults,
+    SitemapTarget,
+    StoreProbe,
+    shard_workflow_id,
+)
+from shardcrawl.models.proxy_messages import ProxyGrants, broker_workflow_id
+from shardcrawl.policy.batch_cutter import HostSlice
+from shardcrawl.policy.link_counts import LinkCounts
+from shardcrawl.policy.proxy_router import brokered
+from shardcrawl.policy.segments import (
+    pack_fingerprints,
+    pack_records,
+    unpack_batch_result,
+    unpack_records,
+)
+from shardcrawl.policy.shard_engine import STATE_KINDS, ShardEngine
+from shardcrawl.workflows.parent import crawl_parent
+from shardcrawl.workflows.run_size import RunSize
 
 __all__ = ["DomainShardWorkflow"]
 

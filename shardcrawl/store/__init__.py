@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from shardcrawl.errors import StoreError
+from shardcrawl.core.errors import StoreError
 from shardcrawl.store._base import PROBE_PREFIX, TMP_PREFIX
 from shardcrawl.store._location import parse_store_url
 from shardcrawl.store.file import FileStore

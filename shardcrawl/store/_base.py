@@ -7,7 +7,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from shardcrawl.errors import StoreError, StoreUnavailable
+from shardcrawl.core.errors import StoreError, StoreUnavailable
 
 __all__ = ["PROBE_PREFIX", "TMP_PREFIX", "redact_url"]
 

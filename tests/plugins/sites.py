@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shardcrawl.sites.graph import SiteConfig
-from shardcrawl.sites.process import SiteProcess, free_port
+from shardcrawl.testing.sites.graph import SiteConfig
+from shardcrawl.testing.sites.process import SiteProcess, free_port
 
 
 @pytest.fixture

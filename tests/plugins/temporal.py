@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from shardcrawl.devserver import DevServer
-from shardcrawl.fleet import stop_processes, worker_command
-from shardcrawl.wire import data_converter
+from shardcrawl.temporal.devserver import DevServer
+from shardcrawl.temporal.fleet import stop_processes, worker_command
+from shardcrawl.temporal.wire import data_converter
 
 
 @pytest.fixture(scope="session")

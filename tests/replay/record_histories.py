@@ -19,13 +19,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from shardcrawl.contracts import CrawlReport
-from shardcrawl.devserver import DevServer
-from shardcrawl.fleet import worker_command
-from shardcrawl.history_audit import audit_crawl
-from shardcrawl.sites.graph import SiteConfig, reachable_pages
-from shardcrawl.sites.process import SiteProcess, free_port
-from shardcrawl.wire import data_converter
+from shardcrawl.models import CrawlReport
+from shardcrawl.temporal.devserver import DevServer
+from shardcrawl.temporal.fleet import worker_command
+from shardcrawl.temporal.wire import data_converter
+from shardcrawl.testing.history_audit import audit_crawl
+from shardcrawl.testing.sites.graph import SiteConfig, reachable_pages
+from shardcrawl.testing.sites.process import SiteProcess, free_port
 from tests.proxy_lab import ProxyLab
 
 HISTORIES = Path(__file__).parent / "histories"
