@@ -9,12 +9,8 @@ queue ``shardcrawl`` is ``shardcrawl-fetch-eu``. Pure: the shard, the worker and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from shardcrawl.core.urls import hostname
-
-if TYPE_CHECKING:  # contracts validates fleet names with this module
-    from shardcrawl.models import ProxySpec
+from shardcrawl.models import ProxySpec
 
 __all__ = ["FetchQueues"]
 
