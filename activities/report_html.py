@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from shardcrawl.cli.display import shown_location
+from shardcrawl.core.layout import shown_location
 from shardcrawl.core.proxy_urls import redact
 from shardcrawl.models import CrawlReport, HostStats
 from shardcrawl.models.timeseries import TimeSeries

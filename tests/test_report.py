@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shardcrawl.cli.display import shown_location
+from shardcrawl.core.layout import shown_location
 from shardcrawl.models import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
 from shardcrawl.policy.blocks import block_reason
 from shardcrawl.policy.report import (

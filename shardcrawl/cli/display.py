@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from shardcrawl.core.layout import shown_location
 from shardcrawl.core.proxy_urls import redact
 from shardcrawl.models import CrawlProgress, CrawlReport, HostStats, ProxyStats
 from shardcrawl.models.timeseries import recent_rate
@@ -34,7 +34,6 @@ __all__ = [
     "progress_table",
     "proxy_table",
     "report_table",
-    "shown_location",
     "store_outage",
 ]
 
@@ -62,13 +61,6 @@ def _duration(seconds: float) -> str:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def shown_location(url: str) -> str:
-    """A local output as the path a person types (/data/crawls), other stores as URLs."""
-    if url.startswith("file://"):
-        return unquote(urlsplit(url).path) or "/"
-    return url
 
 
 def store_outage(progress: CrawlProgress, *, now: float | None = None) -> str | None:

@@ -23,12 +23,13 @@ from rich.live import Live
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
-from shardcrawl.cli.display import progress_line, progress_table, report_table, shown_location
+from shardcrawl.cli.display import progress_line, progress_table, report_table
 from shardcrawl.cli.export import FORMATS, export, item_keys
 from shardcrawl.cli.schedule import add_schedule_parser, cmd_schedule
 from shardcrawl.cli.spec_file import load_spec_file
 from shardcrawl.core import layout
 from shardcrawl.core.errors import ExportError, ShardcrawlError, SpecError, root_cause
+from shardcrawl.core.layout import shown_location
 from shardcrawl.models import CrawlReport, CrawlSpec
 from shardcrawl.models.validation import parse_spec
 from shardcrawl.policy.visibility import crawls_view_url

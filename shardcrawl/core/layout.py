@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import unquote, urlsplit
 
 from shardcrawl.core import urls
 
@@ -149,3 +150,10 @@ def batch_segment_key(crawl_id: str, batch_id: str, part: int) -> str:
 def state_prefix(crawl_id: str) -> str:
     """All of a crawl's claim-check state, deleted once its report is written."""
     return f"{crawl_folder(crawl_id)}/state/"
+
+
+def shown_location(url: str) -> str:
+    """A local output as the path a person types (/data/crawls), other stores as URLs."""
+    if url.startswith("file://"):
+        return unquote(urlsplit(url).path) or "/"
+    return url
