@@ -33,17 +33,20 @@ def _layer_of(path: Path, package: Path = PACKAGE) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def _imported(path: Path) -> list[tuple[int, str]]:
-    """(line, module) for every absolute import of shardcrawl in a file."""
+def _imported(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
+    """(line, module) for every import of shardcrawl in a file, relative ones resolved."""
+    here = ["shardcrawl", *path.relative_to(package).parts[:-1]]
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "shardcrawl":
-                found += [(node.lineno, f"shardcrawl.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(here[: len(here) - node.level + 1] if node.level else [])
+            module = ".".join(part for part in (base, node.module) if part)
+            if module == "shardcrawl" or not node.module:
+                found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
             else:
-                found.append((node.lineno, node.module))
+                found.append((node.lineno, module))
     return [(line, name) for line, name in found if name.split(".")[0] == "shardcrawl"]
 
 
@@ -57,7 +60,7 @@ def _crossings(path: Path, package: Path = PACKAGE) -> list[str]:
     layer = _layer_of(path, package)
     allowed = TOP_LEVEL_MAY_IMPORT if layer is None else MAY_IMPORT[layer] | {layer}
     out = []
-    for line, name in _imported(path):
+    for line, name in _imported(path, package):
         parts = name.split(".")
         target = parts[1] if len(parts) > 1 else None
         if target not in allowed:
@@ -82,6 +85,8 @@ def test_no_module_imports_across_a_forbidden_line() -> None:
         ("policy", "import shardcrawl.activities.batch\n", True),
         ("core", "from shardcrawl import models\n", True),
         ("cli", "from shardcrawl.testing.sites import graph\n", True),
+        ("workflows", "from ..store import open_store\n", True),
+        ("policy", "from . import frontier\n", False),
         ("workflows", "from shardcrawl.policy.frontier import Frontier\n", False),
     ],
 )

@@ -1,10 +1,7 @@
 """Fleets: which workers fetch a host. A route may name one (``fetch_queue: eu``); its hosts'
-batches, robots.txt and sitemaps then run as activities on that fleet's Temporal task queue,
-while every workflow stays on the crawl's main queue.
-
-A fleet's task queue is derived from the main queue, so two crawls on different main queues
-(tests, ``shardcrawl run``'s private queue) never share fetch workers: fleet ``eu`` of main
-queue ``shardcrawl`` is ``shardcrawl-fetch-eu``. Pure: the shard, the worker and status use it.
+batches, robots.txt and sitemaps then run as activities on that fleet's Temporal task queue
+(``shardcrawl.core.fleet_names``), while every workflow stays on the crawl's main queue. Pure:
+the shard and status use it.
 """
 
 from __future__ import annotations
