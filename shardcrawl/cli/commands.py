@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from shardcrawl.cli.arguments import spec_from_args
-from shardcrawl.cli.display import progress_table, report_table
+from shardcrawl.cli.display import progress_table
 from shardcrawl.cli.export import export, item_keys
 from shardcrawl.cli.follow import _final, _start_and_follow, _until_closed, _watch
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.cli.terminal import EXIT_OK, CrawlNotCompleted, console, err_console
 from shardcrawl.core import layout
 from shardcrawl.core.errors import ExportError, ShardcrawlError

@@ -9,7 +9,8 @@ import time
 from rich.live import Live
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from shardcrawl.cli.display import progress_line, progress_table, report_table
+from shardcrawl.cli.display import progress_line, progress_table
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.cli.terminal import EXIT_OK, CrawlNotCompleted, console
 from shardcrawl.core import layout
 from shardcrawl.core.errors import root_cause
