@@ -18,11 +18,11 @@ from shardcrawl.activities.batch_capture import (
     PROXY_AUTH_REFUSED,
     PROXY_ERROR,
     BatchCapture,
-    PageCapture,
 )
 from shardcrawl.activities.batch_warc import archive_pages
 from shardcrawl.activities.fetch_options import SharedFetchOptions
 from shardcrawl.activities.metrics import record_batch
+from shardcrawl.activities.page_capture import PageCapture
 from shardcrawl.activities.previous import PreviousRecords, change_of, conditions, not_newer_than
 from shardcrawl.activities.proxy_assign import proxy_slots
 from shardcrawl.activities.robots import RobotsRules

@@ -14,54 +14,37 @@ import hashlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy import Request, signals
-from scrapy.core.downloader.handlers.http11 import TunnelError
 from scrapy.crawler import Crawler
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadCancelledError,
-    DownloadConnectionRefusedError,
-    DownloadFailedError,
-    DownloadTimeoutError,
-    IgnoreRequest,
-    ResponseDataLossError,
-)
 from scrapy.http import Response
-from scrapy.utils._compression import _DecompressionMaxSizeExceeded
-from twisted.internet import error as txerror
 from twisted.python.failure import Failure
-from twisted.web._newclient import ResponseNeverReceived
 
-from shardcrawl.activities.address_guard import ForbiddenAddress
+from shardcrawl.activities.fetch_failures import HeldByRetryAfter, classify_failure
+from shardcrawl.activities.page_capture import FoundRequest, PageCapture
 from shardcrawl.activities.request_codec import RequestNotTransferable, request_data, scrapy_request
 from shardcrawl.activities.wire_capture import Truncated, WireRecorder
 from shardcrawl.core.urls import hostname
-from shardcrawl.models import DEFERRED, FORBIDDEN_ADDRESS, BlockSpec, RequestData, UrlTask
+from shardcrawl.models import BlockSpec, UrlTask
 from shardcrawl.policy.blocks import block_reason, holds_host, retry_after_seconds
 
 if TYPE_CHECKING:
     from shardcrawl.activities.proxy_assign import ProxySlots
-    from shardcrawl.activities.warc_writer import WireExchange
 
 __all__ = [
     "CAPTURE_ARG",
     "BatchCapture",
     "BatchCaptureMiddleware",
     "BatchHoldMiddleware",
-    "HeldByRetryAfter",
     "PROXY_AUTH_REFUSED",
     "PROXY_ERROR",
     "proxy_fault",
     "PROXY_META",
     "SLOT_META",
-    "PageCapture",
     "capture_of",
-    "classify_failure",
 ]
 
 CAPTURE_ARG = "shardcrawl_capture"
@@ -73,78 +56,6 @@ PROXY_META = "shardcrawl_proxy"
 PROXY_AUTH_REFUSED = "proxy_auth"
 PROXY_ERROR = "proxy_error"
 """A proxy's own 502/503/504: it says it could not reach or hear from the target."""
-
-
-class HeldByRetryAfter(IgnoreRequest):
-    """A request not sent because its host answered with a Retry-After in this batch."""
-
-
-_FAILURE_CLASSES: list[tuple[tuple[type[BaseException], ...], str]] = [
-    ((HeldByRetryAfter,), DEFERRED),
-    ((Truncated,), "oversize"),
-    ((ForbiddenAddress,), FORBIDDEN_ADDRESS),
-    ((CannotResolveHostError, txerror.DNSLookupError), "dns"),
-    ((DownloadConnectionRefusedError, txerror.ConnectionRefusedError), "connection_refused"),
-    ((DownloadTimeoutError, txerror.TimeoutError, txerror.TCPTimedOutError), "timeout"),
-    ((DownloadCancelledError,), "oversize"),
-    ((ResponseDataLossError, ResponseNeverReceived, txerror.ConnectionLost), "connection_lost"),
-    ((txerror.ConnectError,), "connection_error"),
-    ((TunnelError,), "tunnel"),
-    ((DownloadFailedError,), "download_failed"),
-    ((IgnoreRequest,), "ignored"),
-]
-
-
-def classify_failure(exc: BaseException) -> str:
-    """A short, stable failure class for reports and, later, retry decisions."""
-    if isinstance(exc, IgnoreRequest) and isinstance(exc.__cause__, _DecompressionMaxSizeExceeded):
-        return "oversize"  # a compressed body that expands past max_response_bytes
-    for types, name in _FAILURE_CLASSES:
-        if isinstance(exc, types):
-            return name
-    if "SSL" in type(exc).__name__ or "TLS" in type(exc).__name__:
-        return "tls"
-    return "error:" + type(exc).__name__
-
-
-@dataclass(frozen=True)
-class FoundRequest:
-    """A request a spider yielded: where it goes, and (if not a plain GET to ``parse``) the
-    rest of it."""
-
-    url: str
-    priority: int = 0
-    request: RequestData | None = None
-
-
-@dataclass
-class PageCapture:
-    """What one batch request produced."""
-
-    url: str
-    depth: int
-    errback: str | None = None
-    status: int | None = None
-    error: str | None = None
-    fetched_at: float | None = None
-    content_type: str | None = None
-    location: str | None = None
-    size_bytes: int = 0
-    items: list[dict[str, Any]] = field(default_factory=list)
-    links: list[FoundRequest] = field(default_factory=list)
-    body: bytes | None = None
-    blocked: str | None = None
-    retry_after: float | None = None
-    judged: bool = False
-    proxy: str | None = None
-    latency_ms: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    content_hash: str | None = None
-    wire: WireExchange | None = None
-    """The exchange as it went over the wire, when the batch archives (WARC)."""
-    spider_error: str | None = None
-    """``Type: message`` of the first exception a callback raised on the page."""
 
 
 class BatchCapture:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shardcrawl.activities.batch_capture import PageCapture
+from shardcrawl.activities.page_capture import PageCapture
 from shardcrawl.activities.warc_writer import (
     IDENTICAL_PROFILE,
     NOT_MODIFIED_PROFILE,

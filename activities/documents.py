@@ -9,7 +9,8 @@ from typing import Any
 from scrapy import Spider
 from temporalio import activity
 
-from shardcrawl.activities.batch_capture import CAPTURE_ARG, BatchCapture, PageCapture
+from shardcrawl.activities.batch_capture import CAPTURE_ARG, BatchCapture
+from shardcrawl.activities.page_capture import PageCapture
 from shardcrawl.activities.proxy_assign import proxy_slots
 from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
 from shardcrawl.activities.scrapy_settings import fetch_settings

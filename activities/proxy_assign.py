@@ -27,13 +27,8 @@ from scrapy.http import Response
 from temporalio.exceptions import ApplicationError
 from twisted.internet.defer import Deferred
 
-from shardcrawl.activities.batch_capture import (
-    PROXY_META,
-    SLOT_META,
-    capture_of,
-    classify_failure,
-    proxy_fault,
-)
+from shardcrawl.activities.batch_capture import PROXY_META, SLOT_META, capture_of, proxy_fault
+from shardcrawl.activities.fetch_failures import classify_failure
 from shardcrawl.core.proxy_urls import MissingCredential, resolve
 from shardcrawl.models import ProxyLease
 from shardcrawl.policy.proxy_health import PROXY_FAILURES

@@ -11,10 +11,10 @@ from __future__ import annotations
 from protego import Protego
 from temporalio import activity
 
-from shardcrawl.activities.batch_capture import PageCapture
 from shardcrawl.activities.documents import fetch_documents
 from shardcrawl.activities.fetch_options import SharedFetchOptions
 from shardcrawl.activities.lru import Lru
+from shardcrawl.activities.page_capture import PageCapture
 from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
 from shardcrawl.activities.stores import StoreCache
 from shardcrawl.core import layout, urls

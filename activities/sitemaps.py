@@ -11,9 +11,9 @@ from typing import Any
 
 from temporalio import activity
 
-from shardcrawl.activities.batch_capture import PageCapture
 from shardcrawl.activities.documents import fetch_documents
 from shardcrawl.activities.fetch_options import SharedFetchOptions
+from shardcrawl.activities.page_capture import PageCapture
 from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
 from shardcrawl.activities.sitemap_parser import SitemapReader
 from shardcrawl.activities.stores import StoreCache

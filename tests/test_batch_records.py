@@ -15,7 +15,8 @@ from scrapy.exceptions import (
 from twisted.internet import error as txerror
 
 from shardcrawl.activities.batch import _links, _outcome, page_record
-from shardcrawl.activities.batch_capture import FoundRequest, PageCapture, classify_failure
+from shardcrawl.activities.fetch_failures import classify_failure
+from shardcrawl.activities.page_capture import FoundRequest, PageCapture
 from shardcrawl.activities.previous import change_of, conditions
 from shardcrawl.models import Link
 

@@ -9,7 +9,8 @@ import re
 
 from rich.console import Console
 
-from shardcrawl.cli.display import estimate, progress_line, progress_table, report_table
+from shardcrawl.cli.display import estimate, progress_line, progress_table
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.models import CrawlProgress, CrawlReport, ShardTotals
 from shardcrawl.temporal.client import CrawlHandle
 from tests.helpers import shardcrawl

@@ -8,7 +8,8 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from shardcrawl.core import urls
-from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
+from shardcrawl.testing.sites.graph import reachable_pages
+from shardcrawl.testing.sites.urls import is_optional_url
 from tests.helpers import read_records, read_report, start_crawl
 
 MAX_DEPTH = 8

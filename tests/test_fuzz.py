@@ -19,7 +19,8 @@ from scrapy import Request
 from scrapy.http import HtmlResponse, Response
 
 from shardcrawl.activities.batch import _links, page_record
-from shardcrawl.activities.batch_capture import BatchCapture, FoundRequest, PageCapture
+from shardcrawl.activities.batch_capture import BatchCapture
+from shardcrawl.activities.page_capture import FoundRequest, PageCapture
 from shardcrawl.core import urls
 from shardcrawl.core.errors import SpecError
 from shardcrawl.models import BlockSpec, UrlTask

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from shardcrawl.cli.display import report_table
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.models import CrawlReport, CrawlSpec
 from shardcrawl.temporal.client import CrawlClient
 from tests.changing_site import COUNTS, LAST_MODIFIED, ChangingSite, pages

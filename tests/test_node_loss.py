@@ -20,7 +20,8 @@ from shardcrawl.core import urls
 from shardcrawl.models import BatchRequest
 from shardcrawl.temporal.devserver import DevServer, free_ports
 from shardcrawl.temporal.wire import data_converter
-from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
+from shardcrawl.testing.sites.graph import reachable_pages
+from shardcrawl.testing.sites.urls import is_optional_url
 from tests.helpers import crawl_events, read_items, start_crawl
 from tests.plugins.temporal import Workers
 

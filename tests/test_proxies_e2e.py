@@ -11,7 +11,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from shardcrawl.cli.display import progress_table, report_table
+from shardcrawl.cli.display import progress_table
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.core import urls
 from shardcrawl.models import CrawlProgress
 from shardcrawl.temporal.client import CrawlClient

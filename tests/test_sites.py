@@ -23,16 +23,10 @@ from scrapy.http import HtmlResponse
 from scrapy.linkextractors import LinkExtractor
 from w3lib.url import canonicalize_url
 
-from shardcrawl.testing.sites.graph import (
-    SiteConfig,
-    canonical_page_url,
-    is_optional_url,
-    page_links,
-    page_paths,
-    reachable_pages,
-    render,
-)
+from shardcrawl.testing.sites.graph import SiteConfig, page_links, page_paths, reachable_pages
 from shardcrawl.testing.sites.process import SiteProcess, free_port, max_overlap
+from shardcrawl.testing.sites.rendering import render
+from shardcrawl.testing.sites.urls import canonical_page_url, is_optional_url
 
 __all__: list[str] = []
 
@@ -180,7 +174,7 @@ def test_variants_present_and_canonical_url_agrees_with_w3lib() -> None:
 
 def test_rendered_html_links_match_link_graph_for_scrapy() -> None:
     """What Scrapy extracts from the HTML is what reachable_pages follows."""
-    from shardcrawl.testing.sites.graph import _resolve
+    from shardcrawl.testing.sites.urls import _resolve
 
     for host in CFG.hosts:
         for path in page_paths(CFG) + ["/bad/html", "/trap/2", "/private/5"]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from shardcrawl.cli.display import host_table, report_table
+from shardcrawl.cli.report_view import report_table
+from shardcrawl.cli.tables import host_table
 from shardcrawl.core import urls
 from shardcrawl.temporal.devserver import free_port
 from tests.helpers import read_items, start_crawl, start_ready

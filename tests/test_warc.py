@@ -22,7 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import iso_date_to_timestamp
 
 from shardcrawl.activities.cdxj import surt
-from shardcrawl.cli.display import report_table
+from shardcrawl.cli.report_view import report_table
 from shardcrawl.core.errors import SpecError
 from shardcrawl.models import BatchRequest, BatchResult, CrawlReport, CrawlSpec
 from shardcrawl.models.validation import parse_spec

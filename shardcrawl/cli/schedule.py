@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shardcrawl.cli.display import Column, fitted_table
+from shardcrawl.cli.tables import Column, fitted_table
 from shardcrawl.core.errors import ScheduleError
 from shardcrawl.core.layout import shown_location
 from shardcrawl.models import CrawlSpec

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # Failure classes that shardcrawl itself decides (Scrapy's network failures are classified in
-# activities/batch_capture.py). The first three are not requests: nothing was sent.
+# activities/fetch_failures.py). The first three are not requests: nothing was sent.
 ROBOTS_DISALLOWED = "robots_disallowed"
 FORBIDDEN_ADDRESS = "forbidden_address"
 NOT_FETCHED = "not_fetched"

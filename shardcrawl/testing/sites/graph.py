@@ -1,4 +1,5 @@
-"""Deterministic multi-host test web site: link graph, rendering and ground truth.
+"""Deterministic multi-host test web site: link graph and ground truth (``rendering`` has
+its pages' bytes, ``urls`` how a crawler reads their hrefs).
 
 Pure (no I/O) so tests can compute what a correct crawl must record without a
 server, and the server (``shardcrawl.testing.sites.server``) can answer from the same
@@ -41,39 +42,28 @@ Extras (``extras=True``), on every host, all linked from ``/``:
 
 The ``/p/%ZZ`` and invalid UTF-8 links are "broken": :func:`reachable_pages`
 skips them, yet a crawler that fetches them (and gets 404) is not wrong; use
-:func:`is_optional_url` to tolerate them.
+:func:`urls.is_optional_url` to tolerate them.
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import random
-import re
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
+
+from shardcrawl.testing.sites.urls import _resolve, canonical_page_url
 
 __all__ = [
     "SiteConfig",
     "canonical_page_url",
     "reachable_pages",
-    "render",
-    "is_optional_url",
     "page_paths",
     "page_links",
-    "HTML_TYPE",
 ]
 
-HTML_TYPE = "text/html; charset=utf-8"
-_ROBOTS = b"User-agent: *\nDisallow: /private/\n"
-_NOT_FOUND = (
-    b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>404 Not Found</title>'
-    b"</head><body><h1>Not Found</h1></body></html>"
-)
 _BAD_UTF8_HREF = "/bad/\udcff\udcfe"  # surrogateescape for raw bytes ff fe
-_SKIP_SCHEMES = ("javascript:", "mailto:", "tel:")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -100,27 +90,6 @@ class SiteConfig:
     def query_pages(self) -> int:
         """Number of ``/q/{j}`` pages per host."""
         return max(1, self.pages_per_host // 10)
-
-
-def canonical_page_url(host: str, path_with_query: str) -> str:
-    """Identity of a page as recorded by the crawler (agrees with w3lib's
-    ``canonicalize_url`` for generated pages): lower-case host, sorted query,
-    no fragment."""
-    path, _, _frag = path_with_query.partition("#")
-    path, _, query = path.partition("?")
-    pairs = sorted(tuple(p.partition("=")[::2]) for p in query.split("&") if p)
-    q = "&".join(f"{k}={v}" for k, v in pairs)
-    return f"http://{host.lower()}{path or '/'}" + (f"?{q}" if q else "")
-
-
-def is_optional_url(url: str) -> bool:
-    """True for URLs a crawler may or may not record: 404s reached through the
-    deliberately broken ``/p/%ZZ`` and invalid-UTF-8 links of ``/bad/html``."""
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        return True
-    return path.lower().startswith("/p/%") or (path.startswith("/bad/") and path != "/bad/html")
 
 
 # --------------------------------------------------------------------------- graph
@@ -343,92 +312,7 @@ def _normalize(config: SiteConfig, path_with_query: str) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- render
-
-
-def _html(title: str, hrefs: list[str]) -> bytes:
-    items = "".join(
-        f'<li><a href="{html.escape(h, quote=True)}">link {k}</a></li>\n'
-        for k, h in enumerate(hrefs)
-    )
-    t = html.escape(title)
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{t}</title>'
-        f"</head>\n<body><h1>{t}</h1>\n<ul>\n{items}</ul></body></html>\n"
-    ).encode("utf-8", "surrogateescape")
-
-
-def _bad_html(title: str, hrefs: list[str]) -> bytes:
-    good = html.escape(hrefs[0], quote=True)
-    return (
-        (
-            f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<body><div><p>broken <b>markup <i>here\n<a href="{good}">good link</a>\n'
-            '<a href="javascript:alert(1)">js</a> <a href="mailto:x@y">mail</a>\n'
-            '<a href="http://[::1">broken ipv6</a> <a href="/p/%ZZ">bad escape</a>\n'
-            '<a href="tel:123">phone</a>\n'
-        ).encode()
-        + b'<a href="/bad/\xff\xfe">raw bytes</a>\n<p>garbage \xc3\x28 \xa0\xa1 \x80'
-        b"<table><tr><td>cell<div></span></table\n<!-- unterminated comment? no -->\n<p"
-    )
-
-
-def render(config: SiteConfig, host: str, path_with_query: str) -> tuple[int, str, bytes]:
-    """Status, content type and body for a request to ``host`` (a config host)."""
-    site = _site(config)
-    host = host.lower()
-    key = (host, path_with_query)
-    hit = site.cache.get(key)
-    if hit is not None:
-        return hit
-    result = _render(config, host, path_with_query)
-    if not path_with_query.startswith("/trap/") and len(site.cache) < 200_000:
-        site.cache[key] = result
-    return result
-
-
-def _render(config: SiteConfig, host: str, target: str) -> tuple[int, str, bytes]:
-    path = _normalize(config, target) if host in config.hosts else None
-    if path is None or path.startswith("/missing/"):
-        return 404, HTML_TYPE, _NOT_FOUND
-    title = f"{host} {path}"
-    if path == "/robots.txt":
-        return 200, "text/plain", _ROBOTS
-    if path == "/files/blob.bin":
-        fake = b'\n<a href="/p/99999">not a link</a>\n'
-        body = bytes(range(256)) + fake + bytes(range(255, -1, -1))
-        return 200, "application/octet-stream", body
-    if path == "/files/doc.pdf":
-        body = (
-            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
-            b'(<a href="/p/99998">) \n%%EOF\n'
-        )
-        return 200, "application/pdf", body
-    hrefs = page_links(config, host, path) or []
-    if path == "/bad/html":
-        return 200, HTML_TYPE, _bad_html(title, hrefs)
-    return 200, HTML_TYPE, _html(title, hrefs)
-
-
 # --------------------------------------------------------------------------- truth
-
-
-def _resolve(base: str, href: str) -> str | None:
-    """Absolute URL for ``href`` on ``base``; None for links a crawler skips."""
-    href = href.strip()
-    if not href or href.lower().startswith(_SKIP_SCHEMES):
-        return None
-    if _BAD_PERCENT.search(href) or any("\udc80" <= c <= "\udcff" for c in href):
-        return None  # broken: see is_optional_url
-    try:
-        url = urljoin(base, href)
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:
-        return None
-    if parts.scheme != "http" or not parts.netloc:
-        return None
-    return url
 
 
 def reachable_pages(

@@ -31,7 +31,8 @@ import sys
 import time
 from typing import IO
 
-from shardcrawl.testing.sites.graph import SiteConfig, render
+from shardcrawl.testing.sites.graph import SiteConfig
+from shardcrawl.testing.sites.rendering import render
 
 __all__ = ["main", "serve", "bind_address", "parse_args"]
 
