@@ -61,7 +61,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from shardcrawl import urls  # noqa: E402
-from shardcrawl.models import CrawlSpec  # noqa: E402
+from shardcrawl.models import CrawlSpec, shard_workflow_id  # noqa: E402
 from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
 from shardcrawl.temporal.fleet import stop_processes  # noqa: E402
@@ -242,7 +242,7 @@ async def _runs_by_chain(client: Client, ids: list[str]) -> set[tuple[str, str, 
 async def analyze_histories(client: Client, crawl_id: str, shards: int) -> dict[str, Any]:
     start = time.monotonic()
     query = crawl_query(crawl_id)
-    ids = [crawl_id] + [f"{crawl_id}/shard-{i}" for i in range(shards)]
+    ids = [crawl_id] + [shard_workflow_id(crawl_id, i) for i in range(shards)]
     chain = await _runs_by_chain(client, ids)
     list_error = None
     try:

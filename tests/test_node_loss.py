@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from shardcrawl.core import urls
-from shardcrawl.models import BatchRequest
+from shardcrawl.models import BatchRequest, shard_workflow_id
 from shardcrawl.temporal.devserver import DevServer, free_ports
 from shardcrawl.temporal.wire import data_converter
 from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
@@ -92,7 +92,9 @@ async def pid_running_a_batch(client: Client, crawl_id: str, shards: int, live: 
     while True:
         for i in range(shards):
             try:
-                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+                description = await client.get_workflow_handle(
+                    shard_workflow_id(crawl_id, i)
+                ).describe()
             except RPCError:
                 continue  # not started yet
             for pending in description.raw_description.pending_activities:
@@ -108,7 +110,9 @@ async def shard_continuing_as_new(client: Client, crawl_id: str, shards: int) ->
     while True:
         for i in range(shards):
             try:
-                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+                description = await client.get_workflow_handle(
+                    shard_workflow_id(crawl_id, i)
+                ).describe()
             except RPCError:
                 continue
             pending = description.raw_description.pending_activities
@@ -130,7 +134,9 @@ async def pids_running_batches(client: Client, crawl_id: str, shards: int) -> se
     pids = set()
     for i in range(shards):
         try:
-            description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+            description = await client.get_workflow_handle(
+                shard_workflow_id(crawl_id, i)
+            ).describe()
         except RPCError:
             continue
         for pending in description.raw_description.pending_activities:
