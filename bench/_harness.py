@@ -34,13 +34,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: 
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
+from shardcrawl.core.ports import free_port  # noqa: E402
 from shardcrawl.models import CrawlReport  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
 from shardcrawl.temporal.fleet import stop_processes, worker_command  # noqa: E402
 from shardcrawl.temporal.wire import data_converter  # noqa: E402
 from shardcrawl.testing.history_audit import audit_crawl  # noqa: E402
 from shardcrawl.testing.sites.graph import SiteConfig  # noqa: E402
-from shardcrawl.testing.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
 __all__ = [
     "ROOT",

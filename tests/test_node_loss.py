@@ -17,8 +17,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from shardcrawl.core import urls
+from shardcrawl.core.ports import free_ports
 from shardcrawl.models import BatchRequest, shard_workflow_id
-from shardcrawl.temporal.devserver import DevServer, free_ports
+from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.wire import data_converter
 from shardcrawl.testing.sites.graph import is_optional_url, reachable_pages
 from tests.helpers import crawl_events, read_items, start_crawl
