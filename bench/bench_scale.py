@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -374,9 +374,8 @@ async def run_crawl(
     sampler.track("temporal_server", server.process.pid)
     sampler.track("site_server", site.pid)
     procs: list[subprocess.Popen[bytes]] = []
-    logs: list[IO[bytes]] = []
     try:
-        procs, logs = start_workers(
+        procs = start_workers(
             args.workers, address=server.address, task_queue=task_queue, log_dir=work
         )
         for i, p in enumerate(procs):
@@ -481,8 +480,6 @@ async def run_crawl(
     finally:
         sampler.stop()
         stop_processes(procs)
-        for log in logs:
-            log.close()
         server.stop()
 
 
