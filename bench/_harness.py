@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -34,13 +34,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: 
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
+from shardcrawl.core.ports import free_port  # noqa: E402
 from shardcrawl.models import CrawlReport  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
-from shardcrawl.temporal.fleet import stop_processes, worker_command  # noqa: E402
+from shardcrawl.temporal.fleet import start_worker, stop_processes  # noqa: E402
 from shardcrawl.temporal.wire import data_converter  # noqa: E402
 from shardcrawl.testing.history_audit import audit_crawl  # noqa: E402
 from shardcrawl.testing.sites.graph import SiteConfig  # noqa: E402
-from shardcrawl.testing.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
 __all__ = [
     "ROOT",
@@ -251,7 +252,7 @@ def warm_up_site(site: SiteProcess, timeout: float = 600.0) -> float:
 
 def start_workers(
     count: int, *, address: str, task_queue: str, log_dir: Path, log_level: str = "WARNING"
-) -> tuple[list[subprocess.Popen[bytes]], list[IO[bytes]]]:
+) -> list[subprocess.Popen[bytes]]:
     """``count`` worker processes (``python -m worker``) with their output in log_dir."""
     env = dict(
         os.environ,
@@ -259,17 +260,9 @@ def start_workers(
         SHARDCRAWL_TASK_QUEUE=task_queue,
         SHARDCRAWL_LOG_LEVEL=log_level,
     )
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[IO[bytes]] = []
-    for index in range(count):
-        log = open(log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115 - closed by caller
-        logs.append(log)
-        procs.append(
-            subprocess.Popen(
-                worker_command(), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        )
-    return procs, logs
+    return [
+        start_worker(log_dir / f"worker-{index}.log", env=env, cwd=ROOT) for index in range(count)
+    ]
 
 
 async def _poller_counts(client: Client, task_queue: str) -> list[int]:
@@ -409,9 +402,8 @@ async def shardcrawl_fleet(
     log_dir.mkdir(parents=True, exist_ok=True)
     server = DevServer(headless=True, db_file=work_dir / f"{name}.db").start()
     procs: list[subprocess.Popen[bytes]] = []
-    logs: list[IO[bytes]] = []
     try:
-        procs, logs = start_workers(
+        procs = start_workers(
             workers, address=server.address, task_queue=task_queue, log_dir=log_dir
         )
         client = await Client.connect(server.address, data_converter=data_converter)
@@ -419,8 +411,6 @@ async def shardcrawl_fleet(
         yield Fleet(server, procs, client, task_queue, log_dir)
     finally:
         stop_processes(procs)
-        for log in logs:
-            log.close()
         server.stop()
 
 

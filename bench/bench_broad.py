@@ -53,10 +53,11 @@ from _harness import (  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
+from shardcrawl.core.ports import free_port  # noqa: E402
 from shardcrawl.models import CrawlSpec  # noqa: E402
 from shardcrawl.temporal.client import CrawlHandle  # noqa: E402
 from shardcrawl.testing.sites.graph import SiteConfig, canonical_page_url, reachable_pages  # noqa: E402
-from shardcrawl.testing.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
 MAX_DEPTH = 1000
 NAME_WIDTH = 26

@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,7 +61,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from shardcrawl import urls  # noqa: E402
-from shardcrawl.models import CrawlSpec  # noqa: E402
+from shardcrawl.models import CrawlSpec, shard_workflow_id  # noqa: E402
 from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
 from shardcrawl.temporal.fleet import stop_processes  # noqa: E402
@@ -242,7 +242,7 @@ async def _runs_by_chain(client: Client, ids: list[str]) -> set[tuple[str, str, 
 async def analyze_histories(client: Client, crawl_id: str, shards: int) -> dict[str, Any]:
     start = time.monotonic()
     query = crawl_query(crawl_id)
-    ids = [crawl_id] + [f"{crawl_id}/shard-{i}" for i in range(shards)]
+    ids = [crawl_id] + [shard_workflow_id(crawl_id, i) for i in range(shards)]
     chain = await _runs_by_chain(client, ids)
     list_error = None
     try:
@@ -374,9 +374,8 @@ async def run_crawl(
     sampler.track("temporal_server", server.process.pid)
     sampler.track("site_server", site.pid)
     procs: list[subprocess.Popen[bytes]] = []
-    logs: list[IO[bytes]] = []
     try:
-        procs, logs = start_workers(
+        procs = start_workers(
             args.workers, address=server.address, task_queue=task_queue, log_dir=work
         )
         for i, p in enumerate(procs):
@@ -481,8 +480,6 @@ async def run_crawl(
     finally:
         sampler.stop()
         stop_processes(procs)
-        for log in logs:
-            log.close()
         server.stop()
 
 

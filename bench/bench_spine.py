@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import cpu_seconds, run_plain, shardcrawl_fleet, timed_crawl  # noqa: E402
 
+from shardcrawl.core.ports import free_port  # noqa: E402
+from shardcrawl.models import shard_workflow_id  # noqa: E402
 from shardcrawl.testing.sites.graph import SiteConfig, reachable_pages  # noqa: E402
-from shardcrawl.testing.sites.process import SiteProcess, free_port  # noqa: E402
+from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
 MAX_DEPTH = 1000
 
@@ -60,7 +62,7 @@ async def run_shardcrawl(
                 "(with start-up)",
                 flush=True,
             )
-            ids = [crawl_id] + [f"{crawl_id}/shard-{i}" for i in range(4)]
+            ids = [crawl_id] + [shard_workflow_id(crawl_id, i) for i in range(4)]
             events = size = 0
             for wid in ids:
                 history = await fleet.client.get_workflow_handle(wid).fetch_history()

@@ -9,15 +9,16 @@ import tempfile
 from pathlib import Path
 
 from shardcrawl.cli.main import main
+from shardcrawl.core.ports import free_port
 from shardcrawl.temporal.connection import exit_now
 from shardcrawl.testing.sites.graph import SiteConfig
-from shardcrawl.testing.sites.process import SiteProcess, free_port
+from shardcrawl.testing.sites.process import SiteProcess
 
 IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
 def run_demo() -> int:
-    port = free_port(IPS[0])
+    port = free_port(IPS[0], also=IPS)
     config = SiteConfig(hosts=tuple(f"{ip}:{port}" for ip in IPS), pages_per_host=80, delay_ms=20)
     with (
         tempfile.TemporaryDirectory() as tmp,

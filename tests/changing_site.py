@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import start_ready
 
 COUNTS = {"etag": 3, "lm": 3, "changed": 3, "removed": 2, "new": 2}

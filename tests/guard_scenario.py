@@ -24,7 +24,8 @@ from dnslib import QTYPE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 from temporalio.client import Client
 
-from shardcrawl.temporal.devserver import DevServer, free_ports
+from shardcrawl.core.ports import free_ports
+from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.wire import data_converter
 from tests.helpers import read_items, read_report, start_crawl
 from tests.plugins.temporal import Workers

@@ -13,6 +13,8 @@ import contextlib
 import socket
 import struct
 
+from shardcrawl.core.ports import free_port
+
 __all__ = ["TcpForwarder"]
 
 _SLOW_DOWN = (
@@ -29,7 +31,7 @@ class TcpForwarder:
     def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.host = host
-        self.port = _free_port(host)
+        self.port = free_port(host)
         self.mode = "refuse"
         self.connections = 0
         self._server: asyncio.Server | None = None
@@ -108,9 +110,3 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.close()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import read_records, start_crawl, start_ready
 
 PAGES = 200

@@ -14,8 +14,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from shardcrawl.core.ports import free_port
 from shardcrawl.temporal.client import CrawlHandle
-from shardcrawl.temporal.devserver import free_port
 from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import read_items, read_report, shardcrawl
 

@@ -10,7 +10,7 @@ from collections import Counter
 from temporalio.client import WorkflowExecutionStatus
 
 from shardcrawl.core import urls
-from shardcrawl.models import CrawlProgress, CrawlSpec
+from shardcrawl.models import CrawlProgress, CrawlSpec, shard_workflow_id
 from shardcrawl.models.timeseries import TimeSeries
 from shardcrawl.temporal.client import CrawlClient
 from shardcrawl.testing.history_audit import audit_crawl
@@ -78,7 +78,7 @@ async def test_crawl_continues_as_new_without_losing_or_repeating_work(
     runs = await audit_crawl(client, handle.crawl_id)
     by_workflow = Counter(r.workflow_id for r in runs)
     assert by_workflow[handle.crawl_id] >= 2, "the crawl workflow never continued as new"
-    for shard in (f"{handle.crawl_id}/shard-0", f"{handle.crawl_id}/shard-1"):
+    for shard in (shard_workflow_id(handle.crawl_id, 0), shard_workflow_id(handle.crawl_id, 1)):
         assert by_workflow[shard] >= 2, f"{shard} never continued as new"
     continued = [r for r in runs if r.status == WorkflowExecutionStatus.CONTINUED_AS_NEW]
     assert len(continued) == len(runs) - 3

@@ -10,8 +10,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from shardcrawl.core import urls
+from shardcrawl.core.ports import free_ports
 from shardcrawl.temporal.client import CrawlClient
-from shardcrawl.temporal.devserver import free_ports
 from tests import moody_site
 from tests.helpers import read_items, read_records, read_report, start_crawl
 from tests.moody_site import MoodySite

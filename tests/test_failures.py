@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import read_items, read_report, shardcrawl, start_crawl
 from tests.nasty_site import NastySite
 

@@ -10,6 +10,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler
 
 from shardcrawl.core import urls
+from shardcrawl.models import shard_workflow_id
 from shardcrawl.testing.history_audit import audit_crawl
 from tests.helpers import read_items, start_crawl
 from tests.thread_site import ThreadSite
@@ -74,7 +75,7 @@ async def test_large_link_lists_travel_in_small_payloads(client, workers, task_q
 
     runs = await audit_crawl(client, handle.id)
     assert max(r.largest_payload_bytes for r in runs) < 256 * 1024
-    home_shard = f"{handle.id}/shard-{urls.shard_of(home.origin, shards)}"
+    home_shard = shard_workflow_id(handle.id, urls.shard_of(home.origin, shards))
     history = await client.get_workflow_handle(home_shard).fetch_history()
     loads = [
         e

@@ -17,8 +17,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from shardcrawl.core import urls
-from shardcrawl.models import BatchRequest
-from shardcrawl.temporal.devserver import DevServer, free_ports
+from shardcrawl.core.ports import free_ports
+from shardcrawl.models import BatchRequest, shard_workflow_id
+from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.wire import data_converter
 from shardcrawl.testing.sites.graph import reachable_pages
 from shardcrawl.testing.sites.urls import is_optional_url
@@ -93,7 +94,9 @@ async def pid_running_a_batch(client: Client, crawl_id: str, shards: int, live: 
     while True:
         for i in range(shards):
             try:
-                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+                description = await client.get_workflow_handle(
+                    shard_workflow_id(crawl_id, i)
+                ).describe()
             except RPCError:
                 continue  # not started yet
             for pending in description.raw_description.pending_activities:
@@ -109,7 +112,9 @@ async def shard_continuing_as_new(client: Client, crawl_id: str, shards: int) ->
     while True:
         for i in range(shards):
             try:
-                description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+                description = await client.get_workflow_handle(
+                    shard_workflow_id(crawl_id, i)
+                ).describe()
             except RPCError:
                 continue
             pending = description.raw_description.pending_activities
@@ -131,7 +136,9 @@ async def pids_running_batches(client: Client, crawl_id: str, shards: int) -> se
     pids = set()
     for i in range(shards):
         try:
-            description = await client.get_workflow_handle(f"{crawl_id}/shard-{i}").describe()
+            description = await client.get_workflow_handle(
+                shard_workflow_id(crawl_id, i)
+            ).describe()
         except RPCError:
             continue
         for pending in description.raw_description.pending_activities:

@@ -17,8 +17,8 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from shardcrawl.core.ports import free_ports
 from shardcrawl.models import CrawlReport
-from shardcrawl.temporal.devserver import free_ports
 from shardcrawl.temporal.fleet import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ from shardcrawl.cli.display import progress_table
 from shardcrawl.cli.report_view import report_table
 from shardcrawl.core import urls
 from shardcrawl.models import CrawlProgress
+from shardcrawl.models.proxy_messages import broker_workflow_id
 from shardcrawl.temporal.client import CrawlClient
 from tests.helpers import read_items, read_report, render, start_crawl
 from tests.proxy_lab import ProxyLab, overlap_max
@@ -263,7 +264,7 @@ async def test_pools_identities_capacity_and_health_from_the_proxies_logs(
             execution.id, run_id=execution.run_id
         ).fetch_history()
         texts.append(history.to_json())
-        if execution.id.endswith("/proxies"):
+        if execution.id == broker_workflow_id(handle.id):
             broker_events += len(history.events)
     assert len(texts) > 6
     assert not [t for t in texts if PASSWORD in t]

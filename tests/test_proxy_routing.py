@@ -313,6 +313,23 @@ def test_credentials_are_names_in_the_spec_and_values_only_on_the_worker():
     assert redact(url) == url
 
 
+def test_a_password_holding_an_at_sign_is_hidden_whole():
+    text = "GET via http://bob:p@ss@10.0.0.1:8080/x failed, then https://u:a@b@c@gw.test"
+    hidden = "GET via http://***@10.0.0.1:8080/x failed, then https://***@gw.test"
+    assert redact(text) == hidden
+    assert redact(text, keep_placeholders=False) == hidden
+    assert redact("http://${LAB_USER}:p@ss@10.0.0.1:8080") == "http://***@10.0.0.1:8080"
+
+
+def test_placeholders_stay_unless_asked_otherwise():
+    url = "http://${LAB_USER}:${LAB_PASS}@10.0.0.1:8080"
+    assert redact(url) == url
+    assert redact(url, keep_placeholders=False) == "http://***@10.0.0.1:8080"
+    assert (
+        redact("s3://bucket/a@b and http://10.0.0.1/@x") == "s3://bucket/a@b and http://10.0.0.1/@x"
+    )
+
+
 def test_a_literal_password_in_a_spec_is_refused_without_echoing_it():
     with pytest.raises(SpecError) as err:
         parse_spec(

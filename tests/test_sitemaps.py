@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import read_items, start_crawl, start_ready
 
 ORPHANS = {f"/orphan/{i}" for i in range(7)}

@@ -23,8 +23,9 @@ from scrapy.http import HtmlResponse
 from scrapy.linkextractors import LinkExtractor
 from w3lib.url import canonicalize_url
 
+from shardcrawl.core.ports import free_port
 from shardcrawl.testing.sites.graph import SiteConfig, page_links, page_paths, reachable_pages
-from shardcrawl.testing.sites.process import SiteProcess, free_port, max_overlap
+from shardcrawl.testing.sites.process import SiteProcess, max_overlap
 from shardcrawl.testing.sites.rendering import render
 from shardcrawl.testing.sites.urls import canonical_page_url, is_optional_url
 
@@ -32,10 +33,11 @@ __all__: list[str] = []
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 EXTRACTOR = LinkExtractor(deny_extensions=[])
+_SITE_IPS = ("127.0.0.2", "127.0.0.3", "localhost")
 
 
 def _config(port: int, pages_per_host: int = 20, delay_ms: int = 0) -> SiteConfig:
-    hosts = (f"127.0.0.2:{port}", f"127.0.0.3:{port}", f"localhost:{port}")
+    hosts = tuple(f"{ip}:{port}" for ip in _SITE_IPS)
     return SiteConfig(hosts=hosts, pages_per_host=pages_per_host, delay_ms=delay_ms)
 
 
@@ -62,7 +64,7 @@ def _wait_log(site: SiteProcess, since: float, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
     log = tmp_path_factory.mktemp("site") / "access.jsonl"
-    with SiteProcess(_config(free_port()), log) as proc:
+    with SiteProcess(_config(free_port("127.0.0.2", also=_SITE_IPS)), log) as proc:
         yield proc
 
 
@@ -255,7 +257,7 @@ def test_server_keep_alive_and_connection_close(site: SiteProcess) -> None:
 
 
 def test_concurrency_is_measured_from_log(tmp_path: Path) -> None:
-    cfg = _config(free_port(), delay_ms=200, pages_per_host=5)
+    cfg = _config(free_port("127.0.0.2", also=_SITE_IPS), delay_ms=200, pages_per_host=5)
     with SiteProcess(cfg, tmp_path / "access.jsonl") as proc:
         h0, h1, _ = cfg.hosts
         barrier = threading.Barrier(4)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import ROOT, read_items, start_crawl, start_ready
 from tests.shop_site import LISTING_PAGES, PRODUCTS_PER_PAGE, REVIEWS_PER_PRODUCT
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from botocore.config import Config
 
 import shardcrawl.store.s3 as s3_store_module
 from shardcrawl.core.errors import ShardcrawlError, StoreError, StoreUnavailable
+from shardcrawl.core.ports import free_port
 from shardcrawl.store import (
     TMP_PREFIX,
     FileStore,
@@ -45,12 +45,6 @@ def s3_client(moto_s3_endpoint: str, aws_test_env: dict[str, str]) -> Any:
     return boto3.session.Session().client(
         "s3", endpoint_url=moto_s3_endpoint, region_name="us-east-1"
     )
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- both backends
@@ -305,7 +299,7 @@ def test_s3_unreachable_endpoint_is_a_store_error(
 ) -> None:
     fast = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2)
     monkeypatch.setattr(s3_store_module, "_CLIENT_CONFIG", fast)
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = S3Store("bucket", endpoint_url=endpoint)
     with pytest.raises(StoreUnavailable) as info:
         store.check_writable()

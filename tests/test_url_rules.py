@@ -14,7 +14,7 @@ from rich.console import Console
 from shardcrawl.cli.report_view import report_table
 from shardcrawl.cli.tables import host_table
 from shardcrawl.core import urls
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 from tests.helpers import read_items, start_crawl, start_ready
 
 

@@ -9,7 +9,7 @@ import uuid
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from shardcrawl.models import CrawlSpec
+from shardcrawl.models import CrawlSpec, shard_workflow_id
 from shardcrawl.policy.visibility import CRAWLS_ONLY, crawls_view_url, shard_summary
 from shardcrawl.temporal.client import CrawlClient
 
@@ -78,7 +78,9 @@ async def test_crawls_are_found_by_status_seed_domain_and_pages(
     )
 
     for index in range(2):
-        shard = await client.get_workflow_handle(f"{handle.crawl_id}/shard-{index}").describe()
+        shard = await client.get_workflow_handle(
+            shard_workflow_id(handle.crawl_id, index)
+        ).describe()
         assert await shard.static_summary() == shard_summary(index, 2)
         assert (await shard.memo())["shard"] == index
 

@@ -17,19 +17,22 @@ from urllib.parse import quote, urlsplit
 __all__ = ["PLACEHOLDER", "MissingCredential", "check_proxy_url", "redact", "resolve"]
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# Up to the last "@" before the host: a password may hold an "@" of its own.
+_USERINFO = re.compile(r"(?<=://)[^/\s]*@")
 
 
 class MissingCredential(LookupError):
     """A proxy URL names an environment variable that the worker does not have."""
 
 
-def redact(text: str) -> str:
-    """Any ``user:pass@`` in ``text`` becomes ``***@`` (placeholders stay: they are names)."""
+def redact(text: str, *, keep_placeholders: bool = True) -> str:
+    """Any ``user:pass@`` of a URL in ``text`` becomes ``***@``, so that nothing printed echoes
+    credentials; ``${VAR}`` placeholders stay unless ``keep_placeholders`` is false (they are
+    names, not secrets)."""
 
     def hide(match: re.Match[str]) -> str:
         userinfo = match.group(0)[:-1]
-        return match.group(0) if _only_placeholders(userinfo) else "***@"
+        return match.group(0) if keep_placeholders and _only_placeholders(userinfo) else "***@"
 
     return _USERINFO.sub(hide, text)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from shardcrawl.core.errors import StoreError, StoreUnavailable
 
-__all__ = ["PROBE_PREFIX", "TMP_PREFIX", "redact_url"]
+__all__ = ["PROBE_PREFIX", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"
 """Names of in-flight temp files start with this; listings skip them, keys may not use it."""
@@ -48,15 +48,6 @@ def _check_prefix(prefix: str) -> str:
     body = prefix[:-1] if prefix.endswith("/") else prefix
     _check_key(body, kind="prefix")
     return prefix
-
-
-def redact_url(url: str) -> str:
-    """Drop any ``user:password@`` part so error messages never echo credentials."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if sep and "@" in netloc:
-        return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
-    return url
 
 
 # --------------------------------------------------------------------------- stores

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from shardcrawl.store._base import redact_url
+from shardcrawl.core.proxy_urls import redact
 
 __all__ = ["Location", "check_bucket", "normalize_prefix", "parse_store_url"]
 
@@ -41,7 +41,7 @@ def parse_store_url(url: str) -> Location:
         return _local_location(_file_url_path(url))
     if scheme == "s3":
         return _s3_location(url)
-    raise ValueError(f"unsupported store url {redact_url(url)!r}: {_URL_HINT}")
+    raise ValueError(f"unsupported store url {redact(url, keep_placeholders=False)!r}: {_URL_HINT}")
 
 
 def _local_location(path: str) -> Location:
@@ -52,7 +52,7 @@ def _file_url_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(
-            f"file url {redact_url(url)!r} names host {parts.netloc!r}: "
+            f"file url {redact(url, keep_placeholders=False)!r} names host {parts.netloc!r}: "
             "use file:///ABS/PATH or a plain directory path"
         )
     if parts.query or parts.fragment:
@@ -65,7 +65,7 @@ def _file_url_path(url: str) -> str:
 def _s3_location(url: str) -> Location:
     """Split ``s3://bucket/prefix`` literally: S3 keys may contain '?' and '#'."""
     if url[:5].lower() != "s3://":
-        raise ValueError(f"malformed s3 url {redact_url(url)!r}: {_URL_HINT}")
+        raise ValueError(f"malformed s3 url {redact(url, keep_placeholders=False)!r}: {_URL_HINT}")
     bucket, _, prefix = url[5:].partition("/")
     return Location("s3", check_bucket(bucket), normalize_prefix(prefix))
 

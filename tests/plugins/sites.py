@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shardcrawl.core.ports import free_port
 from shardcrawl.testing.sites.graph import SiteConfig
-from shardcrawl.testing.sites.process import SiteProcess, free_port
+from shardcrawl.testing.sites.process import SiteProcess
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def site_factory(tmp_path: Path) -> Iterator[Callable[..., SiteProcess]]:
     def make(
         ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3", "localhost"), **options: object
     ) -> SiteProcess:
-        port = free_port("127.0.0.2")
+        port = free_port("127.0.0.2", also=ips)
         config = SiteConfig(hosts=tuple(f"{ip}:{port}" for ip in ips), **options)  # type: ignore[arg-type]
         site = SiteProcess(config, tmp_path / f"access-{len(started)}.jsonl")
         site.start()

@@ -17,7 +17,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from shardcrawl.temporal.devserver import DevServer
-from shardcrawl.temporal.fleet import stop_processes, worker_command
+from shardcrawl.temporal.fleet import start_worker, stop_processes
 from shardcrawl.temporal.wire import data_converter
 
 
@@ -65,11 +65,8 @@ class Workers:
         """``args``: the workers' flags (``--fetch-queue eu``)."""
         started = []
         for _ in range(count):
-            index = len(self.processes)
-            log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
-            process = subprocess.Popen(
-                [*worker_command(), *args], env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
+            log_file = self.log_dir / f"worker-{len(self.processes)}.log"
+            process = start_worker(log_file, env=self.env(), args=args)
             self.processes.append(process)
             started.append(process)
         return started

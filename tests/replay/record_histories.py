@@ -19,13 +19,14 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from shardcrawl.core.ports import free_port
 from shardcrawl.models import CrawlReport
 from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.fleet import worker_command
 from shardcrawl.temporal.wire import data_converter
 from shardcrawl.testing.history_audit import audit_crawl
 from shardcrawl.testing.sites.graph import SiteConfig, reachable_pages
-from shardcrawl.testing.sites.process import SiteProcess, free_port
+from shardcrawl.testing.sites.process import SiteProcess
 from tests.proxy_lab import ProxyLab
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -75,7 +76,7 @@ async def record(address: str, site: SiteProcess, proxy: str, out: Path) -> None
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port("127.0.0.2")
+        port = free_port("127.0.0.2", also=("127.0.0.3",))
         config = SiteConfig(hosts=(f"127.0.0.2:{port}", f"127.0.0.3:{port}"), pages_per_host=30)
         lab = ProxyLab({"p": "127.0.0.13"}, {}, Path(tmp) / "proxy.jsonl")
         with DevServer(headless=True) as server, SiteProcess(config, Path(tmp) / "log") as site:

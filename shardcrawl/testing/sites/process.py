@@ -10,7 +10,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,34 +23,11 @@ from typing import Any
 from shardcrawl.testing.sites.graph import SiteConfig
 from shardcrawl.testing.sites.server import bind_address
 
-__all__ = ["SiteProcess", "free_port", "max_overlap"]
+__all__ = ["SiteProcess", "max_overlap"]
 
-_DEFAULT_IPS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 # Longer host lists go to the server in a file: Linux caps one argument at 128 KiB.
 _HOSTS_ARG_MAX = 32 * 1024
 _ROOT = Path(__file__).resolve().parents[2]
-
-
-def _can_bind(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
-        try:
-            s.bind((ip, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.2", also: Iterable[str] = _DEFAULT_IPS) -> int:
-    """A port currently free on ``host`` and on every loopback IP in ``also``."""
-    others = [ip for ip in also if ip != host]
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if all(_can_bind(ip, port) for ip in others):
-            return port
-    raise RuntimeError(f"no port free on {host} and {others}")
 
 
 def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
