@@ -1,5 +1,4 @@
-"""The crawl's own activities: preparing the crawl, then merging the WARC index and writing
-the report, each with its retry policy and timeouts."""
+"""The crawl's own activities (prepare, WARC index, report), with their retries and timeouts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The crawl's child workflows (the proxy broker and the shards): started with the ABANDON
-parent-close policy, as the crawl continues as new, signalled by workflow id, and so stopped
-by the crawl itself."""
+"""The crawl's child workflows (broker, shards): started, signalled by id and stopped by it."""
 
 from __future__ import annotations
 
@@ -19,16 +17,20 @@ from shardcrawl.workflows.run_size import RunSize
 from shardcrawl.workflows.shard import DomainShardWorkflow
 
 __all__ = [
+    "Shards",
     "cancel_children",
     "enqueue",
     "finish_broker",
     "finish_shards",
     "pause_shards",
-    "start_broker",
     "shard_handles",
+    "start_broker",
     "start_shards",
 ]
 
+# Children are started with the ABANDON parent-close policy, as Temporal applies one when the
+# parent continues as new: so they are reached by workflow id, never by run (these handles),
+# and cancelled by the crawl itself when it fails.
 Shards = list[ExternalWorkflowHandle[DomainShardWorkflow]]
 
 

@@ -1,5 +1,4 @@
-"""What the crawl shows of itself: its state and pages as search attributes, a progress line
-as its current details (shardcrawl.policy.visibility), and the ``progress`` query's answer."""
+"""What the crawl shows of itself: search attributes, current details, the progress query."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The shard's activity tasks in flight: kept in start order, their first failure held for the
-main loop to raise (nobody awaits them), and let land, or cut off, when the shard finishes."""
+"""The shard's activity tasks in flight, whose first failure is kept for the main loop to raise."""
 
 from __future__ import annotations
 

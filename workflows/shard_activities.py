@@ -1,5 +1,4 @@
-"""The shard's store-bound activity calls, each run again with the same input while the store
-is down (which one probe per shard waits out), and its segment reads and writes."""
+"""The shard's activity calls that use the store, run again with the same input while it is down."""
 
 from __future__ import annotations
 

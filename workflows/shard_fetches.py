@@ -1,5 +1,4 @@
-"""The fetching activities the shard engine plans (batches, robots.txt, sitemaps): run on the
-fleet that fetches their host, and their results handed back to the engine."""
+"""The fetches the shard engine plans (batches, robots.txt, sitemaps), run for it as activities."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The shard's health on the workers' Prometheus endpoint: counters and gauges made once per
-run and fed from the engine (Temporal emits none of it on replay)."""
+"""The shard's health as Prometheus counters and gauges on the workers' metrics endpoint."""
 
 from __future__ import annotations
 

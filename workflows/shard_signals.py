@@ -1,5 +1,4 @@
-"""What the shard signals its peers and the proxy broker: links other shards own, straight to
-each owner in small numbered messages, and what its fetches through proxies need and came to."""
+"""What the shard signals other shards (the links they own) and the proxy broker (its asks)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The shard engine's large state across continue-as-new: saved to the store as segments (a
-claim-check: history holds only their keys), and loaded back by the next run."""
+"""The shard engine's large state across continue-as-new: saved to the store, loaded back."""
 
 from __future__ import annotations
 
@@ -27,7 +26,8 @@ STATE_FIELDS = {
 async def save_engine_state(
     engine: ShardEngine, activities: ShardActivities, generation: int
 ) -> dict[str, Any]:
-    """The segments' keys, by the checkpoint field that holds them (the seen-set first)."""
+    """The state as segments in the store (a claim-check: history holds only their keys), and
+    the keys, by the checkpoint field that holds them (the seen-set first)."""
     seen = await activities.save_segments(
         "state", "seen", pack_fingerprints(engine.frontier.seen_bytes()), generation
     )

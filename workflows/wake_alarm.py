@@ -1,5 +1,4 @@
-"""The one timer that wakes the shard's loop at its engine's next wake-up, kept while that
-moment holds so that the loop's many wake-ups do not each start a new timer."""
+"""One timer that wakes the shard at its engine's next wake-up, kept while that moment holds."""
 
 from __future__ import annotations
 

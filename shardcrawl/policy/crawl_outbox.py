@@ -1,5 +1,4 @@
-"""What the crawl has yet to send its shards (URLs and page credits), the credits left to give,
-and the numbered enqueue messages it makes of them: the parent's bookkeeping, free of I/O."""
+"""What the crawl has yet to send its shards (URLs, credits), made into numbered messages."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""How the crawl hands out page credits to the shards that ask: pure arithmetic over their
-reports, so that one shard with a long queue cannot take a small max_pages from the others."""
+"""How the crawl hands out page credits, so that no shard with a long queue takes them all."""
 
 from __future__ import annotations
 

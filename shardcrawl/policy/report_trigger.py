@@ -1,5 +1,4 @@
-"""When a shard's report to its parent is due: only on what the parent decides on, so that a
-busy shard does not signal its parent on every turn of its loop."""
+"""When a shard's report is due: on what its parent decides on, not on every turn of its loop."""
 
 from __future__ import annotations
 
