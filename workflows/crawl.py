@@ -17,69 +17,53 @@ send their results and failures by signal, and are cancelled explicitly when the
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
-from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
-from shardcrawl.core import urls
 from shardcrawl.core.errors import SpecError
 from shardcrawl.models import (
     CrawlCheckpoint,
     CrawlProgress,
     CrawlReport,
     CrawlSpec,
-    Enqueue,
     FetchOptions,
     PrepareRequest,
-    PrepareResult,
     ProxyStats,
-    ReportRequest,
     ShardFailure,
-    ShardInput,
     ShardReport,
     ShardResult,
-    UrlTask,
-    WarcIndexRequest,
-    WarcTotals,
     shard_workflow_id,
 )
-from shardcrawl.models.proxy_messages import BrokerInput, BrokerResult, broker_workflow_id
+from shardcrawl.models.proxy_messages import BrokerResult
 from shardcrawl.models.validation import parse_spec
-from shardcrawl.policy.completion import crawl_done
+from shardcrawl.policy.crawl_outbox import CrawlOutbox
 from shardcrawl.policy.proxy_router import brokered
-from shardcrawl.policy.report import sum_totals
 from shardcrawl.policy.segments import pack_records, unpack_records
-from shardcrawl.policy.visibility import (
-    PAGES,
-    PAGES_EVERY_SECONDS,
-    SCHEDULED_BY,
-    SEED_DOMAINS,
-    STATUS,
-    seed_domains,
-    shard_summary,
-    spec_memo,
+from shardcrawl.policy.visibility import SCHEDULED_BY, SEED_DOMAINS, seed_domains, spec_memo
+from shardcrawl.workflows.crawl_activities import prepare_crawl, write_crawl_report
+from shardcrawl.workflows.crawl_children import (
+    Shards,
+    cancel_children,
+    enqueue,
+    finish_broker,
+    finish_shards,
+    pause_shards,
+    shard_handles,
+    start_broker,
+    start_shards,
 )
-from shardcrawl.workflows.proxy_broker import ProxyBrokerWorkflow
+from shardcrawl.workflows.crawl_progress import StatusPublisher, crawl_progress
 from shardcrawl.workflows.run_size import RunSize
-from shardcrawl.workflows.shard import DomainShardWorkflow
 
 __all__ = ["CrawlWorkflow"]
 
-ADMIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
-# The report waits out a store outage (a store that refuses for good fails it at once).
-REPORT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 # A cancel surfaces as asyncio's CancelledError at most awaits, but as Temporal's when it cuts
 # off an operation in flight (e.g. "Signal was cancelled before being sent").
 CANCELLED = (asyncio.CancelledError, TemporalCancelledError)
-# URLs per enqueue message: each message stays one small payload.
-MAX_ENQUEUE_URLS = 1000
 
 
 @workflow.defn(name="CrawlWorkflow")
@@ -95,24 +79,20 @@ class CrawlWorkflow:
         self._spec: CrawlSpec | None = None
         self._started_at: datetime | None = None
         self._reports: dict[int, ShardReport] = {}
-        self._sent_seq: dict[int, int] = {}
-        self._granted_at_seq: dict[int, int] = {}
-        self._pending_urls: dict[int, list[UrlTask]] = {}
-        self._pending_credits: dict[int, int] = {}
-        self._credits_left = 0
+        self._outbox = CrawlOutbox()
         self._paused = False
         self._pause_changed = False
         self._dirty = False
         self._final_report: CrawlReport | None = None
         self._results: dict[int, ShardResult] = {}
         self._failure: ShardFailure | None = None
-        self._shards: list[ExternalWorkflowHandle[DomainShardWorkflow]] = []
+        self._shards: Shards = []
         self._generation = 0
         self._size = RunSize(
             events_per_run=CrawlSpec.model_fields["history_events_per_run"].default
         )
         self._spec_error: str | None = None
-        self._pages_published_at = 0.0
+        self._status = StatusPublisher()
         self._previous_crawl: str | None = None
         self._broker_result: BrokerResult | None = None
         try:
@@ -136,10 +116,7 @@ class CrawlWorkflow:
                 self._spec_error or "no spec", type="InvalidCrawlSpec", non_retryable=True
             )
         spec = self._spec
-        self._shards = [
-            workflow.get_external_workflow_handle_for(DomainShardWorkflow.run, self._shard_id(i))
-            for i in range(spec.shards)
-        ]
+        self._shards = shard_handles(self._crawl_id, spec.shards)
         if checkpoint is None:
             await self._begin(spec)
         self._state = "running"
@@ -187,7 +164,7 @@ class CrawlWorkflow:
     async def _begin(self, spec: CrawlSpec) -> None:
         """The first run: check the crawl can run, start the shards, queue the seeds."""
         self._started_at = workflow.now()
-        self._credits_left = spec.max_pages
+        self._outbox.credits_left = spec.max_pages
         workflow.upsert_memo(spec_memo(spec))
         workflow.upsert_search_attributes([SEED_DOMAINS.value_set(seed_domains(spec))])
         # Shards get their URLs by message: their spec need not carry every seed (a spec may
@@ -195,8 +172,7 @@ class CrawlWorkflow:
         shard_spec = spec.model_copy(
             update={"seeds": spec.seeds[:1], "allowed_domains": spec.effective_allowed_domains()}
         )
-        prepared = await workflow.execute_activity(
-            "prepare_crawl",
+        prepared = await prepare_crawl(
             PrepareRequest(
                 crawl_id=self._crawl_id,
                 spider=spec.spider,
@@ -206,72 +182,23 @@ class CrawlWorkflow:
                 previous_crawl=spec.previous_crawl,
                 schedule=self._schedule(),
                 incremental=spec.incremental,
-            ),
-            result_type=PrepareResult,
-            start_to_close_timeout=timedelta(seconds=300),
-            retry_policy=ADMIN_RETRY,
+            )
         )
         self._previous_crawl = prepared.previous_crawl
         if brokered(spec.proxies):
             # Before the shards, whose first asks go to it.
-            await workflow.start_child_workflow(
-                ProxyBrokerWorkflow.run,
-                BrokerInput(
-                    crawl_id=self._crawl_id,
-                    proxies=spec.proxies,
-                    history_events_per_run=spec.history_events_per_run,
-                ),
-                id=broker_workflow_id(self._crawl_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary="proxy broker",
-            )
-        for index in range(spec.shards):
-            self._sent_seq[index] = 0
-            shard_input = ShardInput(
-                crawl_id=self._crawl_id,
-                shard=index,
-                shard_count=spec.shards,
-                spec=shard_spec,
-                previous_crawl=prepared.previous_crawl,
-                previous_files=prepared.previous_files[index] if prepared.previous_files else 0,
-            )
-            self._size.note(shard_input)
-            await workflow.start_child_workflow(
-                DomainShardWorkflow.run,
-                shard_input,
-                id=self._shard_id(index),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=shard_summary(index, spec.shards),
-                memo={"crawl_id": self._crawl_id, "shard": index, "shard_count": spec.shards},
-            )
-        for seed in spec.seeds:
-            owner = urls.shard_of(urls.origin(seed), spec.shards)
-            self._pending_urls.setdefault(owner, []).append(UrlTask(url=seed, depth=0))
-        # Credits ride along with the seeds, saving the shards a round trip to ask for them:
-        # each seeded shard gets the most one grant may be, from the whole pool.
-        cap = self._grant_cap()
-        for owner in sorted(self._pending_urls):
-            grant = min(self._credits_left, cap)
-            self._credits_left -= grant
-            self._pending_credits[owner] = grant
+            await start_broker(self._crawl_id, spec)
+        self._outbox.sent_seq = dict.fromkeys(range(spec.shards), 0)
+        await start_shards(self._crawl_id, shard_spec, prepared, self._size)
+        self._outbox.queue_seeds(spec)
 
     def _schedule(self) -> str | None:
         """The schedule that started this crawl, if one did (its id is Temporal's attribute)."""
         return workflow.info().typed_search_attributes.get(SCHEDULED_BY)
 
-    def _shard_id(self, index: int) -> str:
-        return shard_workflow_id(self._crawl_id, index)
-
     async def _wind_down(self, spec: CrawlSpec, status: str) -> CrawlReport:
         """Stop the shards, collect their results and write the report."""
-        cancel = status == "cancelled"
-        await asyncio.gather(
-            *(
-                shard.signal(DomainShardWorkflow.finish, cancel)
-                for index, shard in enumerate(self._shards)
-                if index not in self._results
-            )
-        )
+        await finish_shards(self._shards, cancel=status == "cancelled", finished=self._results)
         await workflow.wait_condition(
             lambda: len(self._results) == spec.shards or self._failure is not None
         )
@@ -281,38 +208,17 @@ class CrawlWorkflow:
             # Out of work without one page is no success: no seed could be fetched. The crawl
             # ends failed, saying why, with its report written.
             status = "failed"
-        warc = None
-        if spec.warc:
-            warc = await workflow.execute_activity(
-                "merge_warc_index",
-                WarcIndexRequest(crawl_id=self._crawl_id, output=spec.output),
-                result_type=WarcTotals,
-                start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=REPORT_RETRY,
-            )
-        request = ReportRequest(
-            crawl_id=self._crawl_id,
-            status=status,  # type: ignore[arg-type]
-            output=spec.output,
-            started_at=self._started_at or workflow.now(),
-            finished_at=workflow.now(),
-            shards=[self._results[i] for i in sorted(self._results)],
+        return await write_crawl_report(
+            self._crawl_id,
+            spec,
+            status,
+            started_at=self._started_at,
+            results=self._results,
             previous_crawl=self._previous_crawl,
             schedule=self._schedule(),
-            warc=warc,
             proxies=proxies,
+            size=self._size,
         )
-        self._size.note(request)
-        report = await workflow.execute_activity(
-            "write_report",
-            request,
-            result_type=CrawlReport,
-            start_to_close_timeout=timedelta(seconds=120),
-            retry_policy=REPORT_RETRY,
-        )
-        self._size.note(report)
-        return report
 
     async def _finish_broker(self, spec: CrawlSpec) -> dict[str, ProxyStats]:
         """Once every shard has finished (given back its leases), the broker ends, with each
@@ -320,8 +226,7 @@ class CrawlWorkflow:
         if not brokered(spec.proxies):
             return {}
         if self._broker_result is None:
-            broker = workflow.get_external_workflow_handle(broker_workflow_id(self._crawl_id))
-            await broker.signal(ProxyBrokerWorkflow.finish)
+            await finish_broker(self._crawl_id)
             await workflow.wait_condition(lambda: self._broker_result is not None)
         assert self._broker_result is not None
         return self._broker_result.proxies
@@ -329,28 +234,15 @@ class CrawlWorkflow:
     # -- what the Temporal UI shows (see shardcrawl.policy.visibility) ----------------------
 
     def _publish(self, *, pages: int | None = None) -> None:
-        """The crawl's state and pages as search attributes, upserted when the state changes
-        (pages then too, and at most every PAGES_EVERY_SECONDS otherwise, as each upsert is a
-        history event), and a progress line as the current details (free)."""
-        state = self._progress_state()
+        """The crawl's state and pages (by default, as the shards last reported them)."""
         if pages is None:
             pages = sum(r.totals.pages for r in self._reports.values())
-        now = workflow.now().timestamp()
-        current = workflow.info().typed_search_attributes
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if current.get(STATUS) != state:
-            updates.append(STATUS.value_set(state))
-        if current.get(PAGES) != pages and (
-            updates or now - self._pages_published_at >= PAGES_EVERY_SECONDS
-        ):
-            updates.append(PAGES.value_set(pages))
-            self._pages_published_at = now
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        max_pages = self._spec.max_pages if self._spec else 0
-        workflow.set_current_details(
-            f"{state}: {pages} pages fetched of at most {max_pages}, "
-            f"{self._credits_left} credits left, run {self._generation + 1}"
+        self._status.publish(
+            self._progress_state(),
+            pages,
+            max_pages=self._spec.max_pages if self._spec else 0,
+            credits_left=self._outbox.credits_left,
+            run=self._generation + 1,
         )
 
     def _progress_state(self) -> str:
@@ -362,7 +254,7 @@ class CrawlWorkflow:
         """Send what waits to be sent, then hand the (small) state to the next run. Nothing
         awaits between reading the state and continuing, so no signal falls in between."""
         for _ in range(3):
-            if not (self._pending_urls or self._pending_credits or self._pause_changed):
+            if not (self._outbox.waiting() or self._pause_changed):
                 break
             await self._coordinate(seeds=False)
         checkpoint = CrawlCheckpoint(
@@ -371,11 +263,7 @@ class CrawlWorkflow:
             reports=list(
                 pack_records(r.model_dump(mode="json") for _, r in sorted(self._reports.items()))
             ),
-            sent_seq=self._sent_seq,
-            granted_at_seq=self._granted_at_seq,
-            pending_urls=self._pending_urls,
-            pending_credits=self._pending_credits,
-            credits_left=self._credits_left,
+            **self._outbox.export(),
             paused=self._paused,
             pause_changed=self._pause_changed,
             largest_payload_bytes=self._size.largest_payload,
@@ -391,11 +279,7 @@ class CrawlWorkflow:
             for record in unpack_records(segment):
                 report = ShardReport.model_validate(record)
                 self._reports[report.shard] = report
-        self._sent_seq = dict(checkpoint.sent_seq)
-        self._granted_at_seq = dict(checkpoint.granted_at_seq)
-        self._pending_urls = {k: list(v) for k, v in checkpoint.pending_urls.items()}
-        self._pending_credits = dict(checkpoint.pending_credits)
-        self._credits_left = checkpoint.credits_left
+        self._outbox.restore(checkpoint)
         self._paused = checkpoint.paused
         self._pause_changed = checkpoint.pause_changed
         self._size.carry(checkpoint.largest_payload_bytes)
@@ -408,7 +292,7 @@ class CrawlWorkflow:
         assert self._spec is not None
         self._size.note(report)
         self._reports[report.shard] = report
-        self._credits_left += report.returned_credits
+        self._outbox.credits_left += report.returned_credits
         self._dirty = True
 
     @workflow.signal
@@ -447,22 +331,13 @@ class CrawlWorkflow:
 
     @workflow.query
     def progress(self) -> CrawlProgress:
-        shards = [self._reports[i].totals for i in sorted(self._reports)]
-        totals = sum_totals(shards)
-        elapsed = (workflow.now() - self._started_at).total_seconds() if self._started_at else 0.0
-        state = self._progress_state()
-        return CrawlProgress(
-            crawl_id=self._crawl_id,
-            state=state,  # type: ignore[arg-type]
+        return crawl_progress(
+            self._crawl_id,
+            self._progress_state(),
+            spec=self._spec,
             started_at=self._started_at,
-            elapsed_seconds=round(elapsed, 3),
-            pages_per_second=round(totals.pages / elapsed, 3) if elapsed > 0 else 0.0,
-            max_pages=self._spec.max_pages if self._spec else 0,
-            shard_count=self._spec.shards if self._spec else 0,
-            credits_left=self._credits_left,
-            totals=totals,
-            shards=shards,
-            history_length=workflow.info().get_current_history_length(),
+            reports=self._reports,
+            credits_left=self._outbox.credits_left,
             continued_as_new=self._generation,
             largest_payload_bytes=self._size.largest_payload,
         )
@@ -473,18 +348,10 @@ class CrawlWorkflow:
         failure = self._failure
         if failure is None:
             return
-        others = [
-            shard.cancel()
-            for index, shard in enumerate(self._shards)
-            if index != failure.shard and index not in self._results
-        ]
-        if self._spec is not None and brokered(self._spec.proxies):
-            broker = workflow.get_external_workflow_handle(broker_workflow_id(self._crawl_id))
-            others.append(broker.cancel())
-        # A shard that closed meanwhile cannot be cancelled; that is fine.
-        await asyncio.gather(*others, return_exceptions=True)
+        spared = {failure.shard, *self._results}
+        await cancel_children(self._crawl_id, self._spec, self._shards, spared)
         raise ApplicationError(
-            f"shard {self._shard_id(failure.shard)} failed: {failure.message}",
+            f"shard {shard_workflow_id(self._crawl_id, failure.shard)} failed: {failure.message}",
             type="ShardFailed",
             non_retryable=True,
         )
@@ -495,64 +362,18 @@ class CrawlWorkflow:
 
     # -- coordination ----------------------------------------------------------------------------
 
-    def _grant_credits(self) -> None:
-        """Give page credits to shards that asked, once they have applied the last grant."""
-        for index, report in sorted(self._reports.items()):
-            if self._credits_left <= 0:
-                return
-            if report.wants_credits <= 0:
-                continue
-            if report.processed_seq < self._granted_at_seq.get(index, 0):
-                continue
-            if self._pending_credits.get(index, 0) > 0:
-                continue
-            # A shard asks for what it has queued and gets at most _grant_cap.
-            grant = min(report.wants_credits, self._credits_left, self._grant_cap())
-            self._credits_left -= grant
-            self._pending_credits[index] = grant
-
-    def _grant_cap(self) -> int:
-        """The most one grant gives a shard: half the pool's fair share per shard (and never
-        less than a chunk), so one shard with a long queue cannot take a small max_pages
-        from the others, and a large pool goes in few messages (each grant is a report and
-        an enqueue, four signals' worth of work for the Temporal server)."""
-        assert self._spec is not None
-        spec = self._spec
-        fair = self._credits_left // (2 * spec.shards)
-        return max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
-
     async def _coordinate(self, *, seeds: bool) -> None:
-        shards = self._shards
+        """Send the shards what changed: a pause or resume, then credits and URLs."""
+        assert self._spec is not None
         self._dirty = False
         if self._pause_changed:
             self._pause_changed = False
-            await asyncio.gather(
-                *(shard.signal(DomainShardWorkflow.set_paused, self._paused) for shard in shards)
-            )
-        self._grant_credits()
-        sends = []
-        for index in sorted(set(self._pending_urls) | set(self._pending_credits)):
-            tasks = self._pending_urls.pop(index, [])
-            credits = self._pending_credits.pop(index, 0)
-            if not tasks and not credits:
-                continue
-            # Several messages if many URLs wait; the shard applies them in seq order.
-            for start in range(0, max(len(tasks), 1), MAX_ENQUEUE_URLS):
-                self._sent_seq[index] += 1
-                if credits:
-                    self._granted_at_seq[index] = self._sent_seq[index]
-                message = Enqueue(
-                    seq=self._sent_seq[index],
-                    urls=tasks[start : start + MAX_ENQUEUE_URLS],
-                    credits=credits,
-                    seeds=seeds,
-                )
-                credits = 0
-                self._size.note(message)
-                sends.append(shards[index].signal(DomainShardWorkflow.enqueue, message))
-        await asyncio.gather(*sends)
+            await pause_shards(self._shards, self._paused)
+        self._outbox.grant(self._reports, self._spec)
+        messages = self._outbox.take_messages(seeds=seeds)
+        for _, message in messages:
+            self._size.note(message)
+        await enqueue(self._shards, messages)
 
     def _done(self) -> bool:
-        if self._paused or self._pending_urls or self._pending_credits or self._dirty:
-            return False
-        return crawl_done(self._reports, self._sent_seq, credits_left=self._credits_left)
+        return not (self._paused or self._dirty) and self._outbox.done(self._reports)
