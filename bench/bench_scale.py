@@ -60,7 +60,7 @@ from _harness import (  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
-from shardcrawl import urls  # noqa: E402
+from shardcrawl.core import urls  # noqa: E402
 from shardcrawl.models import CrawlSpec, shard_workflow_id  # noqa: E402
 from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
