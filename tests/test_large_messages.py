@@ -87,7 +87,7 @@ async def test_large_link_lists_travel_in_small_payloads(client, workers, task_q
     reports = [
         e
         for e in crawl_history.events
-        if e.workflow_execution_signaled_event_attributes.signal_name == "shard_report"
+        if e.workflow_execution_signaled_event_attributes.signal_name == "shard_status"
     ]
     enqueues = [
         e

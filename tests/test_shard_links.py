@@ -73,7 +73,7 @@ async def test_links_cross_shards_directly_and_every_page_is_fetched_once(
     assert report.status == "completed" and report.pages_fetched == len(expected)
 
     signals = await _signals(client, handle.id)
-    reports = signals["shard_report"]
+    reports = signals["shard_status"]
     assert reports and not any("forwards" in r or "urls" in r for r in reports)
     assert any(r.get("sent") for r in reports) and any(r.get("applied") for r in reports)
     messages = signals["links"]

@@ -2,9 +2,9 @@
 credits, decides when the crawl is done, and writes the report. Links between shards go
 straight from shard to shard; the parent sees only their counts.
 
-The crawl is done when every shard's last report is idle, with every message of the parent
+The crawl is done when every shard's last status is idle, with every message of the parent
 applied, and for every pair of shards the messages one says it sent the other says it applied.
-A shard reports only after its link messages are delivered (signals are awaited), so a
+A shard sends its status only after its link messages are delivered (signals are awaited), so a
 message still on its way shows as a count that does not match, and the crawl cannot end early
 (docs/architecture.md, "Links between shards").
 
@@ -34,8 +34,8 @@ from shardcrawl.models import (
     PrepareRequest,
     ProxyStats,
     ShardFailure,
-    ShardReport,
     ShardResult,
+    ShardStatus,
     shard_workflow_id,
 )
 from shardcrawl.models.proxy_messages import BrokerResult
@@ -72,13 +72,13 @@ class CrawlWorkflow:
     def __init__(
         self, spec_input: dict[str, Any], checkpoint: CrawlCheckpoint | None = None
     ) -> None:
-        """Runs before any signal handler: a shard's report can arrive with a new run's first
+        """Runs before any signal handler: a shard's status can arrive with a new run's first
         task, and must find the spec and the previous run's state in place."""
         self._crawl_id = workflow.info().workflow_id
         self._state: str = "starting"
         self._spec: CrawlSpec | None = None
         self._started_at: datetime | None = None
-        self._reports: dict[int, ShardReport] = {}
+        self._statuses: dict[int, ShardStatus] = {}
         self._outbox = CrawlOutbox()
         self._paused = False
         self._pause_changed = False
@@ -234,9 +234,9 @@ class CrawlWorkflow:
     # -- what the Temporal UI shows (see shardcrawl.policy.visibility) ----------------------
 
     def _publish(self, *, pages: int | None = None) -> None:
-        """The crawl's state and pages (by default, as the shards last reported them)."""
+        """The crawl's state and pages (by default, as the shards' statuses last gave them)."""
         if pages is None:
-            pages = sum(r.totals.pages for r in self._reports.values())
+            pages = sum(r.totals.pages for r in self._statuses.values())
         self._status.publish(
             self._progress_state(),
             pages,
@@ -260,8 +260,8 @@ class CrawlWorkflow:
         checkpoint = CrawlCheckpoint(
             generation=self._generation + 1,
             started_at=self._started_at or workflow.now(),
-            reports=list(
-                pack_records(r.model_dump(mode="json") for _, r in sorted(self._reports.items()))
+            statuses=list(
+                pack_records(r.model_dump(mode="json") for _, r in sorted(self._statuses.items()))
             ),
             **self._outbox.export(),
             paused=self._paused,
@@ -275,10 +275,10 @@ class CrawlWorkflow:
     def _restore(self, checkpoint: CrawlCheckpoint) -> None:
         self._generation = checkpoint.generation
         self._started_at = checkpoint.started_at
-        for segment in checkpoint.reports:
+        for segment in checkpoint.statuses:
             for record in unpack_records(segment):
-                report = ShardReport.model_validate(record)
-                self._reports[report.shard] = report
+                status = ShardStatus.model_validate(record)
+                self._statuses[status.shard] = status
         self._outbox.restore(checkpoint)
         self._paused = checkpoint.paused
         self._pause_changed = checkpoint.pause_changed
@@ -288,19 +288,19 @@ class CrawlWorkflow:
     # -- signals and queries ---------------------------------------------------------------------
 
     @workflow.signal
-    def shard_report(self, report: ShardReport) -> None:
+    def shard_status(self, status: ShardStatus) -> None:
         assert self._spec is not None
-        self._size.note(report)
-        self._reports[report.shard] = report
-        self._outbox.credits_left += report.returned_credits
+        self._size.note(status)
+        self._statuses[status.shard] = status
+        self._outbox.credits_left += status.returned_credits
         self._dirty = True
 
     @workflow.signal
     def shard_finished(self, result: ShardResult) -> None:
         self._size.note(result)
         self._results[result.shard] = result
-        self._reports.setdefault(
-            result.shard, ShardReport(shard=result.shard, processed_seq=0, idle=True)
+        self._statuses.setdefault(
+            result.shard, ShardStatus(shard=result.shard, processed_seq=0, idle=True)
         ).totals = result.totals
         self._dirty = True
 
@@ -336,14 +336,14 @@ class CrawlWorkflow:
             self._progress_state(),
             spec=self._spec,
             started_at=self._started_at,
-            reports=self._reports,
+            statuses=self._statuses,
             credits_left=self._outbox.credits_left,
             continued_as_new=self._generation,
             largest_payload_bytes=self._size.largest_payload,
         )
 
     async def _fail_on_failed_shard(self) -> None:
-        """A shard that failed fails the crawl, instead of leaving it waiting for reports;
+        """A shard that failed fails the crawl, instead of leaving it waiting for statuses;
         the other shards are cancelled, as the ABANDON policy would leave them running."""
         failure = self._failure
         if failure is None:
@@ -369,11 +369,11 @@ class CrawlWorkflow:
         if self._pause_changed:
             self._pause_changed = False
             await pause_shards(self._shards, self._paused)
-        self._outbox.grant(self._reports, self._spec)
+        self._outbox.grant(self._statuses, self._spec)
         messages = self._outbox.take_messages(seeds=seeds)
         for _, message in messages:
             self._size.note(message)
         await enqueue(self._shards, messages)
 
     def _done(self) -> bool:
-        return not (self._paused or self._dirty) and self._outbox.done(self._reports)
+        return not (self._paused or self._dirty) and self._outbox.done(self._statuses)

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
-from shardcrawl.models import CrawlProgress, CrawlSpec, ShardReport
+from shardcrawl.models import CrawlProgress, CrawlSpec, ShardStatus
 from shardcrawl.policy.report import sum_totals
 from shardcrawl.policy.visibility import PAGES, PAGES_EVERY_SECONDS, STATUS
 
@@ -49,12 +49,12 @@ def crawl_progress(
     *,
     spec: CrawlSpec | None,
     started_at: datetime | None,
-    reports: dict[int, ShardReport],
+    statuses: dict[int, ShardStatus],
     credits_left: int,
     continued_as_new: int,
     largest_payload_bytes: int,
 ) -> CrawlProgress:
-    shards = [reports[i].totals for i in sorted(reports)]
+    shards = [statuses[i].totals for i in sorted(statuses)]
     totals = sum_totals(shards)
     elapsed = (workflow.now() - started_at).total_seconds() if started_at else 0.0
     return CrawlProgress(

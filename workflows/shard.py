@@ -4,7 +4,7 @@ A thin shell over ``ShardEngine`` (shardcrawl/shard_engine.py), which makes ever
 shell takes URLs and page credits from its parent (``enqueue``), runs the ``crawl_batch`` and
 ``fetch_robots`` activities the engine plans, hands it their results, sends links owned by
 other shards straight to them (``links``), and its idleness, credit needs and link counts to
-the parent (``shard_report``).
+the parent (``shard_status``).
 
 Before its history grows large it continues as new: it stops dispatching, lets its batches
 land, writes the engine's state to the store as segments (a claim-check: history holds only
@@ -28,15 +28,15 @@ from shardcrawl.models import (
     ShardCheckpoint,
     ShardFailure,
     ShardInput,
-    ShardReport,
     ShardResult,
+    ShardStatus,
     ShardTotals,
 )
 from shardcrawl.models.proxy_messages import ProxyGrants
 from shardcrawl.policy.link_counts import LinkCounts
-from shardcrawl.policy.report_trigger import ReportTrigger
 from shardcrawl.policy.segments import pack_records
 from shardcrawl.policy.shard_engine import ShardEngine
+from shardcrawl.policy.status_trigger import StatusTrigger
 from shardcrawl.workflows.in_flight import InFlight
 from shardcrawl.workflows.parent import crawl_parent
 from shardcrawl.workflows.previous_crawl import PreviousCrawl
@@ -74,7 +74,7 @@ class DomainShardWorkflow:
         self._in_flight = InFlight(on_done=self._wake)
         self._batch_seq = 0
         self._records_seq = 0
-        self._report_trigger = ReportTrigger()
+        self._status_trigger = StatusTrigger()
         self._draining = False
         self._generation = 0
         self._size = RunSize(events_per_run=shard.spec.history_events_per_run)
@@ -178,12 +178,12 @@ class DomainShardWorkflow:
             if self._engine.has_records():
                 await self._write_records()
             self._metrics.export(self._input.crawl_id, self._input.shard)
-            await self._report()
+            await self._send_status()
             if self._finish:
                 break
             if self._size.should_continue_as_new():
                 self._draining = True
-                # A batch that landed while reporting may have left links to send first.
+                # A batch that landed while sending its status may have left links to send first.
                 if not self._in_flight and not self._engine.has_forwards():
                     await self._continue_as_new()
                     continue
@@ -191,7 +191,7 @@ class DomainShardWorkflow:
                 continue  # more of the previous crawl's URLs to queue first
             wake = self._next_wake()
             if wake == timedelta(0):
-                continue  # a wait ended while reporting: dispatch again first
+                continue  # a wait ended while sending its status: dispatch again first
             # The alarm means a resting host may take a lease, or a retry may go, now.
             self._alarm.arm(wake)
             await workflow.wait_condition(lambda: self._dirty)
@@ -251,7 +251,7 @@ class DomainShardWorkflow:
         records = self._engine.take_records()
         self._records_seq = await self._activities.write_records(records, self._records_seq)
 
-    # -- reporting -----------------------------------------------------------------------------
+    # -- status to the parent ----------------------------------------------------------------------
 
     def _totals(self) -> ShardTotals:
         totals = self._engine.totals()
@@ -262,15 +262,15 @@ class DomainShardWorkflow:
         totals.store_down_cause = self._activities.store_down_cause
         return totals
 
-    async def _report(self) -> None:
+    async def _send_status(self) -> None:
         """Send the links other shards own, then tell the parent what changed; awaited, so
-        a report always follows the link messages it counts."""
+        a status always follows the link messages it counts."""
         if self._engine.forwards_due():
             await self._send_links()
         idle = not self._previous.reading() and self._engine.idle() and not self._link_inbox
         ask = self._engine.ask_credits(idle=idle)
         sent, applied = self._links.sent(), self._links.applied()
-        if not self._report_trigger.due(
+        if not self._status_trigger.due(
             idle=idle,
             processed_seq=self._processed_seq,
             sent=sent,
@@ -279,7 +279,7 @@ class DomainShardWorkflow:
             returned=ask.returned,
         ):
             return
-        report = ShardReport(
+        status = ShardStatus(
             shard=self._input.shard,
             processed_seq=self._processed_seq,
             idle=idle,
@@ -289,8 +289,8 @@ class DomainShardWorkflow:
             applied=applied,
             totals=self._totals(),
         )
-        self._size.note(report)
-        await self._parent.signal("shard_report", report)
+        self._size.note(status)
+        await self._parent.signal("shard_status", status)
 
     async def _send_links(self) -> None:
         await send_links(

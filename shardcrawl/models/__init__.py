@@ -66,8 +66,8 @@ from shardcrawl.models.messages import (
     ShardCheckpoint,
     ShardFailure,
     ShardInput,
-    ShardReport,
     ShardResult,
+    ShardStatus,
     shard_workflow_id,
 )
 from shardcrawl.models.spec import (
@@ -152,7 +152,7 @@ __all__ = [
     "ShardCheckpoint",
     "ShardFailure",
     "ShardInput",
-    "ShardReport",
+    "ShardStatus",
     "ShardResult",
     "ShardTotals",
     "SitemapRequest",

@@ -1,5 +1,5 @@
 """Messages between the workflows: the crawl workflow and its shards (URLs and credits,
-links between shards, reports, failures), and what a run hands its next (checkpoints), with
+links between shards, shard statuses, failures), and what a run hands its next (checkpoints), with
 a shard's input and result."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = [
     "ShardCheckpoint",
     "ShardFailure",
     "ShardInput",
-    "ShardReport",
+    "ShardStatus",
     "ShardResult",
     "shard_workflow_id",
 ]
@@ -74,7 +74,7 @@ class LinkMessage(_Model):
         return plain + self.rich
 
 
-class ShardReport(_Model):
+class ShardStatus(_Model):
     """Shard to parent: credit needs, whether it is idle, and how many link messages it has
     sent to each other shard and applied from each (the parent's test for the crawl's end)."""
 
@@ -161,8 +161,8 @@ class CrawlCheckpoint(_Model):
 
     generation: int
     started_at: datetime
-    reports: list[bytes] = Field(
-        description="the shards' last reports as segments.pack_records segments, inline: "
+    statuses: list[bytes] = Field(
+        description="the shards' last statuses as segments.pack_records segments, inline: "
         "compressed, so a thousand shards' counters still fit one payload"
     )
     sent_seq: dict[int, int]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shardcrawl.core import urls
-from shardcrawl.models import CrawlCheckpoint, CrawlSpec, Enqueue, ShardReport, UrlTask
+from shardcrawl.models import CrawlCheckpoint, CrawlSpec, Enqueue, ShardStatus, UrlTask
 from shardcrawl.policy.completion import crawl_done
 from shardcrawl.policy.credit_grants import grant_cap, grants
 
@@ -37,10 +37,10 @@ class CrawlOutbox:
             self.credits_left -= grant
             self.pending_credits[owner] = grant
 
-    def grant(self, reports: dict[int, ShardReport], spec: CrawlSpec) -> None:
+    def grant(self, statuses: dict[int, ShardStatus], spec: CrawlSpec) -> None:
         """Give page credits to shards that asked, once they have applied the last grant."""
         for index, grant in grants(
-            reports,
+            statuses,
             spec=spec,
             credits_left=self.credits_left,
             granted_at_seq=self.granted_at_seq,
@@ -76,11 +76,11 @@ class CrawlOutbox:
                 messages.append((index, message))
         return messages
 
-    def done(self, reports: dict[int, ShardReport]) -> bool:
-        """Whether nothing waits and the shards' reports say the crawl is done."""
+    def done(self, statuses: dict[int, ShardStatus]) -> bool:
+        """Whether nothing waits and the shards' statuses say the crawl is done."""
         if self.waiting():
             return False
-        return crawl_done(reports, self.sent_seq, credits_left=self.credits_left)
+        return crawl_done(statuses, self.sent_seq, credits_left=self.credits_left)
 
     def export(self) -> dict[str, Any]:
         """The checkpoint's fields of the outbox."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shardcrawl.models import CrawlSpec, ShardReport
+from shardcrawl.models import CrawlSpec, ShardStatus
 
 __all__ = ["grant_cap", "grants"]
 
@@ -10,14 +10,14 @@ __all__ = ["grant_cap", "grants"]
 def grant_cap(spec: CrawlSpec, credits_left: int) -> int:
     """The most one grant gives a shard: half the pool's fair share per shard (and never
     less than a chunk), so one shard with a long queue cannot take a small max_pages
-    from the others, and a large pool goes in few messages (each grant is a report and
+    from the others, and a large pool goes in few messages (each grant is a status and
     an enqueue, four signals' worth of work for the Temporal server)."""
     fair = credits_left // (2 * spec.shards)
     return max(spec.batch_size * max(2, spec.concurrency_per_host), fair)
 
 
 def grants(
-    reports: dict[int, ShardReport],
+    statuses: dict[int, ShardStatus],
     *,
     spec: CrawlSpec,
     credits_left: int,
@@ -27,17 +27,17 @@ def grants(
     """Page credits for each shard that asked, once it has applied the last grant and has
     none waiting to be sent, from ``credits_left`` (in shard order)."""
     given: dict[int, int] = {}
-    for index, report in sorted(reports.items()):
+    for index, status in sorted(statuses.items()):
         if credits_left <= 0:
             break
-        if report.wants_credits <= 0:
+        if status.wants_credits <= 0:
             continue
-        if report.processed_seq < granted_at_seq.get(index, 0):
+        if status.processed_seq < granted_at_seq.get(index, 0):
             continue
         if pending_credits.get(index, 0) > 0:
             continue
         # A shard asks for what it has queued and gets at most grant_cap.
-        grant = min(report.wants_credits, credits_left, grant_cap(spec, credits_left))
+        grant = min(status.wants_credits, credits_left, grant_cap(spec, credits_left))
         credits_left -= grant
         given[index] = grant
     return given

@@ -2,7 +2,7 @@
 that the crawl can tell that no message is still on its way before it ends.
 
 Shards send links straight to the owning shard. The parent then sees no link, only each
-shard's counts in its reports: the crawl is done when every shard's last report is idle and,
+shard's counts in its statuses: the crawl is done when every shard's last status is idle and,
 for every pair of shards, what the sender says it sent equals what the receiver says it
 applied (docs/architecture.md, "Links between shards", argues why that cannot end early).
 

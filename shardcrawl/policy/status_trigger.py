@@ -1,11 +1,11 @@
-"""When a shard's report is due: on what its parent decides on, not on every turn of its loop."""
+"""When a shard sends its status to its parent: on what the parent decides on, not every turn."""
 
 from __future__ import annotations
 
-__all__ = ["ReportTrigger"]
+__all__ = ["StatusTrigger"]
 
 
-class ReportTrigger:
+class StatusTrigger:
     def __init__(self) -> None:
         self._last: tuple[object, ...] | None = None
         self._wanted = False  # whether the shard wanted credits when it last looked
@@ -20,9 +20,9 @@ class ReportTrigger:
         wants: int,
         returned: int,
     ) -> bool:
-        """Only what the parent decides on triggers a report: a new want of credits (not how
-        many: a queue that grows meanwhile sends no report; and not the want's end, as the
-        parent grants again only after a report newer than its grant), credits given back,
+        """Only what the parent decides on triggers a status: a new want of credits (not how
+        many: a queue that grows meanwhile sends no status; and not the want's end, as the
+        parent grants again only after a status newer than its grant), credits given back,
         and idleness, with the last message applied and the link counts. Live counters are
         read by query."""
         counts = (processed_seq, tuple(sent.items()), tuple(applied.items()))
