@@ -7,7 +7,7 @@ import json
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shardcrawl.activities.previous import index_previous
+from shardcrawl.activities.previous_crawl import index_previous_crawl
 from shardcrawl.activities.report_html import render_report_html
 from shardcrawl.activities.scrapy_runtime import ScrapyRuntime, UnknownSpiderError
 from shardcrawl.activities.stores import StoreCache
@@ -48,7 +48,7 @@ class AdminActivities:
         if request.fetch is not None:
             key = layout.fetch_options_key(request.crawl_id, request.fetch.digest())
             await self._stores.put(request.output, key, request.fetch.model_dump_json().encode())
-        return await index_previous(self._stores, request)
+        return await index_previous_crawl(self._stores, request)
 
     @activity.defn(name="write_report")
     async def write_report(self, request: ReportRequest) -> CrawlReport:

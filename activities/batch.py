@@ -23,7 +23,12 @@ from shardcrawl.activities.batch_warc import archive_pages
 from shardcrawl.activities.fetch_options import SharedFetchOptions
 from shardcrawl.activities.metrics import record_batch
 from shardcrawl.activities.page_capture import PageCapture
-from shardcrawl.activities.previous import PreviousRecords, change_of, conditions, not_newer_than
+from shardcrawl.activities.previous_crawl import (
+    PreviousCrawlRecords,
+    change_of,
+    conditions,
+    not_newer_than,
+)
 from shardcrawl.activities.proxy_assign import proxy_slots
 from shardcrawl.activities.robots import RobotsRules
 from shardcrawl.activities.scrapy_runtime import (
@@ -177,13 +182,13 @@ class BatchActivities:
         runtime: ScrapyRuntime,
         stores: StoreCache,
         robots: RobotsRules,
-        previous: PreviousRecords,
+        previous_crawl: PreviousCrawlRecords,
         fetch_options: SharedFetchOptions,
     ) -> None:
         self._runtime = runtime
         self._stores = stores
         self._robots = robots
-        self._previous = previous
+        self._previous_crawl = previous_crawl
         self._fetch_options = fetch_options
 
     @activity.defn(name="crawl_batch")
@@ -196,19 +201,21 @@ class BatchActivities:
             raise ApplicationError(str(exc), type="UnknownSpider", non_retryable=True) from exc
         refused: dict[int, str] = {}
         fetched: list[int] = []  # indexes in request.urls of the requests that go out
-        previous: dict[str, dict[str, Any]] = {}
+        previous_records: dict[str, dict[str, Any]] = {}
         carried: dict[int, dict[str, Any]] = {}  # unchanged per its sitemap: not asked
         for part, indexes in request.sliced():
             if request.previous_crawl:
-                previous.update(
-                    await self._previous.of(request.output, request.previous_crawl, part.origin)
+                previous_records.update(
+                    await self._previous_crawl.of(
+                        request.output, request.previous_crawl, part.origin
+                    )
                 )
             # Addresses are judged inside Scrapy, where they are resolved once and connected
             # to (activities/address_guard.py).
             for index in indexes:
                 task = request.urls[index]
                 reason = await self._robots_refusal(request, part, task)
-                earlier = previous.get(task.url)
+                earlier = previous_records.get(task.url)
                 if reason:
                     refused[index] = reason
                 elif earlier is not None and not_newer_than(_sitemap_lastmod(task), earlier):
@@ -224,7 +231,7 @@ class BatchActivities:
             wire_limit=request.fetch.max_response_bytes if options.warc else None,
             blocks=request.fetch.blocks,
             proxies=proxy_slots({urls.hostname(p.origin): p.proxies for p in request.slices}),
-            conditions=conditions(previous, [t.url for t in to_fetch]),
+            conditions=conditions(previous_records, [t.url for t in to_fetch]),
         )
         if to_fetch:
             settings = batch_settings(
@@ -273,7 +280,7 @@ class BatchActivities:
             for i, earlier in carried.items()
         ]
         changes = {
-            i: change_of(p.status, p.content_hash, previous.get(p.url))
+            i: change_of(p.status, p.content_hash, previous_records.get(p.url))
             for i, p in pages.items()
             if request.previous_crawl and p.status is not None
         }
@@ -295,7 +302,7 @@ class BatchActivities:
                 crawl_id=request.crawl_id,
                 batch_id=request.batch_id,
                 options=options,
-                previous=previous,
+                previous_records=previous_records,
             )
             if options.warc
             else None
@@ -324,7 +331,7 @@ class BatchActivities:
                     record["items"] = found.items
                     record["fetched_at"] = _timestamp(found.fetched_at)
                 else:
-                    record = _record(found, changes.get(i), previous.get(found.url))
+                    record = _record(found, changes.get(i), previous_records.get(found.url))
                     record["attempts"] = task.attempt
                 if found is not None and found.spider_error:
                     record["spider_error"] = found.spider_error

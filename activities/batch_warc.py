@@ -46,7 +46,7 @@ def archive_pages(
     crawl_id: str,
     batch_id: str,
     options: CaptureOptions,
-    previous: dict[str, dict[str, Any]],
+    previous_records: dict[str, dict[str, Any]],
 ) -> ArchivedBatch:
     """Every page given (by request index) with a wire exchange, in index order."""
     warc = WarcFile(filename=f"{batch_id}.warc.gz", crawl_id=crawl_id, info=options.warcinfo)
@@ -57,7 +57,7 @@ def archive_pages(
         if exchange is None:
             continue
         when = datetime.fromtimestamp(page.fetched_at or 0.0, tz=UTC)
-        earlier = previous.get(page.url)
+        earlier = previous_records.get(page.url)
         if exchange.status == 304 and earlier is not None:
             warc.revisit(
                 exchange,

@@ -17,7 +17,7 @@ from twisted.internet import error as txerror
 from shardcrawl.activities.batch import _links, _outcome, page_record
 from shardcrawl.activities.fetch_failures import classify_failure
 from shardcrawl.activities.page_capture import FoundRequest, PageCapture
-from shardcrawl.activities.previous import change_of, conditions
+from shardcrawl.activities.previous_crawl import change_of, conditions
 from shardcrawl.models import Link
 
 FETCHED_AT = 1_700_000_000.123  # 2023-11-14T22:13:20.123Z

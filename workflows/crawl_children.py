@@ -59,7 +59,9 @@ async def start_shards(
             shard_count=spec.shards,
             spec=spec,
             previous_crawl=prepared.previous_crawl,
-            previous_files=prepared.previous_files[index] if prepared.previous_files else 0,
+            previous_crawl_files=prepared.previous_crawl_files[index]
+            if prepared.previous_crawl_files
+            else 0,
         )
         size.note(shard)
         await workflow.start_child_workflow(

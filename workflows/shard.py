@@ -91,7 +91,7 @@ class DomainShardWorkflow:
         )
         self._activities = ShardActivities(shard, self._size, on_store_back=self._wake)
         self._metrics = ShardMetrics(self._engine)
-        self._previous = PreviousCrawl(shard, self._engine, self._activities, self._size)
+        self._previous_crawl = PreviousCrawl(shard, self._engine, self._activities, self._size)
         self._size.note(shard)
         if shard.checkpoint is not None:
             self._restore_counters(shard.checkpoint)
@@ -170,8 +170,8 @@ class DomainShardWorkflow:
             self._dirty = False
             if self._in_flight.failure is not None:
                 raise self._in_flight.failure
-            if self._previous.reading() and not self._draining:
-                await self._previous.load_page()
+            if self._previous_crawl.reading() and not self._draining:
+                await self._previous_crawl.load_page()
             self._apply_inbox()
             self._dispatch()
             await talk_to_broker(self._engine.proxies, self._input, self._size, closing=False)
@@ -187,7 +187,7 @@ class DomainShardWorkflow:
                 if not self._in_flight and not self._engine.has_forwards():
                     await self._continue_as_new()
                     continue
-            if self._previous.reading() and not self._draining:
+            if self._previous_crawl.reading() and not self._draining:
                 continue  # more of the previous crawl's URLs to queue first
             wake = self._next_wake()
             if wake == timedelta(0):
@@ -267,7 +267,7 @@ class DomainShardWorkflow:
         a status always follows the link messages it counts."""
         if self._engine.forwards_due():
             await self._send_links()
-        idle = not self._previous.reading() and self._engine.idle() and not self._link_inbox
+        idle = not self._previous_crawl.reading() and self._engine.idle() and not self._link_inbox
         ask = self._engine.ask_credits(idle=idle)
         sent, applied = self._links.sent(), self._links.applied()
         if not self._status_trigger.due(
@@ -334,7 +334,7 @@ class DomainShardWorkflow:
                 update={"largest_payload_bytes": self._size.largest_payload}
             ),
             resting=engine.resting(),
-            previous_next=self._previous.next,
+            previous_crawl_next=self._previous_crawl.next,
             series=engine.stats.series,
             **segments,
         )
@@ -361,7 +361,7 @@ class DomainShardWorkflow:
         self._paused = checkpoint.paused
         self._batch_seq = checkpoint.batch_seq
         self._records_seq = checkpoint.records_seq
-        self._previous.next = checkpoint.previous_next
+        self._previous_crawl.next = checkpoint.previous_crawl_next
         self._engine.stats.restore(checkpoint.totals, {}, series=checkpoint.series)
         self._metrics.exported = {
             "links": checkpoint.totals.links_discovered,

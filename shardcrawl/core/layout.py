@@ -36,7 +36,7 @@ __all__ = [
     "items_key",
     "items_prefix",
     "origin_items_prefix",
-    "previous_index_key",
+    "previous_crawl_index_key",
     "schedule_pointer_key",
     "fetch_options_key",
     "report_html_key",
@@ -98,9 +98,9 @@ def origin_items_prefix(crawl_id: str, origin: str) -> str:
     return f"{items_prefix(crawl_id)}{urls.origin_key(origin)}/"
 
 
-def previous_index_key(crawl_id: str, shard: int) -> str:
+def previous_crawl_index_key(crawl_id: str, shard: int) -> str:
     """The previous crawl's item files that a shard of an incremental crawl owns."""
-    return f"{state_prefix(crawl_id)}previous/shard-{shard:04d}.json"
+    return f"{state_prefix(crawl_id)}previous-crawl/shard-{shard:04d}.json"
 
 
 def schedule_pointer_key(schedule: str) -> str:

@@ -27,8 +27,8 @@ __all__ = [
     "Link",
     "PrepareRequest",
     "PrepareResult",
-    "PreviousPage",
-    "PreviousRequest",
+    "PreviousCrawlPage",
+    "PreviousCrawlRequest",
     "ProxyLease",
     "ReportRequest",
     "RobotsRequest",
@@ -134,12 +134,12 @@ class PrepareRequest(_Model):
 
 class PrepareResult(_Model):
     previous_crawl: str | None = None
-    previous_files: list[int] = Field(
+    previous_crawl_files: list[int] = Field(
         default_factory=list, description="per shard: the previous crawl's item files it owns"
     )
 
 
-class PreviousRequest(_Model):
+class PreviousCrawlRequest(_Model):
     """A page of the previous crawl's URLs for one shard, from item file ``start`` on."""
 
     output: str
@@ -149,7 +149,7 @@ class PreviousRequest(_Model):
     start: int
 
 
-class PreviousPage(_Model):
+class PreviousCrawlPage(_Model):
     urls: list[UrlTask]
     next: int = Field(description="the item file to read next")
 

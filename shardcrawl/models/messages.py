@@ -116,7 +116,7 @@ class ShardCheckpoint(_Model):
     link_counts: dict[str, Any] = Field(
         default_factory=dict, description="shardcrawl.policy.link_counts.LinkCounts.export()"
     )
-    previous_next: int = Field(default=0, description="the previous crawl's next item file")
+    previous_crawl_next: int = Field(default=0, description="the previous crawl's next item file")
     records_seq: int = Field(default=0, description="files of records the shard wrote itself")
     series: TimeSeries = Field(default_factory=TimeSeries, description="the runs' time series")
 
@@ -133,7 +133,9 @@ class ShardInput(_Model):
     spec: CrawlSpec
     checkpoint: ShardCheckpoint | None = None
     previous_crawl: str | None = None
-    previous_files: int = Field(default=0, description="the previous crawl's item files it owns")
+    previous_crawl_files: int = Field(
+        default=0, description="the previous crawl's item files it owns"
+    )
 
 
 class ShardResult(_Model):

@@ -27,7 +27,7 @@ from shardcrawl.activities.admin import AdminActivities
 from shardcrawl.activities.batch import BatchActivities
 from shardcrawl.activities.checkpoint import CheckpointActivities
 from shardcrawl.activities.fetch_options import SharedFetchOptions
-from shardcrawl.activities.previous import PreviousActivities, PreviousRecords
+from shardcrawl.activities.previous_crawl import PreviousCrawlActivities, PreviousCrawlRecords
 from shardcrawl.activities.robots import RobotsActivities, RobotsRules
 from shardcrawl.activities.scrapy_runtime import ScrapyRuntime
 from shardcrawl.activities.sitemaps import SitemapActivities
@@ -78,10 +78,10 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
         runtime=runtime,
         stores=stores,
         robots=RobotsRules(stores),
-        previous=PreviousRecords(stores),
+        previous_crawl=PreviousCrawlRecords(stores),
         fetch_options=fetch_options,
     )
-    previous = PreviousActivities(stores=stores)
+    previous_crawl = PreviousCrawlActivities(stores=stores)
     robots = RobotsActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
     sitemaps = SitemapActivities(runtime=runtime, stores=stores, fetch_options=fetch_options)
     admin = AdminActivities(runtime=runtime, stores=stores)
@@ -93,7 +93,7 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
         sitemaps.fetch_sitemaps,
         admin.prepare_crawl,
         admin.write_report,
-        previous.previous_urls,
+        previous_crawl.previous_crawl_urls,
         checkpoint.save_segment,
         checkpoint.load_segment,
         checkpoint.delete_segments,

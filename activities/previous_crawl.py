@@ -4,11 +4,11 @@ The previous crawl's item records are the validator store. Each record has the p
 ``etag``, ``last_modified`` and ``content_hash``, and records sit per origin under
 ``PREV/items/ORIGIN/``. So:
 
-- ``index_previous`` (from ``prepare_crawl``) lists the previous crawl's item files once and
-  writes, per shard, the files of the origins that shard owns (``ID/state/previous/``).
-- ``previous_urls`` reads a shard's files a page at a time. The shard queues their URLs (those
+- ``index_previous_crawl`` (from ``prepare_crawl``) lists the previous crawl's item files once and
+  writes, per shard, the files of the origins that shard owns (``ID/state/previous-crawl/``).
+- ``previous_crawl_urls`` reads a shard's files a page at a time. The shard queues their URLs (those
   that answered below 400 then) so every page is asked for again, unchanged ones included.
-- ``PreviousRecords`` gives a batch its origin's previous records. It reads them once per
+- ``PreviousCrawlRecords`` gives a batch its origin's previous records. It reads them once per
   worker and keeps ``capacity`` origins. A batch turns a record's validators into
   ``If-None-Match`` and ``If-Modified-Since``, and carries the record over on a 304.
 
@@ -32,30 +32,30 @@ from shardcrawl.models import (
     PageChange,
     PrepareRequest,
     PrepareResult,
-    PreviousPage,
-    PreviousRequest,
+    PreviousCrawlPage,
+    PreviousCrawlRequest,
     UrlTask,
 )
 
 __all__ = [
-    "PreviousActivities",
-    "PreviousRecords",
+    "PreviousCrawlActivities",
+    "PreviousCrawlRecords",
     "change_of",
     "conditions",
-    "index_previous",
+    "index_previous_crawl",
     "records_of",
 ]
 
-PAGE_URL_BYTES = 90_000  # URL text per previous_urls page: one small payload
+PAGE_URL_BYTES = 90_000  # URL text per previous_crawl_urls page: one small payload
 
 
 def records_of(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
 
-async def index_previous(stores: StoreCache, request: PrepareRequest) -> PrepareResult:
+async def index_previous_crawl(stores: StoreCache, request: PrepareRequest) -> PrepareResult:
     """The previous crawl (named, or the schedule's last completed run) and, per shard, the
-    item files of the origins it owns, written to the store for ``previous_urls``."""
+    item files of the origins it owns, written to the store for ``previous_crawl_urls``."""
     previous = request.previous_crawl
     if previous is None and request.incremental and request.schedule:
         pointer = await stores.get_bytes(
@@ -84,8 +84,10 @@ async def index_previous(stores: StoreCache, request: PrepareRequest) -> Prepare
         per_shard[urls.shard_of(origin, request.shard_count)].append(key)
     for shard, files in enumerate(per_shard):
         body = json.dumps(files).encode()
-        await stores.put(request.output, layout.previous_index_key(request.crawl_id, shard), body)
-    return PrepareResult(previous_crawl=previous, previous_files=[len(f) for f in per_shard])
+        await stores.put(
+            request.output, layout.previous_crawl_index_key(request.crawl_id, shard), body
+        )
+    return PrepareResult(previous_crawl=previous, previous_crawl_files=[len(f) for f in per_shard])
 
 
 def conditions(previous: dict[str, dict[str, Any]], urls_: list[str]) -> dict[str, dict[str, str]]:
@@ -135,7 +137,7 @@ def change_of(status: int, content_hash: str | None, previous: dict[str, Any] | 
     return "unchanged" if same and status == previous.get("status") else "changed"
 
 
-class PreviousRecords:
+class PreviousCrawlRecords:
     """The previous crawl's records of an origin, by URL, for the most recent origins."""
 
     def __init__(self, stores: StoreCache, *, capacity: int = 32) -> None:
@@ -156,7 +158,7 @@ class PreviousRecords:
         return self._origins.put((output, previous, origin), records)
 
 
-class PreviousActivities:
+class PreviousCrawlActivities:
     def __init__(self, *, stores: StoreCache, capacity: int = 16) -> None:
         self._stores = stores
         # A shard pages through its index: read it once per worker, not once per page.
@@ -169,11 +171,11 @@ class PreviousActivities:
             files = self._indexes.put((output, key), json.loads(data))
         return files
 
-    @activity.defn(name="previous_urls")
-    async def previous_urls(self, request: PreviousRequest) -> PreviousPage:
+    @activity.defn(name="previous_crawl_urls")
+    async def previous_crawl_urls(self, request: PreviousCrawlRequest) -> PreviousCrawlPage:
         """The URLs of the shard's previous item files from ``start`` on, a page's worth."""
         files = await self._index(
-            request.output, layout.previous_index_key(request.crawl_id, request.shard)
+            request.output, layout.previous_crawl_index_key(request.crawl_id, request.shard)
         )
         tasks: list[UrlTask] = []
         size = 0
@@ -187,4 +189,4 @@ class PreviousActivities:
                     tasks.append(UrlTask(url=record["url"], depth=record.get("depth", 0)))
                     size += len(record["url"])
             at += 1
-        return PreviousPage(urls=tasks, next=at)
+        return PreviousCrawlPage(urls=tasks, next=at)
