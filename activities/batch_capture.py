@@ -104,7 +104,7 @@ class BatchCapture:
                     task,
                     spider,
                     # The host is the download slot, whatever the spider's meta says, so
-                    # each host gets the concurrency and delay of its own lease.
+                    # each host gets the concurrency and delay of its own allotment.
                     meta={_META_KEY: index, "depth": task.depth, SLOT_META: hostname(task.url)},
                     headers=self.conditions.get(task.url),
                     errback=self.on_error,

@@ -2,7 +2,7 @@
 
 Scrapy fetches and parses; every decision that must hold across workers (retries, redirects,
 robots.txt, dedup, depth, politeness) belongs to the shard, so the matching Scrapy components
-are switched off here and the batch's lease of the host budget becomes its concurrency.
+are switched off here and the batch's allotment of the host budget becomes its concurrency.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def fetch_settings(
 def batch_settings(
     request: BatchRequest, *, reactor: str, bind_address: str | None = None
 ) -> dict[str, Any]:
-    """Each host's lease of its budget as its own Scrapy download slot (concurrency and
+    """Each host's allotment of its budget as its own Scrapy download slot (concurrency and
     delay); the crawler's total is their sum, so no host waits for another's slots."""
     settings = fetch_settings(request.fetch, reactor=reactor, bind_address=bind_address)
     slots = {

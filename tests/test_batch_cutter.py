@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from shardcrawl.models import UrlTask
 from shardcrawl.policy.batch_cutter import BatchCutter, HostSlice
-from shardcrawl.policy.politeness import Lease
+from shardcrawl.policy.politeness import Allotment
 
 
 def part(host: str, n: int) -> HostSlice:
     tasks = [UrlTask(url=f"http://{host}/{i}") for i in range(n)]
-    return HostSlice(f"http://{host}", Lease(host=host, slots=2, delay_seconds=0), [], tasks)
+    return HostSlice(f"http://{host}", Allotment(host=host, slots=2, delay_seconds=0), [], tasks)
 
 
 def hosts(batch: list[HostSlice] | None) -> list[str]:
     assert batch is not None
-    return [p.lease.host for p in batch]
+    return [p.allotment.host for p in batch]
 
 
 def test_small_hosts_share_a_batch_up_to_the_size() -> None:

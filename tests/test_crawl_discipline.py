@@ -180,20 +180,20 @@ def test_pressure_state_survives_export_and_restore() -> None:
 
 def test_retry_budget_caps_the_slots_retries_hold() -> None:
     polite = Politeness(max_concurrency=10, delay_seconds=0.0)
-    retries = polite.lease("a", queued=100, now=0, retry_slots=2)
+    retries = polite.allot("a", queued=100, now=0, retry_slots=2)
     assert retries is not None and retries.slots == 2 and retries.retry
-    assert polite.lease("a", queued=100, now=0) is None, "one batch per host at a time"
+    assert polite.allot("a", queued=100, now=0) is None, "one batch per host at a time"
     polite.release(retries, now=0)
-    fresh = polite.lease("a", queued=100, now=0)
+    fresh = polite.allot("a", queued=100, now=0)
     assert fresh is not None and fresh.slots == 10 and not fresh.retry
 
 
 def test_adaptive_limits_override_the_crawls_in_a_lease() -> None:
     polite = Politeness(max_concurrency=8, delay_seconds=0.0)
-    lease = polite.lease("a", queued=1, now=0, max_concurrency=2, delay_seconds=1.0)
-    assert lease is not None and lease.slots == 2 and lease.rest_seconds == 1.0
-    assert polite.lease("a", queued=1, now=0, max_concurrency=2) is None
-    polite.release(lease, now=10)
+    allotment = polite.allot("a", queued=1, now=0, max_concurrency=2, delay_seconds=1.0)
+    assert allotment is not None and allotment.slots == 2 and allotment.rest_seconds == 1.0
+    assert polite.allot("a", queued=1, now=0, max_concurrency=2) is None
+    polite.release(allotment, now=10)
     assert polite.ready_at("a") == 11.0
 
 

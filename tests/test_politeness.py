@@ -1,4 +1,4 @@
-"""Per-host politeness budgets leased to batches: never more slots or requests than allowed."""
+"""Per-host politeness budgets allotted to batches: never more slots or requests than allowed."""
 
 from __future__ import annotations
 
@@ -6,45 +6,45 @@ import random
 
 import pytest
 
-from shardcrawl.policy.politeness import Lease, Politeness
+from shardcrawl.policy.politeness import Allotment, Politeness
 
 HOST = "example.com"
 
 
 def test_single_batch_of_work_gets_every_slot() -> None:
     p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=10, now=0.0)
-    assert lease == Lease(host=HOST, slots=4, delay_seconds=0.0)
+    allotment = p.allot(HOST, queued=10, now=0.0)
+    assert allotment == Allotment(host=HOST, slots=4, delay_seconds=0.0)
     assert p.in_use(HOST) == 4
 
 
 def test_exactly_one_batch_of_work_gets_every_slot() -> None:
     p = Politeness(max_concurrency=8, delay_seconds=1.0)
-    lease = p.lease(HOST, queued=50, now=0.0)
-    assert lease is not None
-    assert lease.slots == 8
+    allotment = p.allot(HOST, queued=50, now=0.0)
+    assert allotment is not None
+    assert allotment.slots == 8
 
 
 def test_full_host_gets_no_lease() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=0.0)
-    assert p.lease(HOST, queued=5, now=0.0) is not None
-    assert p.lease(HOST, queued=5, now=0.0) is None
+    assert p.allot(HOST, queued=5, now=0.0) is not None
+    assert p.allot(HOST, queued=5, now=0.0) is None
 
 
 def test_no_queued_work_gets_no_lease() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=0.0)
-    assert p.lease(HOST, queued=0, now=0.0) is None
+    assert p.allot(HOST, queued=0, now=0.0) is None
     assert p.in_use(HOST) == 0
 
 
 def test_one_batch_per_host_at_a_time_with_the_whole_budget() -> None:
     p = Politeness(max_concurrency=8, delay_seconds=0.5)
-    lease = p.lease(HOST, queued=5000, now=0.0)
-    assert lease is not None and (lease.slots, lease.delay_seconds) == (8, 0.5)
-    assert p.lease(HOST, queued=5000, now=0.0) is None, "a second batch of a busy host"
-    assert p.lease(HOST, queued=5000, now=0.0, retry_slots=1) is None
-    p.release(lease, now=0.0)
-    assert p.lease(HOST, queued=5000, now=0.5) is not None
+    allotment = p.allot(HOST, queued=5000, now=0.0)
+    assert allotment is not None and (allotment.slots, allotment.delay_seconds) == (8, 0.5)
+    assert p.allot(HOST, queued=5000, now=0.0) is None, "a second batch of a busy host"
+    assert p.allot(HOST, queued=5000, now=0.0, retry_slots=1) is None
+    p.release(allotment, now=0.0)
+    assert p.allot(HOST, queued=5000, now=0.5) is not None
 
 
 @pytest.mark.parametrize(
@@ -55,56 +55,56 @@ def test_a_retry_batch_holds_its_budget_and_a_delay_that_keeps_the_rate(
     max_concurrency: int, delay: float, retry_slots: int, slots: int, expected: float
 ) -> None:
     p = Politeness(max_concurrency=max_concurrency, delay_seconds=delay)
-    lease = p.lease(HOST, queued=100, now=0.0, retry_slots=retry_slots)
-    assert lease is not None and lease.retry
-    assert lease.slots == slots
-    assert lease.delay_seconds == pytest.approx(expected)
+    allotment = p.allot(HOST, queued=100, now=0.0, retry_slots=retry_slots)
+    assert allotment is not None and allotment.retry
+    assert allotment.slots == slots
+    assert allotment.delay_seconds == pytest.approx(expected)
     # Scrapy sends one request per DOWNLOAD_DELAY per batch: never faster than the budget.
     if expected:
-        assert 1 / lease.delay_seconds <= max_concurrency / (delay * max_concurrency) + 1e-9
+        assert 1 / allotment.delay_seconds <= max_concurrency / (delay * max_concurrency) + 1e-9
 
 
 def test_release_returns_slots() -> None:
     p = Politeness(max_concurrency=4, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=10, now=0.0)
-    assert lease is not None
-    p.release(lease, now=1.0)
+    allotment = p.allot(HOST, queued=10, now=0.0)
+    assert allotment is not None
+    p.release(allotment, now=1.0)
     assert p.in_use(HOST) == 0
-    again = p.lease(HOST, queued=10, now=1.0)
+    again = p.allot(HOST, queued=10, now=1.0)
     assert again is not None and again.slots == 4
 
 
 def test_host_rests_one_delay_after_release() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=3.0)
-    lease = p.lease(HOST, queued=10, now=100.0)
-    assert lease is not None
-    p.release(lease, now=110.0)
+    allotment = p.allot(HOST, queued=10, now=100.0)
+    assert allotment is not None
+    p.release(allotment, now=110.0)
     assert p.ready_at(HOST) == pytest.approx(113.0)
-    assert p.lease(HOST, queued=10, now=110.0) is None
-    assert p.lease(HOST, queued=10, now=112.999) is None
-    after = p.lease(HOST, queued=10, now=113.0)
+    assert p.allot(HOST, queued=10, now=110.0) is None
+    assert p.allot(HOST, queued=10, now=112.999) is None
+    after = p.allot(HOST, queued=10, now=113.0)
     assert after is not None
     assert after.slots == 2
 
 
 def test_no_rest_without_delay() -> None:
     p = Politeness(max_concurrency=1, delay_seconds=0.0)
-    lease = p.lease(HOST, queued=1, now=5.0)
-    assert lease is not None
-    p.release(lease, now=5.0)
-    assert p.lease(HOST, queued=1, now=5.0) is not None
+    allotment = p.allot(HOST, queued=1, now=5.0)
+    assert allotment is not None
+    p.release(allotment, now=5.0)
+    assert p.allot(HOST, queued=1, now=5.0) is not None
 
 
 def test_hosts_are_independent() -> None:
     p = Politeness(max_concurrency=2, delay_seconds=5.0)
-    a = p.lease("a.example", queued=10, now=0.0)
+    a = p.allot("a.example", queued=10, now=0.0)
     assert a is not None and a.slots == 2
-    b = p.lease("b.example", queued=10, now=0.0)
+    b = p.allot("b.example", queued=10, now=0.0)
     assert b is not None and b.slots == 2
     p.release(a, now=1.0)
-    assert p.lease("a.example", queued=10, now=2.0) is None
+    assert p.allot("a.example", queued=10, now=2.0) is None
     assert p.in_use("b.example") == 2
-    c = p.lease("c.example", queued=10, now=2.0)
+    c = p.allot("c.example", queued=10, now=2.0)
     assert c is not None and c.slots == 2
 
 
@@ -119,28 +119,30 @@ def test_randomized_lease_release_never_exceeds_budget() -> None:
     max_concurrency, delay = 5, 0.25
     p = Politeness(max_concurrency=max_concurrency, delay_seconds=delay)
     hosts = ["a.example", "b.example", "c.example"]
-    held: dict[str, list[Lease]] = {h: [] for h in hosts}
+    held: dict[str, list[Allotment]] = {h: [] for h in hosts}
     now = 0.0
     granted = 0
     for _ in range(1000):
         now += rng.choice([0.0, 0.05, 0.1, 0.3])
         host = rng.choice(hosts)
         if held[host] and rng.random() < 0.45:
-            lease = held[host].pop(rng.randrange(len(held[host])))
-            p.release(lease, now=now)
+            allotment = held[host].pop(rng.randrange(len(held[host])))
+            p.release(allotment, now=now)
         else:
-            lease = p.lease(host, queued=rng.randrange(0, 300), now=now)
-            if lease is not None:
+            allotment = p.allot(host, queued=rng.randrange(0, 300), now=now)
+            if allotment is not None:
                 granted += 1
-                assert lease.host == host
-                assert 1 <= lease.slots <= max_concurrency
-                assert lease.delay_seconds == pytest.approx(delay * max_concurrency / lease.slots)
-                held[host].append(lease)
+                assert allotment.host == host
+                assert 1 <= allotment.slots <= max_concurrency
+                assert allotment.delay_seconds == pytest.approx(
+                    delay * max_concurrency / allotment.slots
+                )
+                held[host].append(allotment)
         for h in hosts:
-            in_use = sum(lease.slots for lease in held[h])
+            in_use = sum(allotment.slots for allotment in held[h])
             assert in_use <= max_concurrency
             assert p.in_use(h) == in_use
-            rate = sum(1 / lease.delay_seconds for lease in held[h])
+            rate = sum(1 / allotment.delay_seconds for allotment in held[h])
             assert rate <= 1 / delay + 1e-9
     assert granted > 100
 

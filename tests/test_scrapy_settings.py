@@ -1,4 +1,4 @@
-"""Scrapy settings of a batch: the lease becomes concurrency, shard-owned features are off."""
+"""Scrapy settings of a batch: the allotment becomes concurrency, shard-owned features are off."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def test_settings_are_fresh_per_call() -> None:
 
 
 def test_each_host_of_a_batch_gets_its_own_slot() -> None:
-    """A many-host batch: each host's lease is its own download slot; the total is the sum."""
+    """A many-host batch: each host's allotment is its own download slot; the total is the sum."""
     request = BatchRequest(
         crawl_id="crawl-1",
         shard=0,

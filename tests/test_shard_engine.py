@@ -26,7 +26,7 @@ def test_one_batch_spans_the_ready_hosts_each_with_its_own_lease() -> None:
     assert len(plan.batches) == 1 and not plan.robots
     (batch,) = plan.batches
     assert sorted(p.origin for p in batch) == ["http://a.test", "http://b.test", "http://c.test"]
-    assert {p.lease.slots for p in batch} == {3}
+    assert {p.allotment.slots for p in batch} == {3}
     assert sorted(_urls(batch)) == sorted(
         ["http://a.test/", "http://b.test/", "http://b.test/2", "http://c.test/"]
     )
@@ -96,7 +96,7 @@ def test_a_host_is_one_record_whichever_of_its_origins_is_asked() -> None:
     assert len(batch) == 1, "one batch per host, whichever origin"
     record = engine.hosts["a.test"]
     assert engine.hosts.of(a_port) is engine.hosts.of("http://a.test") is record
-    assert record.budget.batches == 1 and record.budget.in_use == batch[0].lease.slots
+    assert record.budget.batches == 1 and record.budget.in_use == batch[0].allotment.slots
     (waiting,) = {"http://a.test", a_port} - {batch[0].origin}
     assert list(record.busy_waiters) == [waiting]
     assert record.robots[a_port] == RobotsResult(disallow_all=True)
@@ -138,7 +138,7 @@ def test_a_failed_url_retries_after_its_backoff_riding_with_new_work() -> None:
     clock.now += wait
     (retry_with_new,) = engine.plan().batches
     (part,) = retry_with_new
-    assert not part.lease.retry, "it rides in the host's batch of new work"
+    assert not part.allotment.retry, "it rides in the host's batch of new work"
     assert [(t.url, t.attempt) for t in part.tasks] == [
         ("http://a.test/broken", 2),
         ("http://a.test/new", 1),
@@ -164,7 +164,7 @@ def test_a_retry_alone_gets_a_retry_batch_within_the_retry_budget() -> None:
     clock.now += 60
     (retry_batch,) = engine.plan().batches
     (part,) = retry_batch
-    assert part.lease.retry and part.lease.slots == 2, "20% of 10 slots"
+    assert part.allotment.retry and part.allotment.slots == 2, "20% of 10 slots"
     assert part.tasks[0].attempt == 2
     assert MAX_RETRY_BATCHES >= 1
 
@@ -318,7 +318,7 @@ def test_a_parked_host_is_probed_with_one_url_then_given_up_on() -> None:
     assert engine.plan().batches == []
     clock.now += 10
     (probe,) = engine.plan().batches
-    assert len(_urls(probe)) == 1 and probe[0].lease.slots == 1
+    assert len(_urls(probe)) == 1 and probe[0].allotment.slots == 1
     engine.landed(probe, blocked(probe))
     engine.plan()
     assert engine.pressure.abandoned() == ["a.test"] and engine.pressure.parked() == []

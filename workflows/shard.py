@@ -192,7 +192,7 @@ class DomainShardWorkflow:
             wake = self._next_wake()
             if wake == timedelta(0):
                 continue  # a wait ended while sending its status: dispatch again first
-            # The alarm means a resting host may take a lease, or a retry may go, now.
+            # The alarm means a resting host may be allotted slots, or a retry may go, now.
             self._alarm.arm(wake)
             await workflow.wait_condition(lambda: self._dirty)
         self._alarm.arm(None)

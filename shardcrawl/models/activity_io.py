@@ -241,7 +241,7 @@ class SitemapResults(_Model):
 
 class BatchSlice(_Model):
     """One host's part of a batch: the next ``count`` requests of the batch's ``urls``, all of
-    ``origin``, with that host's lease of its politeness budget (its own Scrapy download slot,
+    ``origin``, with that host's allotment of its politeness budget (its own Scrapy download slot,
     at ``concurrency`` and ``delay_seconds``) and, if the host goes through proxies, the proxy
     slots it holds (then ``concurrency`` is their sum)."""
 

@@ -105,7 +105,8 @@ class ShardCheckpoint(_Model):
     pressure_segments: list[str] = Field(default_factory=list)
     sitemap_segments: list[str] = Field(default_factory=list)
     resting: dict[str, float] = Field(
-        default_factory=dict, description="host -> workflow time before which it may not lease"
+        default_factory=dict,
+        description="host -> workflow time before which it may not be allotted slots",
     )
     pending: list[Enqueue] = Field(
         default_factory=list, description="messages received while saving, not yet applied"

@@ -15,7 +15,7 @@ SEGMENT_TIMEOUT = timedelta(seconds=STORE_CALL_SECONDS)
 
 def batch_timeout(request: BatchRequest, fetch: FetchOptions) -> timedelta:
     """Long enough for every URL of the slowest host to time out one after another within
-    its lease (hosts fetch side by side), and for a few slow store calls. (A store that is
+    its allotment (hosts fetch side by side), and for a few slow store calls. (A store that is
     down fails its first call, so the items files of many origins need no call's worst case
     each; a worker that dies is noticed by its heartbeat, not by this.)"""
     timeout = fetch.download_timeout_seconds

@@ -1,4 +1,4 @@
-"""What a batch that landed (or was cut off) means for the shard: its hosts' leases back,
+"""What a batch that landed (or was cut off) means for the shard: its hosts' slots back,
 then its outcomes host by host (retries and their backoff, Retry-After holds, redirects to
 follow, the host's pressure and its proxies' health), then the links it found."""
 
@@ -68,7 +68,7 @@ class BatchAbsorber:
         self._end = end
 
     def landed(self, parts: list[HostSlice], result: BatchResult) -> None:
-        """A batch's result: its hosts' leases back, then its outcomes, host by host (each
+        """A batch's result: its hosts' slots back, then its outcomes, host by host (each
         host's own holds, retries, pressure and proxy health), then the links it found."""
         self._release(parts)
         self._stats.record_batch(
@@ -104,19 +104,19 @@ class BatchAbsorber:
     def _release(self, parts: list[HostSlice]) -> None:
         now = self._clock()
         self._slots.landed(parts[0].origin)
-        self._slots.retry_batches -= parts[0].lease.retry
+        self._slots.retry_batches -= parts[0].allotment.retry
         for part in parts:
-            self._politeness.release(part.lease, now=now)
-            self._proxies.release(BATCH, part.lease.host)
+            self._politeness.release(part.allotment, now=now)
+            self._proxies.release(BATCH, part.allotment.host)
             self._watch.touch(part.origin)
-            host = self._hosts[part.lease.host]
+            host = self._hosts[part.allotment.host]
             self._watch.touch_all(host.busy_waiters)
             host.busy_waiters.clear()
 
     def _absorb_host(self, part: HostSlice, start: int, outcomes: list[FetchOutcome]) -> None:
         """One host's outcomes; ``start`` is the index of its first request in the batch."""
         now = self._clock()
-        host = part.lease.host
+        host = part.allotment.host
         retry = self._spec.retry
         hold_until = 0.0
         for outcome in outcomes:

@@ -1,7 +1,7 @@
 """Cuts batches out of many hosts' slices, so that a crawl of many small hosts runs few large
 batches (one Scrapy crawler each) instead of one tiny batch per host.
 
-A slice is one host's requests with that host's politeness lease (and proxy slots). A slice
+A slice is one host's requests with that host's politeness allotment (and proxy slots). A slice
 is never split: it joins the open batch while the batch stays within ``max_requests`` and
 ``max_url_bytes``; otherwise the open batch is closed first. A host that fills a batch on its
 own so gets a batch of its own, as before, and a crawl of a few large hosts is cut as it was.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shardcrawl.models import ProxyLease, UrlTask
-from shardcrawl.policy.politeness import Lease
+from shardcrawl.policy.politeness import Allotment
 
 __all__ = ["BatchCutter", "HostSlice"]
 
@@ -20,7 +20,7 @@ __all__ = ["BatchCutter", "HostSlice"]
 @dataclass
 class HostSlice:
     origin: str
-    lease: Lease
+    allotment: Allotment
     proxies: list[ProxyLease]
     tasks: list[UrlTask]
 

@@ -95,7 +95,7 @@ class DispatchPlanner:
 
     def plan(self) -> DispatchPlan:
         """Cut batches from the hosts that may be ready (``OriginWatch``: what changed, not
-        every host): each host's requests are a slice with its own lease, and slices share
+        every host): each host's requests are a slice with its own allotment, and slices share
         batches (``BatchCutter``), new work and retries apart."""
         now = self._clock()
         self.dispatched_at = now
@@ -265,7 +265,7 @@ class DispatchPlanner:
         for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
             if batch:
                 self._slots.started(self._fleets.of_url(batch[0].origin))
-                self._slots.retry_batches += batch[0].lease.retry
+                self._slots.retry_batches += batch[0].allotment.retry
                 plan.batches.append(batch)
         return part is not None
 

@@ -1,5 +1,5 @@
-"""One host's slice of a batch: its politeness and proxy leases, how many requests it takes
-(new work, retries, or a parked host's probe), within the host's quota and the shard's
+"""One host's slice of a batch: its politeness allotment and proxy leases, how many requests it
+takes (new work, retries, or a parked host's probe), within the host's quota and the shard's
 page credits."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from shardcrawl.policy.frontier import Frontier
 from shardcrawl.policy.host_pressure import HostPressure
 from shardcrawl.policy.host_table import HostTable
 from shardcrawl.policy.page_credits import PageCredits
-from shardcrawl.policy.politeness import Lease, Politeness
+from shardcrawl.policy.politeness import Allotment, Politeness
 from shardcrawl.policy.proxy_router import BATCH, DIRECT, ProxyRouter
 from shardcrawl.policy.retry_queue import RetryQueue
 from shardcrawl.policy.segments import INLINE_PAYLOAD_BYTES
@@ -80,12 +80,12 @@ class HostSlicer:
 
     def retry_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
         """Retries whose wait is over, within the host's retry budget and the shard's. (A host
-        is in one batch in flight, so one lease per dispatch is all it gets.)"""
+        is in one batch in flight, so one allotment per dispatch is all it gets.)"""
         ready = self._retries.ready_count(origin, now)
         if not ready or self._slots.retry_batches >= MAX_RETRY_BATCHES:
             return None
         concurrency, delay = self._pressure.limits(host)
-        leased = self._lease(
+        allotted = self._allot(
             host,
             queued=ready,
             now=now,
@@ -93,14 +93,14 @@ class HostSlicer:
             delay_seconds=delay,
             retry_slots=self._pressure.retry_slots(host),
         )
-        if leased is None:
+        if allotted is None:
             return None
-        lease, proxies, most = leased
+        allotment, proxies, most = allotted
         tasks = self._retries.ready(origin, now, most)
-        return HostSlice(origin, lease, proxies, tasks)
+        return HostSlice(origin, allotment, proxies, tasks)
 
     def fresh_slice(self, origin: str, host: str, now: float) -> HostSlice | None:
-        """New work under the host's full lease. Retries whose wait is over ride along, up
+        """New work under the host's full allotment. Retries whose wait is over ride along, up
         to the host's retry budget, rather than take the host's one batch on their own while
         its new pages wait (a broken URL would otherwise cost its host a batch per attempt)."""
         if self._credits.count <= 0:
@@ -109,20 +109,20 @@ class HostSlicer:
             self._take_fresh(origin, host, 0)  # what another origin of the host left queued
             return None
         concurrency, delay = self._pressure.limits(host)
-        leased = self._lease(
+        allotted = self._allot(
             host,
             queued=min(self._frontier.queued_at(origin), self._credits.count),
             now=now,
             max_concurrency=concurrency,
             delay_seconds=delay,
         )
-        if leased is None:
+        if allotted is None:
             return None
-        lease, proxies, most = leased
+        allotment, proxies, most = allotted
         retries = self._retries.ready(origin, now, min(most, self._pressure.retry_slots(host)))
         tasks = self._take_fresh(origin, host, min(most - len(retries), self._credits.count))
         self._credits.count -= len(tasks)
-        return HostSlice(origin, lease, proxies, retries + tasks)
+        return HostSlice(origin, allotment, proxies, retries + tasks)
 
     def probe(self, origin: str, host: str, now: float) -> HostSlice | None:
         """A parked host whose cool-down is over gets one URL, alone, to see if it still blocks."""
@@ -132,16 +132,16 @@ class HostSlicer:
         if not has_work:
             return None
         _, delay = self._pressure.limits(host)
-        leased = self._lease(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
-        if leased is None:
+        allotted = self._allot(host, queued=1, now=now, max_concurrency=1, delay_seconds=delay)
+        if allotted is None:
             return None
         tasks = self._retries.ready(origin, now, 1)
         if not tasks:
             tasks = self._take_fresh(origin, host, 1)
             self._credits.count -= len(tasks)
-        return HostSlice(origin, leased[0], leased[1], tasks)
+        return HostSlice(origin, allotted[0], allotted[1], tasks)
 
-    def _lease(
+    def _allot(
         self,
         host: str,
         *,
@@ -150,11 +150,11 @@ class HostSlicer:
         max_concurrency: int,
         delay_seconds: float,
         retry_slots: int | None = None,
-    ) -> tuple[Lease, list[ProxyLease], int] | None:
-        """The host's politeness lease, its proxy slots if it goes through a pool, and how
-        many requests its slice may take; None while either lease is not to be had. The
-        proxies are asked (of the broker) only once the politeness budget would give a lease,
-        and the lease is taken only with their grant in hand: taking it and handing it back
+    ) -> tuple[Allotment, list[ProxyLease], int] | None:
+        """The host's politeness allotment, its proxy slots if it goes through a pool, and how
+        many requests its slice may take; None while either is not to be had. The
+        proxies are asked (of the broker) only once the politeness budget would give slots,
+        and the allotment is taken only with their grant in hand: taking it and handing it back
         would make the host rest for nothing."""
         slots = self._politeness.slots_free(
             host, queued=queued, now=now, max_concurrency=max_concurrency, retry_slots=retry_slots
@@ -170,7 +170,7 @@ class HostSlicer:
             proxies = grant.leases
             if grant.partial:
                 most = min(most, PARTIAL_ROTATION_REQUESTS * len(proxies))
-        lease = self._politeness.lease(
+        allotment = self._politeness.allot(
             host,
             queued=queued,
             now=now,
@@ -178,8 +178,8 @@ class HostSlicer:
             delay_seconds=delay_seconds,
             retry_slots=retry_slots,
         )
-        assert lease is not None, "slots_free() said the host had a lease to give"
-        return lease, proxies, most
+        assert allotment is not None, "slots_free() said the host had slots to give"
+        return allotment, proxies, most
 
     def batch_slice(self, part: HostSlice) -> BatchSlice:
         """A slice as the batch activity gets it: the host's budget and robots rules."""
@@ -188,10 +188,10 @@ class HostSlicer:
             origin=part.origin,
             count=len(part.tasks),
             # The broker may grant fewer slots than asked; more, if the host slowed meanwhile.
-            concurrency=min(part.lease.slots, sum(p.slots for p in part.proxies))
+            concurrency=min(part.allotment.slots, sum(p.slots for p in part.proxies))
             if part.proxies
-            else part.lease.slots,
-            delay_seconds=part.lease.delay_seconds,
+            else part.allotment.slots,
+            delay_seconds=part.allotment.delay_seconds,
             robots_key=robots.key,
             robots_disallow_all=robots.disallow_all,
             proxies=part.proxies,

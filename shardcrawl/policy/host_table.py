@@ -53,7 +53,7 @@ class HostState:
 
 @dataclass(slots=True)
 class Budget:
-    """The host's politeness budget: slots leased to its batch in flight, and its rest."""
+    """The host's politeness budget: slots allotted to its batch in flight, and its rest."""
 
     in_use: int = 0
     batches: int = 0

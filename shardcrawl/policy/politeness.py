@@ -1,9 +1,9 @@
-"""Per-host politeness as a budget that batches lease from, so the fleet never exceeds it.
+"""Per-host politeness as a budget batches are allotted slots of, so the fleet never exceeds it.
 
 A host's budget is ``max_concurrency`` request slots and a ``delay_seconds`` between requests.
-The batch in flight for the host holds a lease of some slots and runs Scrapy with exactly that
+The batch in flight for the host has an allotment of some slots and runs Scrapy with exactly that
 concurrency and a delay scaled by its share, so the host never sees more, whichever worker
-runs it. After a batch ends, the host rests one delay before the next lease.
+runs it. After a batch ends, the host rests one delay before its next allotment.
 
 A host has one batch in flight at a time, holding its whole budget (a retry batch holds the
 retry budget's share). Whatever the host says (a Retry-After, a block, a 429) then reaches every
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from shardcrawl.policy.host_table import HostTable
 
-__all__ = ["Lease", "Politeness"]
+__all__ = ["Allotment", "Politeness"]
 
 
 @dataclass(frozen=True)
-class Lease:
+class Allotment:
     host: str
     slots: int
     delay_seconds: float
@@ -31,7 +31,7 @@ class Lease:
 
 
 class Politeness:
-    """Leases per-host request slots to batches. Times are seconds on the workflow clock.
+    """Allots per-host request slots to batches. Times are seconds on the workflow clock.
     The budgets live in the shard's ``HostTable`` (a table of its own unless given one)."""
 
     def __init__(
@@ -45,7 +45,7 @@ class Politeness:
         self.delay_seconds = delay_seconds
         self._hosts = HostTable() if hosts is None else hosts
 
-    def lease(
+    def allot(
         self,
         host: str,
         *,
@@ -54,12 +54,12 @@ class Politeness:
         max_concurrency: int | None = None,
         delay_seconds: float | None = None,
         retry_slots: int | None = None,
-    ) -> Lease | None:
+    ) -> Allotment | None:
         """The host's free slots for its one batch, or None while it has a batch in flight,
         rests, or has no work.
 
         ``max_concurrency`` and ``delay_seconds`` override the crawl's for this host (adaptive
-        pressure). A lease with ``retry_slots`` is for retries and holds at most that many
+        pressure). An allotment with ``retry_slots`` is for retries and holds at most that many
         slots (the retry budget); its delay scales up so the host sees no faster a rate.
         """
         limit = max_concurrency or self.max_concurrency
@@ -72,7 +72,7 @@ class Politeness:
         budget = self._hosts[host].budget
         budget.in_use += slots
         budget.batches += 1
-        return Lease(
+        return Allotment(
             host=host,
             slots=slots,
             delay_seconds=delay * limit / slots,
@@ -89,8 +89,8 @@ class Politeness:
         max_concurrency: int | None = None,
         retry_slots: int | None = None,
     ) -> int:
-        """The slots ``lease`` would give now, 0 for none; changes nothing (so a host can ask
-        for proxy slots before it takes its lease)."""
+        """The slots ``allot`` would give now, 0 for none; changes nothing (so a host can ask
+        for proxy slots before it takes its allotment)."""
         if queued <= 0:
             return 0
         record = self._hosts.find(host)
@@ -99,19 +99,19 @@ class Politeness:
         limit = max_concurrency or self.max_concurrency
         return limit if retry_slots is None else max(1, min(limit, retry_slots))
 
-    def release(self, lease: Lease, *, now: float) -> None:
-        budget = self._hosts[lease.host].budget
-        budget.in_use -= lease.slots
+    def release(self, allotment: Allotment, *, now: float) -> None:
+        budget = self._hosts[allotment.host].budget
+        budget.in_use -= allotment.slots
         budget.batches -= 1
-        if lease.rest_seconds > 0:
-            budget.not_before = max(budget.not_before, now + lease.rest_seconds)
+        if allotment.rest_seconds > 0:
+            budget.not_before = max(budget.not_before, now + allotment.rest_seconds)
 
     def in_use(self, host: str) -> int:
         record = self._hosts.find(host)
         return record.budget.in_use if record else 0
 
     def resting(self, now: float) -> dict[str, float]:
-        """Hosts that may not take a lease before a time still to come (for a checkpoint)."""
+        """Hosts that may not be allotted slots before a time still to come (for a checkpoint)."""
         return {h.name: h.budget.not_before for h in self._hosts if h.budget.not_before > now}
 
     def rest(self, host: str, until: float) -> None:
@@ -120,6 +120,6 @@ class Politeness:
         budget.not_before = max(budget.not_before, until)
 
     def ready_at(self, host: str) -> float:
-        """When the host may take its next lease (0 if it has no rest pending)."""
+        """When the host may be allotted slots again (0 if it has no rest pending)."""
         record = self._hosts.find(host)
         return record.budget.not_before if record else 0.0
