@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from shardcrawl.core.formatting import format_rate
 from shardcrawl.core.layout import shown_location
 from shardcrawl.core.proxy_urls import redact
 from shardcrawl.models import CrawlReport, HostStats
@@ -134,10 +135,6 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _rate(part: int, whole: int) -> str:
-    return f"{part / whole:.1%}" if whole else "-"
-
-
 def _cell(text: str, sort: str | float | None = None) -> str:
     key = text if sort is None else sort
     return f'<td data-sort="{escape(str(key))}">{escape(text)}</td>'
@@ -162,7 +159,7 @@ def _host_rows(hosts: dict[str, HostStats]) -> str:
             + _cell(f"{h.requests:,}", h.requests)
             + _cell(f"{h.pages:,}", h.pages)
             + _cell(f"{h.failures:,}", h.failures)
-            + _cell(_rate(h.blocked, h.requests), block_rate)
+            + _cell(format_rate(h.blocked, h.requests), block_rate)
             + _cell(f"{h.throttled:,}", h.throttled)
             + _cell(f"{h.retries:,}", h.retries)
             + _cell(f"{h.gave_up:,}", h.gave_up)
@@ -186,7 +183,7 @@ def _counts(table_id: str, what: str, counts: dict[str, int]) -> str:
         return f'<p class="none" id="{table_id}">none</p>'
     total = sum(counts.values())
     body = "".join(
-        f"<tr>{_cell(k)}{_cell(f'{v:,}', v)}{_cell(_rate(v, total), v)}</tr>"
+        f"<tr>{_cell(k)}{_cell(f'{v:,}', v)}{_cell(format_rate(v, total), v)}</tr>"
         for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     )
     return _table(table_id, (what, "URLs", "share"), body, sortable=True)

@@ -37,7 +37,7 @@ from temporalio.service import RPCError  # noqa: E402
 from shardcrawl.core.ports import free_port  # noqa: E402
 from shardcrawl.models import CrawlReport  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
-from shardcrawl.temporal.fleet import start_worker, stop_processes  # noqa: E402
+from shardcrawl.temporal.local_processes import start_worker, stop_processes  # noqa: E402
 from shardcrawl.temporal.wire import data_converter  # noqa: E402
 from shardcrawl.testing.history_audit import audit_crawl  # noqa: E402
 from shardcrawl.testing.sites.graph import SiteConfig  # noqa: E402

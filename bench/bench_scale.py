@@ -64,7 +64,7 @@ from shardcrawl.core import urls  # noqa: E402
 from shardcrawl.models import CrawlSpec, shard_workflow_id  # noqa: E402
 from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
-from shardcrawl.temporal.fleet import stop_processes  # noqa: E402
+from shardcrawl.temporal.local_processes import stop_processes  # noqa: E402
 from shardcrawl.temporal.wire import data_converter  # noqa: E402
 from shardcrawl.testing.history_audit import audit_run, crawl_query, list_runs  # noqa: E402
 from shardcrawl.testing.sites import graph  # noqa: E402
@@ -109,7 +109,7 @@ def expected_pages(config: SiteConfig, seed: str) -> tuple[set[int], dict[str, A
         "hash_collisions": len(depths) - len(hashes),
     }
     del depths
-    graph._site.cache_clear()  # the link graph: ~700 MB at a million pages
+    graph.build_site.cache_clear()  # the link graph: ~700 MB at a million pages
     return hashes, info
 
 
@@ -121,7 +121,7 @@ def lost_sample(config: SiteConfig, seed: str, seen: set[int], limit: int = 10) 
             out.append(url)
             if len(out) >= limit:
                 break
-    graph._site.cache_clear()
+    graph.build_site.cache_clear()
     return out
 
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from shardcrawl.temporal.fleet import stop_processes
+from shardcrawl.temporal.local_processes import stop_processes
 from shardcrawl.testing.sites.graph import reachable_pages
 from tests.helpers import start_crawl
 from tests.netns import joined, netns_available

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from shardcrawl.core.ports import free_ports
 from shardcrawl.models import CrawlReport
-from shardcrawl.temporal.fleet import stop_processes
+from shardcrawl.temporal.local_processes import stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -176,7 +176,7 @@ def test_variants_present_and_canonical_url_agrees_with_w3lib() -> None:
 
 def test_rendered_html_links_match_link_graph_for_scrapy() -> None:
     """What Scrapy extracts from the HTML is what reachable_pages follows."""
-    from shardcrawl.testing.sites.urls import _resolve
+    from shardcrawl.testing.sites.urls import resolve_href
 
     for host in CFG.hosts:
         for path in page_paths(CFG) + ["/bad/html", "/trap/2", "/private/5"]:
@@ -186,7 +186,7 @@ def test_rendered_html_links_match_link_graph_for_scrapy() -> None:
             got = {u for u in got if not is_optional_url(u)}
             want = set()
             for href in page_links(CFG, host, path) or []:
-                url = _resolve(base, href)
+                url = resolve_href(base, href)
                 if url is not None:
                     want.add(canonicalize_url(url))
             assert got == want, (host, path)

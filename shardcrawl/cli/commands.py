@@ -12,7 +12,7 @@ from pathlib import Path
 from shardcrawl.cli.arguments import spec_from_args
 from shardcrawl.cli.display import progress_table
 from shardcrawl.cli.export import export, item_keys
-from shardcrawl.cli.follow import _final, _start_and_follow, _until_closed, _watch
+from shardcrawl.cli.follow import show_final, start_and_follow, until_closed, watch_crawl
 from shardcrawl.cli.report_view import report_table
 from shardcrawl.cli.terminal import EXIT_OK, CrawlNotCompleted, console, err_console
 from shardcrawl.core import layout
@@ -26,33 +26,33 @@ from shardcrawl.temporal.config import Config
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from shardcrawl.temporal.fleet import LocalFleet
+    from shardcrawl.temporal.local_processes import LocalProcesses
 
     spec = spec_from_args(args)
     config = Config.load()
     embedded = "TEMPORAL_ADDRESS" not in os.environ
     crawl_id = args.crawl_id or new_crawl_id()
     log_dir = Path(".shardcrawl", "logs", layout.crawl_folder(crawl_id)).resolve()
-    fleet = LocalFleet(config, workers=args.workers, embedded=embedded, worker_log_dir=log_dir)
+    local = LocalProcesses(config, workers=args.workers, embedded=embedded, worker_log_dir=log_dir)
     try:
-        config = fleet.start()
-        if fleet.server is not None:
+        config = local.start()
+        if local.server is not None:
             console.print(
-                f"Temporal UI, crawls only: {crawls_view_url(fleet.server.ui_url)}",
+                f"Temporal UI, crawls only: {crawls_view_url(local.server.ui_url)}",
                 highlight=False,
                 markup=False,
             )
         client = await CrawlClient.connect(config)
-        return await _start_and_follow(client, spec, crawl_id, verbose=args.verbose)
+        return await start_and_follow(client, spec, crawl_id, verbose=args.verbose)
     except CrawlNotCompleted:
         # The workers' own words stay out of the terminal unless asked for: the cause is in
         # the message that follows; the logs are a path away.
         if args.worker_logs:
-            err_console.print(fleet.worker_logs()[-2000:], highlight=False, markup=False)
+            err_console.print(local.worker_logs()[-2000:], highlight=False, markup=False)
         err_console.print(f"worker logs: {log_dir}", highlight=False, markup=False)
         raise
     finally:
-        fleet.stop()
+        local.stop()
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
@@ -66,7 +66,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
     if args.watch and not args.json:
-        await _watch(handle, verbose=args.verbose)
+        await watch_crawl(handle, verbose=args.verbose)
         # The crawl ended: its report, once (a failed crawl has none: its state says why).
         report = None if await handle.failure() else await handle.report()
         if report is not None:
@@ -82,7 +82,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 async def cmd_wait(args: argparse.Namespace) -> int:
     handle = (await CrawlClient.connect(Config.load())).get(args.crawl_id)
-    report = await _final(handle)
+    report = await show_final(handle)
     console.print(report_table(report))
     return EXIT_OK
 
@@ -95,7 +95,7 @@ async def cmd_signal(args: argparse.Namespace) -> int:
         await handle.resume()
     else:
         await handle.cancel()
-        await _until_closed(handle)
+        await until_closed(handle)
     status = await handle.execution_status()
     print(
         f"{args.crawl_id}: {args.command} sent; workflow {status.name.lower() if status else '?'}"

@@ -16,14 +16,14 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
 from shardcrawl.cli.tables import (
-    _STATE_STYLE,
-    _duration,
-    _metrics,
-    _notes,
-    _rate,
+    STATE_STYLE,
+    format_duration,
     host_table,
+    metrics_table,
+    note_lines,
     proxy_table,
 )
+from shardcrawl.core.formatting import format_rate
 from shardcrawl.models import CrawlProgress
 from shardcrawl.models.timeseries import recent_rate
 from shardcrawl.policy.report import top_urls_retry_share
@@ -112,7 +112,7 @@ def _how_far(progress: CrawlProgress, guess: Estimate) -> str:
         return ""
     text = f"{guess.fraction:.0%} of {guess.total:,} known URLs"
     if guess.eta_seconds is not None:
-        text += f", eta {_duration(guess.eta_seconds)}"
+        text += f", eta {format_duration(guess.eta_seconds)}"
     return text
 
 
@@ -135,7 +135,7 @@ class ProgressView:
         p, t = self.progress, self.progress.totals
         guess = estimate(p, now=self.now)
         title = Text.assemble(
-            (p.crawl_id, "bold"), "  ", (p.state, _STATE_STYLE.get(p.state, "bold"))
+            (p.crawl_id, "bold"), "  ", (p.state, STATE_STYLE.get(p.state, "bold"))
         )
         how_far = _how_far(p, guess)
         if how_far:
@@ -157,14 +157,20 @@ class ProgressView:
             ("pages/s", f"{recent:.1f} last min, {p.pages_per_second:.1f} all"),
             ("requests", f"{t.requests:,}"),
             ("failures", f"{t.failures:,}"),
-            ("blocked", f"{_rate(t.blocked, t.requests)} ({t.blocked}, {t.throttled}x429)"),
-            ("retries", f"{_rate(t.retries, t.requests)} ({t.retries}, {t.retry_waiting} wait)"),
+            ("blocked", f"{format_rate(t.blocked, t.requests)} ({t.blocked}, {t.throttled}x429)"),
+            (
+                "retries",
+                f"{format_rate(t.retries, t.requests)} ({t.retries}, {t.retry_waiting} wait)",
+            ),
             ("queued", f"{t.queued:,}"),
             ("in flight", f"{t.in_flight_batches} batches"),
-            ("duplicates", f"{_rate(t.duplicates, t.links_discovered)} of {t.links_discovered:,}"),
+            (
+                "duplicates",
+                f"{format_rate(t.duplicates, t.links_discovered)} of {t.links_discovered:,}",
+            ),
             ("hosts", f"{t.hosts} ({t.parked_hosts} parked, {t.abandoned_hosts} abandoned)"),
             ("robots.txt", f"{t.robots_disallowed} disallowed"),
-            ("elapsed", _duration(p.elapsed_seconds)),
+            ("elapsed", format_duration(p.elapsed_seconds)),
         ]
         if p.fleets:
             pairs.append(("fleets", _fleets(p)))
@@ -182,7 +188,7 @@ class ProgressView:
                 ("seen-set", f"{t.seen_set_bytes / 1e6:.1f} MB ({t.seen:,} URLs)"),
                 (
                     "retries, top host",
-                    _rate(retries_by_host[0], t.retries) if retries_by_host else "-",
+                    format_rate(retries_by_host[0], t.retries) if retries_by_host else "-",
                 ),
                 (
                     "retries, top 1%",
@@ -196,7 +202,7 @@ class ProgressView:
                 ),
                 ("continued as new", f"{p.continued_as_new + t.continued_as_new} (crawl + shards)"),
             ]
-        return Group(title, *_notes(notes), _metrics(pairs, width=width))
+        return Group(title, *note_lines(notes), metrics_table(pairs, width=width))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
@@ -236,7 +242,7 @@ def progress_line(progress: CrawlProgress, *, now: float | None = None) -> str:
         f"{progress.state}: pages {t.pages}/{progress.max_pages}  failures {t.failures}  "
         f"queued {t.queued}  in flight {t.in_flight_batches}  "
         f"{guess.recent_pages_per_second:.1f} pages/s last min "
-        f"({progress.pages_per_second:.1f} all)  {_duration(progress.elapsed_seconds)}"
+        f"({progress.pages_per_second:.1f} all)  {format_duration(progress.elapsed_seconds)}"
     )
     if how_far:
         line += f"  {how_far}"

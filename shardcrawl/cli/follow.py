@@ -25,7 +25,7 @@ CANCEL_WAIT_SECONDS = 60
 REFRESH_SECONDS = 2.0
 
 
-async def _watch(handle: CrawlHandle, *, verbose: bool = False, interval: float = 0.5) -> None:
+async def watch_crawl(handle: CrawlHandle, *, verbose: bool = False, interval: float = 0.5) -> None:
     """Show progress until the crawl closes: a live view sized to the terminal, lines
     otherwise, refreshed every REFRESH_SECONDS (the end is seen within ``interval``). The
     live view goes when the crawl ends, so that the report shows once."""
@@ -49,12 +49,12 @@ async def _running(handle: CrawlHandle) -> bool:
     return await handle.execution_status() == WorkflowExecutionStatus.RUNNING
 
 
-async def _until_closed(handle: CrawlHandle) -> None:
+async def until_closed(handle: CrawlHandle) -> None:
     while await _running(handle):
         await asyncio.sleep(0.5)
 
 
-async def _final(handle: CrawlHandle) -> CrawlReport:
+async def show_final(handle: CrawlHandle) -> CrawlReport:
     """The report of a completed crawl; CrawlNotCompleted, with the reason, otherwise."""
     try:
         return await handle.wait()
@@ -65,21 +65,21 @@ async def _final(handle: CrawlHandle) -> CrawlReport:
         raise CrawlNotCompleted(f"crawl {handle.crawl_id} {name}: {message}") from None
 
 
-async def _start_and_follow(
+async def start_and_follow(
     client: CrawlClient, spec: CrawlSpec, crawl_id: str | None, *, verbose: bool = False
 ) -> int:
     handle = await client.start(spec, crawl_id=crawl_id)
     console.print(f"crawl id: {handle.crawl_id}", highlight=False, markup=False)
     try:
-        await _watch(handle, verbose=verbose)
+        await watch_crawl(handle, verbose=verbose)
     except asyncio.CancelledError:
         # Ctrl-C: cancel the crawl and give the workers (ours, for `run`) time to land its
         # in-flight batches and write the report before they are stopped.
         await handle.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_until_closed(handle), timeout=CANCEL_WAIT_SECONDS)
+            await asyncio.wait_for(until_closed(handle), timeout=CANCEL_WAIT_SECONDS)
         raise
-    report = await _final(handle)
+    report = await show_final(handle)
     console.print(report_table(report))
     console.print(
         f"report: {shown_location(report.output).rstrip('/')}/{layout.report_key(report.crawl_id)}",

@@ -5,7 +5,13 @@ from __future__ import annotations
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from shardcrawl.cli.tables import _STATE_STYLE, _duration, _metrics, host_table, proxy_table
+from shardcrawl.cli.tables import (
+    STATE_STYLE,
+    format_duration,
+    host_table,
+    metrics_table,
+    proxy_table,
+)
 from shardcrawl.core.layout import shown_location
 from shardcrawl.models import CrawlReport
 
@@ -24,7 +30,7 @@ class ReportView:
         yield Text.assemble(
             (report.crawl_id, "bold"),
             ": ",
-            (report.status, _STATE_STYLE.get(report.status, "bold")),
+            (report.status, STATE_STYLE.get(report.status, "bold")),
         )
         failures = ", ".join(f"{k} {v}" for k, v in report.failure_classes.items()) or "none"
         statuses = ", ".join(f"{k}: {v}" for k, v in report.status_counts.items()) or "none"
@@ -32,7 +38,8 @@ class ReportView:
             ("pages fetched", f"{report.pages_fetched:,}"),
             (
                 "elapsed",
-                f"{_duration(report.elapsed_seconds)} ({report.pages_per_second:.1f} pages/s)",
+                f"{format_duration(report.elapsed_seconds)} "
+                f"({report.pages_per_second:.1f} pages/s)",
             ),
             ("requests", f"{report.requests:,}"),
             ("block rate", f"{report.block_rate:.1%} ({report.blocked} blocked)"),
@@ -45,7 +52,7 @@ class ReportView:
             ("left unfetched", str(report.unfetched)),
             ("top-host retries", f"{report.retry_concentration:.1%}"),
         ]
-        yield _metrics(pairs, width=width)
+        yield metrics_table(pairs, width=width)
         lines = [
             ("status codes", statuses),
             ("failures", f"{report.failures} ({failures})"),

@@ -10,12 +10,13 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from shardcrawl.core.formatting import format_rate
 from shardcrawl.core.proxy_urls import redact
 from shardcrawl.models import HostStats, ProxyStats
 
 __all__ = ["Column", "fitted_table", "host_table", "proxy_table"]
 
-_STATE_STYLE = {
+STATE_STYLE = {
     "running": "bold green",
     "paused": "bold yellow",
     "finishing": "bold cyan",
@@ -25,11 +26,7 @@ _STATE_STYLE = {
 }
 
 
-def _rate(part: int, whole: int) -> str:
-    return f"{part / whole:.1%}" if whole else "-"
-
-
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -120,7 +117,7 @@ def _host_row(name: str, h: HostStats) -> list[str]:
         str(h.requests),
         str(h.pages),
         str(h.failures),
-        _rate(h.blocked, h.requests),
+        format_rate(h.blocked, h.requests),
         str(h.retries),
         _state(h),
         _limits(h),
@@ -190,7 +187,7 @@ def proxy_table(
     return fitted_table(_PROXY_COLUMNS, rows, width=width, title="proxies")
 
 
-def _metrics(pairs: Sequence[tuple[str, str]], *, width: int) -> Table:
+def metrics_table(pairs: Sequence[tuple[str, str]], *, width: int) -> Table:
     """Name-value pairs, two pairs a line when the console is wide enough."""
     per_line = 2 if width >= 70 else 1
     grid = Table.grid(padding=(0, 1))
@@ -205,6 +202,6 @@ def _metrics(pairs: Sequence[tuple[str, str]], *, width: int) -> Table:
     return grid
 
 
-def _notes(lines: Iterable[tuple[str, str]]) -> list[Text]:
+def note_lines(lines: Iterable[tuple[str, str]]) -> list[Text]:
     """Full-width lines for what may be long (a failure, the store's error, parked hosts)."""
     return [Text.assemble((f"{name}: ", "bold red"), value) for name, value in lines]

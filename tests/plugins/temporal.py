@@ -17,7 +17,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from shardcrawl.temporal.devserver import DevServer
-from shardcrawl.temporal.fleet import start_worker, stop_processes
+from shardcrawl.temporal.local_processes import start_worker, stop_processes
 from shardcrawl.temporal.wire import data_converter
 
 

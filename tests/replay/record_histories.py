@@ -22,7 +22,7 @@ from temporalio.client import Client
 from shardcrawl.core.ports import free_port
 from shardcrawl.models import CrawlReport
 from shardcrawl.temporal.devserver import DevServer
-from shardcrawl.temporal.fleet import worker_command
+from shardcrawl.temporal.local_processes import worker_command
 from shardcrawl.temporal.wire import data_converter
 from shardcrawl.testing.history_audit import audit_crawl
 from shardcrawl.testing.sites.graph import SiteConfig, reachable_pages

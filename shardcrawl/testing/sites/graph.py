@@ -53,7 +53,7 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shardcrawl.testing.sites.urls import _resolve, canonical_page_url
+from shardcrawl.testing.sites.urls import canonical_page_url, resolve_href
 
 __all__ = [
     "SiteConfig",
@@ -238,7 +238,7 @@ def _base_paths(config: SiteConfig) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _site(config: SiteConfig) -> _Site:
+def build_site(config: SiteConfig) -> _Site:
     return _Site(config)
 
 
@@ -251,11 +251,11 @@ def page_paths(config: SiteConfig) -> list[str]:
 def page_links(config: SiteConfig, host: str, path_with_query: str) -> list[str] | None:
     """Exact hrefs written in a page (unescaped; raw bytes as surrogates), or
     None for pages whose links must not be followed (non-HTML, 404, unknown)."""
-    site = _site(config)
+    site = build_site(config)
     host = host.lower()
     if host not in config.hosts:
         return None
-    path = _normalize(config, path_with_query)
+    path = normalize_path(config, path_with_query)
     if path is None:
         return None
     if path in {"/files/blob.bin", "/files/doc.pdf", "/robots.txt"} or path.startswith("/missing/"):
@@ -281,7 +281,7 @@ def page_links(config: SiteConfig, host: str, path_with_query: str) -> list[str]
     return None
 
 
-def _normalize(config: SiteConfig, path_with_query: str) -> str | None:
+def normalize_path(config: SiteConfig, path_with_query: str) -> str | None:
     """Map a request target to its canonical page path, None if not a page."""
     path, _, query = path_with_query.partition("#")[0].partition("?")
     if path.startswith("/q/") and path[3:].isdigit():
@@ -346,7 +346,7 @@ def reachable_pages(
             continue
         base = f"http://{host}{target}"
         for href in page_links(config, host, target) or []:
-            url = _resolve(base, href)
+            url = resolve_href(base, href)
             if url is None:
                 continue
             parts = urlsplit(url)

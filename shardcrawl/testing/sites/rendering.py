@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from shardcrawl.testing.sites.graph import SiteConfig, _normalize, _site, page_links
+from shardcrawl.testing.sites.graph import SiteConfig, build_site, normalize_path, page_links
 
 __all__ = ["HTML_TYPE", "render"]
 
@@ -45,7 +45,7 @@ def _bad_html(title: str, hrefs: list[str]) -> bytes:
 
 def render(config: SiteConfig, host: str, path_with_query: str) -> tuple[int, str, bytes]:
     """Status, content type and body for a request to ``host`` (a config host)."""
-    site = _site(config)
+    site = build_site(config)
     host = host.lower()
     key = (host, path_with_query)
     hit = site.cache.get(key)
@@ -58,7 +58,7 @@ def render(config: SiteConfig, host: str, path_with_query: str) -> tuple[int, st
 
 
 def _render(config: SiteConfig, host: str, target: str) -> tuple[int, str, bytes]:
-    path = _normalize(config, target) if host in config.hosts else None
+    path = normalize_path(config, target) if host in config.hosts else None
     if path is None or path.startswith("/missing/"):
         return 404, HTML_TYPE, _NOT_FOUND
     title = f"{host} {path}"

@@ -32,7 +32,7 @@ def is_optional_url(url: str) -> bool:
     return path.lower().startswith("/p/%") or (path.startswith("/bad/") and path != "/bad/html")
 
 
-def _resolve(base: str, href: str) -> str | None:
+def resolve_href(base: str, href: str) -> str | None:
     """Absolute URL for ``href`` on ``base``; None for links a crawler skips."""
     href = href.strip()
     if not href or href.lower().startswith(_SKIP_SCHEMES):

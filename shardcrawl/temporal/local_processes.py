@@ -1,5 +1,6 @@
-"""A crawl fleet on this machine: the embedded Temporal dev server (unless one is configured)
-and N worker processes, all started and stopped by PID. ``shardcrawl run`` and the demo use it."""
+"""The crawl's processes on this machine: the embedded Temporal dev server (unless one is
+configured) and N worker processes, all started and stopped by PID. ``shardcrawl run`` and the
+demo use it. (Not a fleet: a fleet is a group of workers by region.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from shardcrawl.temporal.config import Config
 from shardcrawl.temporal.devserver import DevServer
 
-__all__ = ["LocalFleet", "start_worker", "stop_processes", "worker_command"]
+__all__ = ["LocalProcesses", "start_worker", "stop_processes", "worker_command"]
 
 
 def worker_command() -> list[str]:
@@ -48,13 +49,13 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], *, grace_seconds: f
             process.wait(timeout=10)
 
 
-class LocalFleet:
+class LocalProcesses:
     """Owns the processes it starts; ``stop`` ends exactly those."""
 
     def __init__(
         self, config: Config, *, workers: int, embedded: bool, worker_log_dir: Path | None = None
     ) -> None:
-        """``worker_log_dir``: where the workers' logs go, to outlive the fleet (default: a
+        """``worker_log_dir``: where the workers' logs go, to outlive the processes (default: a
         temporary folder, removed with the embedded server's state at ``stop``)."""
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
