@@ -56,7 +56,7 @@ from shardcrawl.models import (
     payload_bytes,
 )
 from shardcrawl.models.records import failure_record
-from shardcrawl.policy.frontier import request_fingerprint, unfiltered
+from shardcrawl.policy.frontier import data_fingerprint, unfiltered
 from shardcrawl.policy.retry_policy import will_retry
 from shardcrawl.policy.segments import INLINE_PAYLOAD_BYTES, pack_batch_result
 
@@ -109,7 +109,7 @@ def _links(pages: list[PageCapture], strip: tuple[str, ...] = ()) -> list[Link]:
             key: object = (
                 ("unfiltered", len(links))
                 if unfiltered(found.request)
-                else request_fingerprint(canonical, found.request)
+                else data_fingerprint(canonical, found.request)
             )
             link = links.get(key)
             if link is None:

@@ -21,7 +21,7 @@ from shardcrawl.core import urls
 from shardcrawl.core.fingerprints import FingerprintSet
 from shardcrawl.models import RequestData, UrlTask
 
-__all__ = ["Frontier", "RecentSet", "fingerprint_of", "request_fingerprint", "unfiltered"]
+__all__ = ["Frontier", "RecentSet", "fingerprint_of", "data_fingerprint", "unfiltered"]
 
 
 # Heap entries are (order, order, order, key, depth), the three order keys as the crawl's order
@@ -215,11 +215,11 @@ def _queued(task: UrlTask) -> _Queued:
 
 def fingerprint_of(task: UrlTask) -> int:
     """The request's identity for dedup (Scrapy's: URL, method, body; not the callback)."""
-    return request_fingerprint(task.url, task.request)
+    return data_fingerprint(task.url, task.request)
 
 
-def request_fingerprint(url: str, request: RequestData | None) -> int:
-    """``fingerprint_of`` for a canonical URL and the rest of its request."""
+def data_fingerprint(url: str, request: RequestData | None) -> int:
+    """``fingerprint_of`` for a canonical URL and the rest of its request (a ``RequestData``)."""
     if request is None:
         return urls.fingerprint(url)
     return urls.request_fingerprint(

@@ -48,13 +48,13 @@ from shardcrawl.policy.page_credits import CreditAsk, PageCredits
 from shardcrawl.policy.politeness import Politeness
 from shardcrawl.policy.proxy_router import ProxyRouter
 from shardcrawl.policy.retry_queue import RetryQueue
-from shardcrawl.policy.robots_results import RobotsResults
-from shardcrawl.policy.shard_checkpoint import STATE_KINDS as STATE_KINDS
-from shardcrawl.policy.shard_checkpoint import ShardCheckpoint
+from shardcrawl.policy.robots_absorber import RobotsAbsorber
 from shardcrawl.policy.shard_gauges import ShardGauges
 from shardcrawl.policy.shard_outbox import ShardOutbox
 from shardcrawl.policy.shard_stats import ShardStats
 from shardcrawl.policy.sitemap_queue import SitemapQueue
+from shardcrawl.policy.state_records import STATE_KINDS as STATE_KINDS
+from shardcrawl.policy.state_records import StateRecords
 from shardcrawl.policy.url_intake import UrlIntake
 
 __all__ = ["CreditAsk", "DispatchPlan", "ShardEngine"]
@@ -115,7 +115,7 @@ class ShardEngine:
             incremental=incremental and spec.sitemaps != "off",
             route=functools.partial(self.route, is_link=False),
         )
-        self._robots = RobotsResults(
+        self._robots = RobotsAbsorber(
             spec, hosts=self.hosts, watch=self._watch, proxies=self.proxies, sitemaps=self._sitemaps
         )
         self._slicer = HostSlicer(
@@ -177,7 +177,7 @@ class ShardEngine:
             sitemaps=self._sitemaps,
             slicer=self._slicer,
         )
-        self._checkpoint = ShardCheckpoint(
+        self._state_records = StateRecords(
             frontier=self.frontier,
             hosts=self.hosts,
             stats=self.stats,
@@ -356,11 +356,11 @@ class ShardEngine:
 
     def export(self, kind: str) -> Iterable[Any]:
         """One kind of state (``STATE_KINDS``) as records, for a checkpoint's segments."""
-        return self._checkpoint.export(kind)
+        return self._state_records.export(kind)
 
     def restore(self, kind: str, records: Iterable[Any]) -> None:
         """Records of one kind of state, from a checkpoint's segments."""
-        self._checkpoint.restore(kind, records)
+        self._state_records.restore(kind, records)
 
     def resting(self) -> dict[str, float]:
         return self.politeness.resting(self._clock())

@@ -14,13 +14,13 @@ from shardcrawl.policy.retry_queue import RetryQueue
 from shardcrawl.policy.shard_stats import ShardStats
 from shardcrawl.policy.sitemap_queue import SitemapQueue
 
-__all__ = ["STATE_KINDS", "ShardCheckpoint"]
+__all__ = ["STATE_KINDS", "StateRecords"]
 
 # The kinds of state a checkpoint stores, each as segments of records (``export``).
 STATE_KINDS = ("frontier", "hosts", "retries", "pressure", "robots", "sitemaps")
 
 
-class ShardCheckpoint:
+class StateRecords:
     """Exists so each kind of state a checkpoint holds is written and read in one place."""
 
     def __init__(

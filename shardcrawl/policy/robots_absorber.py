@@ -16,13 +16,13 @@ from shardcrawl.policy.proxy_health import PROXY_FAILURES
 from shardcrawl.policy.proxy_router import ROBOTS, ProxyRouter
 from shardcrawl.policy.sitemap_queue import SitemapQueue
 
-__all__ = ["ROBOTS_PROXY_TRIES", "RobotsResults"]
+__all__ = ["ROBOTS_PROXY_TRIES", "RobotsAbsorber"]
 
 # Proxies a robots.txt fetch may fail through before the failure stands for the host.
 ROBOTS_PROXY_TRIES = 3
 
 
-class RobotsResults:
+class RobotsAbsorber:
     """Exists so robots.txt results, and their retries through proxies, are read in one place."""
 
     def __init__(
