@@ -21,9 +21,10 @@ from shardcrawl.core.ports import free_ports
 from shardcrawl.models import BatchRequest, shard_workflow_id
 from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.wire import data_converter
+from shardcrawl.testing.history_audit import list_runs
 from shardcrawl.testing.sites.graph import reachable_pages
 from shardcrawl.testing.sites.urls import is_optional_url
-from tests.helpers import crawl_events, read_items, start_crawl
+from tests.helpers import read_items, start_crawl
 from tests.plugins.temporal import Workers
 
 MAX_DEPTH = 6
@@ -50,19 +51,24 @@ def crawl_spec(site, out: Path) -> dict:
 
 async def rerun_urls(client: Client, crawl_id: str) -> set[str]:
     """URLs of batches that ran more than once (an attempt lost with its worker or its
-    server, then run again): the only pages the site may see twice."""
-    inputs: dict[int, list[str]] = {}
-    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    async for event in crawl_events(client, crawl_id, scheduled):
-        attributes = event.activity_task_scheduled_event_attributes
-        if attributes.activity_type.name == "crawl_batch":
-            (batch,) = await client.data_converter.decode(attributes.input.payloads, [BatchRequest])
-            inputs[event.event_id] = [t.url for t in batch.urls]
+    server, then run again): the only pages the site may see twice. Event ids count from 1
+    in every run, so a started event is matched with its scheduled event in its own run."""
     rerun: set[str] = set()
-    async for event in crawl_events(client, crawl_id, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED):
-        attributes = event.activity_task_started_event_attributes
-        if attributes.attempt > 1:
-            rerun.update(inputs.get(attributes.scheduled_event_id, []))
+    for run in await list_runs(client, crawl_id):
+        inputs: dict[int, list[str]] = {}
+        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == "crawl_batch":
+                    (batch,) = await client.data_converter.decode(
+                        attributes.input.payloads, [BatchRequest]
+                    )
+                    inputs[event.event_id] = [t.url for t in batch.urls]
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                started = event.activity_task_started_event_attributes
+                if started.attempt > 1:
+                    rerun.update(inputs.get(started.scheduled_event_id, []))
     return rerun
 
 
