@@ -1,4 +1,4 @@
-"""Shard counters and the crawl report folded from them."""
+"""The crawl report that build_report folds from the shards' counters."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shardcrawl.core.layout import shown_location
-from shardcrawl.models import BlockSpec, CrawlReport, FetchOutcome, HostStats, ShardTotals
-from shardcrawl.policy.blocks import block_reason
+from shardcrawl.models import CrawlReport, HostStats, ShardTotals
 from shardcrawl.policy.report import (
     MAX_FIELDS,
     ShardPart,
@@ -19,65 +18,10 @@ from shardcrawl.policy.report import (
     trim_hosts,
 )
 from shardcrawl.policy.shard_stats import ShardStats
+from tests.report_samples import A, B, C, failed, page, shard_one, shard_zero
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FINISHED = STARTED + timedelta(seconds=14)
-
-A = "https://a.example"
-B = "https://b.example"
-C = "http://c.example:8080"
-
-
-def page(url: str, status: int) -> FetchOutcome:
-    """As the batch activity reports it, with the default block rules."""
-    return FetchOutcome(
-        url=url, status=status, blocked=block_reason(status, b"", None, BlockSpec())
-    )
-
-
-def failed(url: str, error: str) -> FetchOutcome:
-    return FetchOutcome(url=url, error=error)
-
-
-def shard_zero() -> ShardStats:
-    stats = ShardStats()
-    for outcome in [
-        page(f"{A}/1", 200),
-        page(f"{A}/2", 200),
-        page(f"{A}/3", 404),
-        page(f"{A}/4", 403),
-        failed(f"{A}/5", "connection_refused"),
-        failed(f"{A}/6", "robots_disallowed"),
-        failed(f"{A}/7", "forbidden_address"),
-    ]:
-        stats.record_outcome(outcome)
-    stats.record_link(f"{A}/x", duplicate=False)
-    stats.record_link(f"{A}/y", duplicate=True)
-    stats.record_link(f"{A}/z", duplicate=True)
-    stats.record_batch(attempt=1, origins=[A])
-    stats.record_batch(attempt=3, origins=[A])
-    stats.totals.out_of_scope = 4
-    stats.totals.too_deep = 1
-    return stats
-
-
-def shard_one() -> ShardStats:
-    stats = ShardStats()
-    for outcome in [
-        page(f"{B}/1", 200),
-        page(f"{B}/2", 429),
-        failed(f"{B}/3", "timeout"),
-        failed(f"{B}/4", "dns"),
-        page(f"{C}/1", 200),
-    ]:
-        stats.record_outcome(outcome)
-    stats.record_link(f"{B}/q", duplicate=False)
-    stats.record_link(f"{B}/r", duplicate=False)
-    stats.record_link(f"{B}/q", duplicate=True)
-    stats.record_batch(attempt=2, origins=[B])
-    stats.record_batch(attempt=1, origins=[C])
-    stats.totals.out_of_scope = 2
-    return stats
 
 
 def result(shard: int, stats: ShardStats, unfetched: int = 0) -> ShardPart:
@@ -98,85 +42,6 @@ def report(results: list[ShardPart], finished: datetime = FINISHED) -> CrawlRepo
 @pytest.fixture
 def crawl_report() -> CrawlReport:
     return report([result(0, shard_zero(), unfetched=3), result(1, shard_one(), unfetched=2)])
-
-
-# -- ShardStats ----------------------------------------------------------------------------------
-
-
-def test_shard_stats_counts_pages_and_requests_per_host() -> None:
-    host = shard_zero().hosts["a.example"]
-    assert host.pages == 4
-    assert host.requests == 5
-    assert host.status_counts == {"200": 2, "404": 1, "403": 1}
-
-
-def test_shard_stats_robots_disallowed_is_not_a_request_or_failure() -> None:
-    stats = ShardStats()
-    stats.record_outcome(failed(f"{A}/secret", "robots_disallowed"))
-    host = stats.hosts["a.example"]
-    assert (host.requests, host.failures, host.pages, host.robots_disallowed) == (0, 0, 0, 1)
-    assert (stats.totals.requests, stats.totals.failures, stats.totals.robots_disallowed) == (
-        0,
-        0,
-        1,
-    )
-    assert host.failure_classes == {}
-
-
-def test_shard_stats_forbidden_address_is_a_failure_but_not_a_request() -> None:
-    stats = ShardStats()
-    stats.record_outcome(failed(f"{A}/x", "forbidden_address"))
-    host = stats.hosts["a.example"]
-    assert (host.requests, host.failures) == (0, 1)
-    assert host.failure_classes == {"forbidden_address": 1}
-
-
-def test_shard_stats_network_error_is_a_request_and_a_failure() -> None:
-    stats = ShardStats()
-    stats.record_outcome(failed(f"{A}/x", "connection_refused"))
-    assert (stats.totals.requests, stats.totals.failures, stats.totals.pages) == (1, 1, 0)
-    assert stats.hosts["a.example"].failure_classes == {"connection_refused": 1}
-
-
-@pytest.mark.parametrize(("status", "blocked"), [(200, 0), (404, 0), (403, 1), (429, 1), (500, 0)])
-def test_shard_stats_403_and_429_count_as_blocked(status: int, blocked: int) -> None:
-    stats = ShardStats()
-    stats.record_outcome(page(f"{A}/x", status))
-    assert stats.totals.blocked == blocked
-    assert stats.hosts["a.example"].blocked == blocked
-    assert stats.totals.pages == 1
-
-
-def test_shard_stats_links_and_duplicates() -> None:
-    stats = shard_zero()
-    assert stats.totals.links_discovered == 3
-    assert stats.totals.duplicates == 2
-    assert stats.hosts["a.example"].duplicates == 2
-
-
-def test_shard_stats_batch_retries_are_extra_attempts() -> None:
-    stats = shard_zero()
-    assert stats.totals.batches == 2
-    assert stats.totals.batch_retries == 2
-    assert stats.hosts["a.example"].batch_retries == 2
-
-
-def test_shard_stats_hosts_keyed_by_host_name_without_port() -> None:
-    stats = shard_one()
-    assert set(stats.hosts) == {"b.example", "c.example"}
-    assert stats.totals.hosts == 2
-
-
-def test_hosts_count_where_they_are_fetched_not_where_links_to_them_are_seen() -> None:
-    stats = ShardStats()
-    stats.record_link("http://elsewhere.example/x", duplicate=True)
-    assert stats.totals.hosts == 0
-    stats.record_outcome(FetchOutcome(url="http://mine.example/a", status=200))
-    stats.record_outcome(FetchOutcome(url="http://mine.example/b", error="robots_disallowed"))
-    stats.record_outcome(FetchOutcome(url="http://mine.example/c", status=404))
-    stats.record_outcome(FetchOutcome(url="http://meta.example/", error="forbidden_address"))
-    stats.record_outcome(FetchOutcome(url="http://meta.example/x", error="forbidden_address"))
-    assert stats.totals.hosts == 2
 
 
 # -- build_report --------------------------------------------------------------------------------
