@@ -1,4 +1,4 @@
-"""Small helpers the crawl tests share: start a crawl, read its output."""
+"""Small helpers the tests share: where the repository is, start a crawl, read its output."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from shardcrawl.models import CrawlReport
 from shardcrawl.testing.history_audit import list_runs
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
 
 
 def start_ready(module: str, args: list[str], *, what: str) -> subprocess.Popen[str]:

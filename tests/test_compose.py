@@ -1,18 +1,15 @@
-"""The cluster recipe (Dockerfile, docker-compose.yml) agrees with the code it runs.
+"""The cluster's docker-compose.yml agrees with the code it runs and with the Dockerfile.
 
-No Docker here: the files are parsed and cross-checked against shardcrawl's settings, its
-command line, pyproject.toml and the repository, so a renamed setting, service, port, bucket,
-credential or package fails this test instead of a cluster at start-up.
+No Docker here: the file is parsed and cross-checked against shardcrawl's settings, its
+command line and the Dockerfile, so a renamed setting, service, port, bucket or credential
+fails this test instead of a cluster at start-up.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import tomllib
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,13 +20,11 @@ from pydantic import AliasChoices
 from shardcrawl.cli.main import build_parser
 from shardcrawl.temporal import worker as worker_module
 from shardcrawl.temporal.config import DEFAULT_TASK_QUEUE, Config
+from tests.helpers import DOCKERFILE, ROOT
 
 __all__: list[str] = []
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-PYPROJECT = ROOT / "pyproject.toml"
 REQUIRED_SERVICES = {"postgresql", "temporal", "temporal-ui", "minio", "minio-setup", "worker"}
 TEMPORAL_FRONTEND_PORT = 7233
 MINIO_DEFAULT_ADDRESS = ":9000"
@@ -134,30 +129,6 @@ def _seconds(duration: str) -> float:
     return sum(float(number) * units[unit] for number, unit in parts)
 
 
-def _dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with comments dropped and continuation lines joined."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for line in DOCKERFILE.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, rest = (pending + stripped).partition(" ")
-        instructions.append((keyword.upper(), rest.strip()))
-        pending = ""
-    assert not pending, "Dockerfile ends inside a continued line"
-    return instructions
-
-
-def _instruction_argv(rest: str) -> list[str]:
-    """Exec (JSON) form or shell-words form, flags such as --chown dropped."""
-    words = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
-    return [word for word in words if not word.startswith("--")]
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -182,11 +153,6 @@ def header() -> str:
             break
         lines.append(line[1:].strip())
     return "\n".join(lines)
-
-
-@pytest.fixture(scope="module")
-def pyproject() -> dict[str, Any]:
-    return tomllib.loads(PYPROJECT.read_text())
 
 
 @pytest.fixture
@@ -310,6 +276,15 @@ def test_worker_gets_time_to_shut_down_gracefully(services: dict[str, dict[str, 
     assert grace > worker_module.GRACEFUL_SHUTDOWN_SECONDS
 
 
+def test_worker_metrics_listen_on_its_exposed_port(
+    services: dict[str, dict[str, Any]], worker_config: Config
+) -> None:
+    assert worker_config.metrics_address, "workers in the cluster serve Prometheus metrics"
+    host, port = _host_port(worker_config.metrics_address)
+    assert host == "0.0.0.0", "metrics on loopback are unreachable from other containers"
+    assert port in _container_ports(services["worker"])
+
+
 # --------------------------------------------------------------------------- other services
 
 
@@ -376,53 +351,3 @@ def test_header_aws_environment_is_minio(header: str, services: dict[str, dict[s
     endpoint = urlsplit(shown.get("AWS_ENDPOINT_URL_S3", ""))
     assert endpoint.hostname == "localhost"
     assert endpoint.port in _published_ports(services["minio"])
-
-
-# --------------------------------------------------------------------------- Dockerfile
-
-
-def test_dockerfile_runs_the_worker_console_script(pyproject: dict[str, Any]) -> None:
-    instructions = _dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
-    assert not [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"]
-    cmds = [rest for keyword, rest in instructions if keyword == "CMD"]
-    assert cmds and cmds[-1].startswith("["), "use the exec form so SIGTERM reaches the worker"
-    argv = json.loads(cmds[-1])
-    assert argv == ["shardcrawl", "worker"]
-    assert argv[0] in pyproject["project"]["scripts"]
-    assert build_parser().parse_args(argv[1:]).command == "worker"
-
-
-def test_dockerfile_installs_the_project_as_non_root() -> None:
-    instructions = _dockerfile_instructions()
-    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
-    assert any(re.search(r"\bpip install --no-cache-dir \.(\s|$)", run) for run in runs)
-    users = [rest for keyword, rest in instructions if keyword == "USER"]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
-
-
-def test_dockerfile_copies_existing_paths_covering_the_package(pyproject: dict[str, Any]) -> None:
-    copied: set[str] = set()
-    for keyword, rest in _dockerfile_instructions():
-        if keyword not in ("COPY", "ADD"):
-            continue
-        assert "--from" not in rest, "a multi-stage COPY needs its own check"
-        *sources, _destination = _instruction_argv(rest)
-        for source in sources:
-            assert (ROOT / source).exists(), f"{keyword} {source}: no such path in the repo"
-            copied.add(source.rstrip("/"))
-
-    setuptools = pyproject["tool"]["setuptools"]
-    needed = {"pyproject.toml", pyproject["project"]["readme"]}
-    needed |= {package.split(".")[0] for package in setuptools.get("packages", [])}
-    needed |= {module + ".py" for module in setuptools.get("py-modules", [])}
-    assert needed <= copied, f"`pip install .` needs these copied too: {sorted(needed - copied)}"
-
-
-def test_worker_metrics_listen_on_its_exposed_port(
-    services: dict[str, dict[str, Any]], worker_config: Config
-) -> None:
-    assert worker_config.metrics_address, "workers in the cluster serve Prometheus metrics"
-    host, port = _host_port(worker_config.metrics_address)
-    assert host == "0.0.0.0", "metrics on loopback are unreachable from other containers"
-    assert port in _container_ports(services["worker"])
