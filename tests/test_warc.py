@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import io
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from warcio.archiveiterator import ArchiveIterator
-from warcio.timeutils import iso_date_to_timestamp
 
 from shardcrawl.activities.cdxj import surt
 from shardcrawl.cli.report_view import report_table
@@ -30,100 +24,10 @@ from shardcrawl.temporal.client import CrawlClient
 from shardcrawl.temporal.config import Config
 from shardcrawl.temporal.worker import build_activities, build_worker
 from tests.archive_site import BINARY, CHUNKED_HTML, GZIP_HTML, LIMIT, ArchiveSite
-from tests.changing_site import COUNTS, ChangingSite
 from tests.helpers import render
+from tests.warc_reader import Archive, _check_index, _check_structure, _header, _local_archive
 
 TRUNCATED = {"/big", "/chunked-big"}
-
-
-def _records(data: bytes) -> list[Any]:
-    """Every record of a WARC file, its payload read as stored (no decoding)."""
-    out = []
-    for record in ArchiveIterator(io.BytesIO(data)):
-        record.stored = record.raw_stream.read()
-        out.append(record)
-    return out
-
-
-def _header(record: Any, name: str) -> str | None:
-    return record.rec_headers.get_header(name)
-
-
-class Archive:
-    """A crawl's WARC files, index and report, read from wherever it was stored."""
-
-    def __init__(self, files: dict[str, bytes], index: bytes, report: dict[str, Any]) -> None:
-        self.files = files
-        self.index = index
-        self.report = report
-        self.records = {name: _records(data) for name, data in files.items()}
-
-    def captures(self) -> dict[str, Any]:
-        """Response and revisit records by URL (failing on a URL archived twice)."""
-        found: dict[str, Any] = {}
-        for records in self.records.values():
-            for record in records:
-                if record.rec_type in ("response", "revisit"):
-                    url = _header(record, "WARC-Target-URI")
-                    assert url not in found, f"{url} archived twice"
-                    found[url] = record
-        return found
-
-
-def _local_archive(out: Path, crawl_id: str) -> Archive:
-    folder = out / crawl_id / "warc"
-    files = {p.name: p.read_bytes() for p in sorted(folder.glob("*.warc.gz"))}
-    for path in folder.glob("*.warc.gz"):
-        check = subprocess.run(
-            [sys.executable, "-m", "warcio.cli", "check", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-    report = json.loads((out / crawl_id / "report.json").read_text())
-    return Archive(files, (folder / "index.cdxj").read_bytes(), report)
-
-
-def _check_structure(archive: Archive) -> None:
-    """warcinfo first; each response followed by its request, linked, dated, with an IP."""
-    total = 0
-    for name, records in archive.records.items():
-        total += len(records)
-        assert records[0].rec_type == "warcinfo", name
-        info = records[0].stored.decode()
-        assert "software: shardcrawl/" in info and "robots: obey" in info
-        assert _header(records[0], "WARC-Filename") == name
-        for capture, request in zip(records[1::2], records[2::2], strict=True):
-            assert capture.rec_type in ("response", "revisit")
-            assert request.rec_type == "request"
-            assert _header(request, "WARC-Concurrent-To") == _header(capture, "WARC-Record-ID")
-            for header in ("WARC-Target-URI", "WARC-Date"):
-                assert _header(request, header) == _header(capture, header)
-            host = urlsplit(_header(capture, "WARC-Target-URI")).hostname
-            assert _header(capture, "WARC-IP-Address") == host
-            assert _header(capture, "WARC-Block-Digest").startswith("sha1:")
-            assert request.http_headers.protocol == "GET"
-            assert request.http_headers.statusline.endswith(" HTTP/1.1")
-    assert archive.report["warc_files"] == len(archive.files)
-    assert archive.report["warc_records"] == total
-    assert archive.report["warc_bytes"] == sum(len(d) for d in archive.files.values())
-
-
-def _check_index(archive: Archive) -> None:
-    """Sorted, pywb's shape, one line per capture, each pointing at its record."""
-    lines = archive.index.decode().splitlines()
-    assert lines == sorted(lines)
-    assert len(lines) == len(archive.captures())
-    for line in lines:
-        key, stamp, block = line.split(" ", 2)
-        entry = json.loads(block)
-        assert key == surt(entry["url"]) and len(stamp) == 14
-        data = archive.files[entry["filename"]]
-        start, length = int(entry["offset"]), int(entry["length"])
-        (record,) = _records(data[start : start + length])
-        assert _header(record, "WARC-Target-URI") == entry["url"]
-        assert _header(record, "WARC-Payload-Digest") == entry.get("digest")
-        assert iso_date_to_timestamp(_header(record, "WARC-Date")) == stamp
 
 
 def _check_against_site(archive: Archive, site: ArchiveSite) -> None:
@@ -262,81 +166,6 @@ async def test_warc_on_s3(client, workers, task_queue, archive_site, moto_s3_end
     bodies = {prefix.removeprefix("crawls/") + k: get(k) for k in keys if k.startswith("bodies/")}
     _check_records(items, archive, bodies)
     assert not [k for k in keys if k.startswith("state/")], "index parts left behind"
-
-
-@pytest.fixture
-def changing_site(tmp_path):
-    site = ChangingSite("127.0.0.43", tmp_path)
-    yield site
-    site.close()
-
-
-async def test_an_incremental_warc_crawl_writes_revisits_pointing_at_the_earlier_capture(
-    client, workers, task_queue, changing_site, tmp_path
-):
-    workers.start(1)
-    crawls = CrawlClient(client, task_queue=task_queue)
-    out = tmp_path / "out"
-
-    def spec(**more: object) -> CrawlSpec:
-        return CrawlSpec(
-            seeds=[changing_site.origin + "/"],
-            allow_private_networks=True,
-            output=str(out),
-            shards=1,
-            warc=True,
-            **more,
-        )
-
-    first = await crawls.start(spec())
-    await asyncio.wait_for(first.wait(), timeout=120)
-    changing_site.serve_version(2)
-    second = await crawls.start(spec(previous_crawl=first.crawl_id, warc_dedup="digest"))
-    await asyncio.wait_for(second.wait(), timeout=120)
-
-    before = _local_archive(out, first.crawl_id).captures()
-    after_archive = _local_archive(out, second.crawl_id)
-    _check_structure(after_archive)
-    _check_index(after_archive)
-    after = after_archive.captures()
-    origin = changing_site.origin
-    not_modified = [f"{origin}/{kind}/{i}" for kind in ("etag", "lm") for i in range(COUNTS[kind])]
-    for url in not_modified:
-        record = after[url]
-        assert record.rec_type == "revisit"
-        assert _header(record, "WARC-Profile").endswith("/revisit/server-not-modified")
-        assert record.http_headers.get_statuscode() == "304"
-        earlier = before[url]
-        assert _header(record, "WARC-Refers-To-Target-URI") == url
-        assert _header(record, "WARC-Refers-To-Date") == _header(earlier, "WARC-Date")
-        assert _header(record, "WARC-Payload-Digest") == _header(earlier, "WARC-Payload-Digest")
-    # /plain has no validators and the same body: with digest dedup, a revisit too.
-    plain = after[f"{origin}/plain"]
-    assert plain.rec_type == "revisit"
-    assert _header(plain, "WARC-Profile").endswith("/revisit/identical-payload-digest")
-    assert _header(plain, "WARC-Refers-To-Date") == _header(before[f"{origin}/plain"], "WARC-Date")
-    assert _header(plain, "WARC-Payload-Digest") == _header(
-        before[f"{origin}/plain"], "WARC-Payload-Digest"
-    )
-    assert plain.http_headers.get_statuscode() == "200"
-    # Changed and new pages are fresh captures.
-    for url in (f"{origin}/changed/0", f"{origin}/new/0", f"{origin}/"):
-        assert after[url].rec_type == "response"
-        assert after[url].stored
-    # Each revisit resolves through the first crawl's index to a response with the payload.
-    first_index = [
-        json.loads(line.split(" ", 2)[2])
-        for line in (out / first.crawl_id / "warc" / "index.cdxj").read_text().splitlines()
-    ]
-    for url in [*not_modified, f"{origin}/plain"]:
-        target = after[url]
-        (entry,) = [
-            e
-            for e in first_index
-            if e["url"] == _header(target, "WARC-Refers-To-Target-URI")
-            and e["digest"] == _header(target, "WARC-Payload-Digest")
-        ]
-        assert entry["mime"] != "warc/revisit" and entry["status"] == "200"
 
 
 def test_warc_spec_fields():
