@@ -40,16 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402
     WARM_UP_PATH,
-    HistoryTotals,
-    cpu_seconds,
-    history_totals,
     loopback_ips,
-    machine_busy_seconds,
     run_plain,
     shardcrawl_fleet,
     timed_crawl,
     warm_up_site,
 )
+from _history import HistoryTotals, history_totals  # noqa: E402
+from _proc import cpu_seconds, machine_busy_seconds  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 

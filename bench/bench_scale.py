@@ -47,15 +47,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402
     WARM_UP_PATH,
-    RssSampler,
-    cpu_seconds,
     loopback_hosts,
-    machine_busy_seconds,
     start_workers,
-    status_kb,
-    tree_cpu_seconds,
     wait_for_pollers,
     warm_up_site,
+)
+from _proc import (  # noqa: E402
+    RssSampler,
+    cpu_seconds,
+    machine_busy_seconds,
+    status_kb,
+    tree_cpu_seconds,
 )
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402

@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import tree_cpu_seconds  # noqa: E402
+import _checkout  # noqa: E402, F401 - first, so that shardcrawl is this checkout's
+from _proc import tree_cpu_seconds  # noqa: E402
 from temporalio import activity, workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402

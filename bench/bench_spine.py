@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import cpu_seconds, run_plain, shardcrawl_fleet, timed_crawl  # noqa: E402
+from _harness import run_plain, shardcrawl_fleet, timed_crawl  # noqa: E402
+from _proc import cpu_seconds  # noqa: E402
 
 from shardcrawl.core.ports import free_port  # noqa: E402
 from shardcrawl.models import shard_workflow_id  # noqa: E402
