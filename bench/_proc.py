@@ -13,6 +13,7 @@ __all__ = [
     "cpu_seconds",
     "descendants",
     "machine_busy_seconds",
+    "mb",
     "status_kb",
     "tree_cpu_seconds",
 ]
@@ -85,6 +86,10 @@ def status_kb(pid: int, key: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def mb(kb: int | None) -> float | None:
+    return round(kb / 1024, 1) if kb is not None else None
 
 
 @dataclass

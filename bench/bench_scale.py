@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import platform
@@ -39,312 +38,41 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (  # noqa: E402
-    WARM_UP_PATH,
-    loopback_hosts,
-    start_workers,
-    wait_for_pollers,
-    warm_up_site,
+from _correctness import (  # noqa: E402
+    MAX_DEPTH,
+    check_access_log,
+    check_output,
+    expected_pages,
+    lost_sample,
 )
+from _harness import loopback_hosts, start_workers, wait_for_pollers, warm_up_site  # noqa: E402
+from _history import analyze_histories  # noqa: E402
 from _proc import (  # noqa: E402
     RssSampler,
     cpu_seconds,
     machine_busy_seconds,
+    mb,
     status_kb,
     tree_cpu_seconds,
 )
-from temporalio.client import Client, WorkflowHandle  # noqa: E402
-from temporalio.service import RPCError  # noqa: E402
+from _progress import watch  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 
 from shardcrawl.core import urls  # noqa: E402
-from shardcrawl.models import CrawlSpec, shard_workflow_id  # noqa: E402
-from shardcrawl.temporal.client import CrawlClient, CrawlHandle  # noqa: E402
+from shardcrawl.models import CrawlSpec  # noqa: E402
+from shardcrawl.temporal.client import CrawlClient  # noqa: E402
 from shardcrawl.temporal.devserver import DevServer  # noqa: E402
 from shardcrawl.temporal.local_processes import stop_processes  # noqa: E402
 from shardcrawl.temporal.wire import data_converter  # noqa: E402
-from shardcrawl.testing.history_audit import audit_run, crawl_query, list_runs  # noqa: E402
-from shardcrawl.testing.sites import graph  # noqa: E402
-from shardcrawl.testing.sites.graph import (  # noqa: E402
-    SiteConfig,
-    canonical_page_url,
-    page_paths,
-    reachable_pages,
-)
+from shardcrawl.testing.sites.graph import SiteConfig  # noqa: E402
 from shardcrawl.testing.sites.process import SiteProcess  # noqa: E402
 
-MAX_DEPTH = 1_000_000
-
-
-def url_hash(url: str) -> int:
-    """64-bit hash of a URL: a million of them in a set is ~70 MB instead of ~200 MB."""
-    digest = hashlib.blake2b(url.encode("utf-8", "surrogateescape"), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def mb(kb: int | None) -> float | None:
-    return round(kb / 1024, 1) if kb is not None else None
-
-
-# --------------------------------------------------------------------------- ground truth
-
-
-def expected_pages(config: SiteConfig, seed: str) -> tuple[set[int], dict[str, Any]]:
-    """Hashes of every page the generator says a correct crawl records, and how long the
-    generator took. The generator's link graph cache is dropped afterwards."""
-    start = time.monotonic()
-    depths = reachable_pages(config, [seed], max_depth=MAX_DEPTH)
-    seconds = time.monotonic() - start
-    per_host = len(page_paths(config))
-    hashes = {url_hash(url) for url in depths}
-    info = {
-        "expected_pages": len(depths),
-        "pages_on_site": per_host * len(config.hosts),
-        "fully_reachable": len(depths) == per_host * len(config.hosts),
-        "max_link_depth": max(depths.values()),
-        "reachable_pages_seconds": round(seconds, 2),
-        "hash_collisions": len(depths) - len(hashes),
-    }
-    del depths
-    graph.build_site.cache_clear()  # the link graph: ~700 MB at a million pages
-    return hashes, info
-
-
-def lost_sample(config: SiteConfig, seed: str, seen: set[int], limit: int = 10) -> list[str]:
-    """A few lost URLs by name (the generator is run again: only when pages were lost)."""
-    out = []
-    for url in reachable_pages(config, [seed], max_depth=MAX_DEPTH):
-        if url_hash(url) not in seen:
-            out.append(url)
-            if len(out) >= limit:
-                break
-    graph.build_site.cache_clear()
-    return out
-
-
-def check_output(
-    out_dir: Path, crawl_id: str, expected: set[int]
-) -> tuple[dict[str, Any], set[int]]:
-    """Read OUT/ID/items/**/*.jsonl: duplicates, lost and unexpected pages."""
-    seen: set[int] = set()
-    duplicated: set[int] = set()
-    records = duplicate_records = unexpected = bad_lines = files = 0
-    unexpected_sample: list[str] = []
-    statuses: Counter[str] = Counter()
-    start = time.monotonic()
-    for path in sorted((out_dir / crawl_id / "items").rglob("*.jsonl")):
-        files += 1
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                    url = item["url"]
-                except (ValueError, KeyError, TypeError):
-                    bad_lines += 1
-                    continue
-                records += 1
-                statuses[str(item.get("status"))] += 1
-                h = url_hash(url)
-                if h in seen:
-                    duplicate_records += 1
-                    duplicated.add(h)
-                    continue
-                seen.add(h)
-                if h not in expected:
-                    unexpected += 1
-                    if len(unexpected_sample) < 10:
-                        unexpected_sample.append(url)
-    lost = sum(1 for h in expected if h not in seen)
-    return {
-        "item_files": files,
-        "records": records,
-        "distinct_urls": len(seen),
-        "duplicate_urls": len(duplicated),
-        "duplicate_records": duplicate_records,
-        "lost_pages": lost,
-        "unexpected_urls": unexpected,
-        "unexpected_sample": unexpected_sample,
-        "unparseable_lines": bad_lines,
-        "status_counts": dict(sorted(statuses.items())),
-        "check_seconds": round(time.monotonic() - start, 2),
-    }, seen
-
-
-def check_access_log(path: Path) -> dict[str, Any]:
-    """The site's own record: requests served, and pages requested more than once."""
-    seen: set[int] = set()
-    twice: set[int] = set()
-    requests = robots = repeat_requests = 0
-    statuses: Counter[str] = Counter()
-    if path.exists():
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if r["path"] == WARM_UP_PATH:
-                    continue
-                requests += 1
-                statuses[str(r["status"])] += 1
-                if r["path"] == "/robots.txt":
-                    robots += 1
-                    continue
-                h = url_hash(canonical_page_url(r["host"], r["path"]))
-                if h in seen:
-                    repeat_requests += 1
-                    twice.add(h)
-                else:
-                    seen.add(h)
-    return {
-        "requests": requests,
-        "robots_requests": robots,
-        "pages_requested": len(seen),
-        "pages_requested_more_than_once": len(twice),
-        "repeat_requests": repeat_requests,
-        "status_counts": dict(sorted(statuses.items())),
-    }
-
-
-# --------------------------------------------------------------------------- histories
-
-
-async def _first_event_attrs(handle: WorkflowHandle[Any, Any]) -> Any:
-    async for event in handle.fetch_history_events(page_size=1):
-        return event.workflow_execution_started_event_attributes
-    return None
-
-
-async def _runs_by_chain(client: Client, ids: list[str]) -> set[tuple[str, str, str]]:
-    """(workflow id, run id, status) of every run, from describe and the continued-as-new
-    links in each run's first event, not from the visibility store."""
-    runs: set[tuple[str, str, str]] = set()
-    for wid in ids:
-        try:
-            desc = await client.get_workflow_handle(wid).describe()
-        except RPCError:
-            continue  # no such workflow (a shard never started)
-        run_id: str | None = desc.run_id
-        while run_id:
-            handle = client.get_workflow_handle(wid, run_id=run_id)
-            status = (await handle.describe()).status
-            runs.add((wid, run_id, status.name if status else "UNKNOWN"))
-            attrs = await _first_event_attrs(handle)
-            run_id = attrs.continued_execution_run_id if attrs is not None else None
-    return runs
-
-
-async def analyze_histories(client: Client, crawl_id: str, shards: int) -> dict[str, Any]:
-    start = time.monotonic()
-    query = crawl_query(crawl_id)
-    ids = [crawl_id] + [shard_workflow_id(crawl_id, i) for i in range(shards)]
-    chain = await _runs_by_chain(client, ids)
-    list_error = None
-    try:
-        executions = await list_runs(client, crawl_id)
-    except RPCError as exc:
-        executions, list_error = [], f"{type(exc).__name__}: {exc}"
-    listed = {(e.id, e.run_id, e.status.name if e.status else "UNKNOWN") for e in executions}
-    statuses = {(e.id, e.run_id): e.status for e in executions}
-    runs = listed if listed else chain
-    per_run: list[dict[str, Any]] = []
-    event_types: Counter[str] = Counter()
-    for wid, run_id, status in sorted(runs):
-        audit = await audit_run(client, wid, run_id, statuses.get((wid, run_id)))
-        event_types.update(audit.event_types)
-        per_run.append(
-            {
-                "workflow_id": wid,
-                "run_id": run_id,
-                "status": status,
-                "events": audit.events,
-                "history_bytes": audit.history_bytes,
-                "largest_payload_bytes": audit.largest_payload_bytes,
-                "largest_payload_event": audit.largest_payload_event,
-                "largest_event_bytes": audit.largest_event_bytes,
-                "largest_event_type": audit.largest_event_type,
-            }
-        )
-    longest = max(per_run, key=lambda r: r["events"], default=None)
-    biggest = max(per_run, key=lambda r: r["largest_payload_bytes"], default=None)
-    biggest_event = max(per_run, key=lambda r: r["largest_event_bytes"], default=None)
-    return {
-        "list_query": query,
-        "list_query_works": bool(listed) and list_error is None,
-        "list_error": list_error,
-        "runs_source": "list_workflows" if listed else "describe + continued-as-new chain",
-        "list_matches_chain": listed == chain if listed else None,
-        "runs_total": len(per_run),
-        "workflow_ids": len({r["workflow_id"] for r in per_run}),
-        "continued_as_new": sum(r["status"] == "CONTINUED_AS_NEW" for r in per_run),
-        "run_statuses": dict(Counter(r["status"] for r in per_run)),
-        "longest_history_events": longest["events"] if longest else 0,
-        "longest_history_run": longest and f"{longest['workflow_id']} {longest['run_id']}",
-        "total_events": sum(r["events"] for r in per_run),
-        "largest_history_bytes": max((r["history_bytes"] for r in per_run), default=0),
-        "largest_payload_bytes": biggest["largest_payload_bytes"] if biggest else 0,
-        "largest_payload_event": biggest["largest_payload_event"] if biggest else None,
-        "largest_payload_run": biggest and f"{biggest['workflow_id']} {biggest['run_id']}",
-        "largest_event_bytes": biggest_event["largest_event_bytes"] if biggest_event else 0,
-        "largest_event_type": biggest_event["largest_event_type"] if biggest_event else None,
-        "event_types": dict(event_types.most_common()),
-        "analysis_seconds": round(time.monotonic() - start, 2),
-        "runs": per_run,
-    }
-
-
 # --------------------------------------------------------------------------- the crawl
-
-
-async def watch(
-    handle: CrawlHandle,
-    start: float,
-    every: float,
-    sampler: RssSampler,
-    timeline: list[dict[str, Any]],
-) -> None:
-    """Progress to stderr every ``every`` seconds, from the crawl's status() query."""
-    last_t, last_pages = start, 0
-    while True:
-        await asyncio.sleep(every)
-        now = time.monotonic()
-        try:
-            st = await handle.status()
-        except Exception as exc:  # a query can fail while the crawl ends or fails
-            print(f"[{now - start:7.0f}s] status failed: {exc}", file=sys.stderr, flush=True)
-            continue
-        pages = st.totals.pages
-        rates = (pages / (now - start), (pages - last_pages) / (now - last_t))
-        rss = [
-            mb(status_kb(t.pid, "VmRSS")) for n, t in sampler.tracked.items() if n != "site_server"
-        ]
-        timeline.append(
-            {
-                "t": round(now - start, 1),
-                "state": st.state,
-                "pages": pages,
-                "queued": st.totals.queued,
-                "in_flight_batches": st.totals.in_flight_batches,
-                "crawl_history_length": st.history_length,
-                "rss_mb": rss,
-            }
-        )
-        print(
-            f"[{now - start:7.0f}s] {st.state}: {pages} pages, {rates[0]:.1f}/s overall, "
-            f"{rates[1]:.1f}/s last {now - last_t:.0f}s; queued {st.totals.queued}, "
-            f"batches in flight {st.totals.in_flight_batches}, crawl history "
-            f"{st.history_length} events; RSS MB (server, workers) {rss}",
-            file=sys.stderr,
-            flush=True,
-        )
-        last_t, last_pages = now, pages
 
 
 def _error_chain(exc: BaseException) -> str:
