@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,17 +99,26 @@ def warm_up_site(site: SiteProcess, timeout: float = 600.0) -> float:
 
 
 def start_workers(
-    count: int, *, address: str, task_queue: str, log_dir: Path, log_level: str = "WARNING"
+    count: int,
+    *,
+    address: str,
+    task_queue: str,
+    log_dir: Path,
+    log_level: str = "WARNING",
+    roles: Sequence[str] = (),
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes (``python -m worker``) with their output in log_dir."""
+    """``count`` worker processes (``python -m worker``) with their output in log_dir; with
+    ``roles``, one worker per role instead (``--role workflows``, ``--role activities``)."""
     env = dict(
         os.environ,
         TEMPORAL_ADDRESS=address,
         SHARDCRAWL_TASK_QUEUE=task_queue,
         SHARDCRAWL_LOG_LEVEL=log_level,
     )
+    flags = [["--role", role] for role in roles] or [[] for _ in range(count)]
     return [
-        start_worker(log_dir / f"worker-{index}.log", env=env, cwd=ROOT) for index in range(count)
+        start_worker(log_dir / f"worker-{index}.log", env=env, args=args, cwd=ROOT)
+        for index, args in enumerate(flags)
     ]
 
 
@@ -242,20 +251,26 @@ class Fleet:
 
 @contextlib.asynccontextmanager
 async def shardcrawl_fleet(
-    workers: int, work_dir: Path, *, name: str, task_queue: str = "bench"
+    workers: int,
+    work_dir: Path,
+    *,
+    name: str,
+    task_queue: str = "bench",
+    roles: Sequence[str] = (),
 ) -> AsyncIterator[Fleet]:
     """A dev server (its database in work_dir/NAME.db) and ``workers`` workers (their logs in
-    work_dir/NAME/), ready: every worker polls both task queues. Stopped by PID on exit."""
+    work_dir/NAME/), ready: every worker polls both task queues. With ``roles``, one worker
+    per role, and ready once each queue has its poller. Stopped by PID on exit."""
     log_dir = work_dir / name
     log_dir.mkdir(parents=True, exist_ok=True)
     server = DevServer(headless=True, db_file=work_dir / f"{name}.db").start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs = start_workers(
-            workers, address=server.address, task_queue=task_queue, log_dir=log_dir
+            workers, address=server.address, task_queue=task_queue, log_dir=log_dir, roles=roles
         )
         client = await Client.connect(server.address, data_converter=data_converter)
-        await wait_for_pollers(client, task_queue, workers)
+        await wait_for_pollers(client, task_queue, 1 if roles else workers)
         yield Fleet(server, procs, client, task_queue, log_dir)
     finally:
         stop_processes(procs)

@@ -3,7 +3,7 @@ one run by plain Scrapy (its defaults, then CONCURRENT_ITEMS=4; the same spider)
 shardcrawl with 1 and 2 workers.
 
     .venv/bin/python bench/bench_broad.py [--hosts 1000] [--pages-per-host 20] [--per-host 2]
-        [--batch-size 100] [--plain-concurrency 32] [--shards 4] [--only plain|1|2 ...]
+        [--batch-size 100] [--plain-concurrency 32] [--shards 4] [--only plain|1|2|roles ...]
         [--details] [--watch SECONDS]
 
 The site is plain (no link variants, no robots.txt or trap extras: robots.txt answers 404, so
@@ -166,8 +166,9 @@ async def run_shardcrawl(
     max_pages: int,
     workers: int,
     tmp: Path,
+    roles: tuple[str, ...] = (),
 ) -> tuple[int, float, Any, HistoryTotals]:
-    crawl_id = f"broad-{workers}w"
+    crawl_id = f"broad-{workers}w{'-roles' * bool(roles)}"
     spec = {
         "seeds": seeds,
         "allowed_domains": domains,
@@ -181,7 +182,7 @@ async def run_shardcrawl(
         "warc": args.warc,
     }
     CrawlSpec.model_validate(spec)  # a limit of the spec fails here, before any server starts
-    async with shardcrawl_fleet(workers, tmp, name=crawl_id) as fleet:
+    async with shardcrawl_fleet(workers, tmp, name=crawl_id, roles=roles) as fleet:
         watcher = None
         if args.watch:
             watcher = asyncio.create_task(watch(fleet.client, crawl_id, args.watch))
@@ -244,7 +245,12 @@ def main() -> None:
     parser.add_argument(
         "--plain-concurrency", type=int, default=32, help="plain Scrapy's CONCURRENT_REQUESTS"
     )
-    parser.add_argument("--only", choices=["plain", "1", "2"], action="append")
+    parser.add_argument(
+        "--only",
+        choices=["plain", "1", "2", "roles"],
+        action="append",
+        help="roles: one worker of workflows and one of activities (not run unless asked)",
+    )
     parser.add_argument("--warc", action="store_true", help="shardcrawl writes WARC too")
     parser.add_argument(
         "--details", action="store_true", help="also print each shardcrawl run's CPU split"
@@ -316,13 +322,17 @@ def main() -> None:
                     print(f"{'':<{NAME_WIDTH}} {r['errors']} download errors", flush=True)
                 pages_by_crawler[name] = r["pages"]
                 base = base or rate
-        for n in (1, 2):
-            if str(n) not in only:
+        variants = [(n, f"shardcrawl {n} worker{'s' * (n > 1)}", ()) for n in (1, 2)]
+        variants.append((2, "shardcrawl 2, by role", ("workflows", "activities")))
+        for n, name, roles in variants:
+            if ("roles" if roles else str(n)) not in only:
                 continue
-            name = f"shardcrawl {n} worker{'s' * (n > 1)}{', warc' * args.warc}"
+            name += ", warc" * args.warc
             out = measured(
                 name,
-                lambda n=n: asyncio.run(run_shardcrawl(args, seeds, ips, max_pages, n, tmp)),
+                lambda n=n, roles=roles: asyncio.run(
+                    run_shardcrawl(args, seeds, ips, max_pages, n, tmp, roles)
+                ),
             )
             if out is None:
                 continue

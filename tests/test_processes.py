@@ -14,12 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from shardcrawl.core.ports import free_ports
 from shardcrawl.models import CrawlReport
 from shardcrawl.temporal.local_processes import stop_processes
+from tests.helpers import crawl_events, start_crawl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +123,50 @@ async def test_shardcrawl_worker_command_serves_crawls(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+async def test_worker_roles_split_the_main_queue(
+    client, workers, task_queue, site_factory, tmp_path
+):
+    """A worker of workflows alone decides and fetches nothing; a worker of activities alone
+    fetches: together they crawl the site, each doing only its half (by the server's history,
+    which names the worker of every task, and the site's log)."""
+    site = site_factory(ips=("127.0.0.2",), pages_per_host=8, extras=False)
+    (deciding,) = workers.start(1, args=["--role", "workflows"])
+    spec = {"seeds": [site.seed_url], "output": str(tmp_path), "allow_private_networks": True}
+    handle = await start_crawl(client, spec, task_queue)
+    deadline = time.monotonic() + 60
+    while not (await handle.describe()).raw_description.pending_activities:
+        assert time.monotonic() < deadline, "the crawl never scheduled its first activity"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2)
+    assert not site.requests(), "a worker of workflows alone fetched"
+    (fetching,) = workers.start(1, args=["--role", "activities"])
+    report = await asyncio.wait_for(handle.result(), timeout=120)
+    assert report.pages_fetched >= 8
+    assert {r["path"] for r in site.requests()} >= {"/", "/p/1"}
+    decided = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    identities = [
+        e.workflow_task_completed_event_attributes.identity
+        async for e in crawl_events(client, handle.id, decided)
+    ]
+    assert identities and {i.split("@")[0] for i in identities} == {str(deciding.pid)}
+    ran = EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    identities = [
+        e.activity_task_started_event_attributes.identity
+        async for e in crawl_events(client, handle.id, ran)
+    ]
+    assert identities and {i.split("@")[0] for i in identities} == {str(fetching.pid)}
+
+
+@pytest.mark.parametrize("command", [["worker.py"], ["-m", "shardcrawl", "worker"]])
+def test_a_worker_of_workflows_alone_serves_no_fetch_queue(command):
+    env = dict(os.environ, SHARDCRAWL_WORKER_ROLE="workflows", SHARDCRAWL_FETCH_QUEUES="eu")
+    result = subprocess.run(
+        [sys.executable, *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "worker_role 'workflows'" in result.stderr and "'eu'" in result.stderr
 
 
 async def test_unknown_spider_from_temporal_fails_the_crawl_at_once(client, workers, task_queue):

@@ -11,13 +11,17 @@ import argparse
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shardcrawl.core.errors import ConfigError
 from shardcrawl.core.fleet_names import DEFAULT_FLEET, check_fleet_name
+
+# Workflow tasks and Scrapy's parsing in one process share one GIL; a worker of each role
+# keeps a shard's decisions from waiting behind a batch's parsing (docs/benchmarks.md).
+WorkerRole = Literal["all", "workflows", "activities"]
 
 __all__ = ["DEFAULT_TASK_QUEUE", "Config", "add_worker_arguments", "worker_overrides"]
 
@@ -67,6 +71,10 @@ class Config(BaseSettings):
     bind_address: str | None = Field(
         default=None, description="the local IP address a worker's requests go out from"
     )
+    worker_role: WorkerRole = Field(
+        default="all",
+        description="what a worker on the main queue runs: 'workflows', 'activities' or 'all'",
+    )
 
     @field_validator("fetch_queues")
     @classmethod
@@ -88,6 +96,15 @@ class Config(BaseSettings):
 
     def spider_module_list(self) -> list[str]:
         return [name.strip() for name in self.spider_modules.split(",")]
+
+    @model_validator(mode="after")
+    def _role_and_fleets(self) -> Config:
+        if self.worker_role == "workflows" and self.fleets() != [DEFAULT_FLEET]:
+            raise ValueError(
+                f"worker_role 'workflows' runs no fetch activities, so it serves no fetch "
+                f"queue: fetch_queues {self.fetch_queues!r}"
+            )
+        return self
 
     def fleets(self) -> list[str]:
         """The fleets this worker serves, each once, in order; the default fleet alone when
@@ -145,6 +162,11 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "workflows included, and the only one when none is given)",
     )
     parser.add_argument(
+        "--role",
+        choices=("all", "workflows", "activities"),
+        help="run only the workflows, or only the activities, of the main queue (default: all)",
+    )
+    parser.add_argument(
         "--bind-address",
         type=_ip_arg,
         metavar="IP",
@@ -153,11 +175,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags given, as Config fields (over $SHARDCRAWL_FETCH_QUEUES and
-    $SHARDCRAWL_BIND_ADDRESS)."""
+    """The flags given, as Config fields (over $SHARDCRAWL_FETCH_QUEUES,
+    $SHARDCRAWL_BIND_ADDRESS and $SHARDCRAWL_WORKER_ROLE)."""
     overrides: dict[str, Any] = {}
     if args.fetch_queue:
         overrides["fetch_queues"] = ",".join(args.fetch_queue)
     if args.bind_address:
         overrides["bind_address"] = args.bind_address
+    if args.role:
+        overrides["worker_role"] = args.role
     return overrides

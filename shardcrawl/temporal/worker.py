@@ -4,7 +4,9 @@ The one composition root: it reads the configuration, builds the activity classe
 dependencies and registers them. Run ``python worker.py`` or ``shardcrawl worker``; it serves
 ``$SHARDCRAWL_TASK_QUEUE`` on ``$TEMPORAL_ADDRESS`` until SIGINT or SIGTERM. With
 ``--fetch-queue FLEET`` (repeatable, or ``$SHARDCRAWL_FETCH_QUEUES``) it serves those fleets'
-fetch activities instead (``default`` being the main queue, workflows and all).
+fetch activities instead (``default`` being the main queue, workflows and all). With ``--role
+workflows`` or ``--role activities`` (``$SHARDCRAWL_WORKER_ROLE``) it runs only that half of
+the main queue.
 """
 
 from __future__ import annotations
@@ -105,12 +107,15 @@ def build_activities(config: Config) -> list[Callable[..., Any]]:
 def build_worker(
     client: Client, config: Config, *, activities: list[Callable[..., Any]] | None = None
 ) -> Worker:
-    """The main queue's worker: the workflows and every activity."""
+    """The main queue's worker: the workflows and every activity, or one of the two
+    (``worker_role``)."""
+    if activities is None:
+        activities = [] if config.worker_role == "workflows" else build_activities(config)
     return Worker(
         client,
         task_queue=config.task_queue,
-        workflows=WORKFLOWS,
-        activities=build_activities(config) if activities is None else activities,
+        workflows=[] if config.worker_role == "activities" else WORKFLOWS,
+        activities=[] if config.worker_role == "workflows" else activities,
         workflow_runner=workflow_runner(),
         max_concurrent_activities=config.max_concurrent_batches,
         graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_SECONDS),
@@ -142,7 +147,8 @@ def build_workers(
 
 async def run_worker(config: Config) -> None:
     # Before connecting: a bad setting (spider modules, bind address) stops the worker at once.
-    activities = build_activities(config)
+    # A worker of workflows alone loads no Scrapy.
+    activities = [] if config.worker_role == "workflows" else build_activities(config)
     runtime = metrics_runtime(config.metrics_address) if config.metrics_address else None
     client = await connect(config, wait_seconds=config.connect_wait_seconds, runtime=runtime)
     await ensure_search_attributes(client)
@@ -152,7 +158,8 @@ async def run_worker(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info(
-        "worker on %s, namespace %s, task queues %s, sending from %s, metrics %s",
+        "worker (%s) on %s, namespace %s, task queues %s, sending from %s, metrics %s",
+        config.worker_role,
         config.temporal_address,
         config.temporal_namespace,
         ", ".join(w.task_queue for w in workers),
