@@ -78,7 +78,15 @@ def test_invalid_store_urls(url: str, match: str) -> None:
         open_store(url)
 
 
-@pytest.mark.parametrize("url", ["s3://AKIA:hunter2secret@bucket/x", "ftp://me:hunter2secret@x/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIA:hunter2secret@bucket/x",
+        "ftp://me:hunter2secret@x/",
+        "file://me:hunter2secret@otherhost/tmp/out",
+        "file://me:hunter2secret@localhost/tmp/out?x=1",
+    ],
+)
 def test_url_errors_never_echo_credentials(url: str) -> None:
     with pytest.raises(ValueError) as info:
         normalize_store_url(url)

@@ -52,11 +52,14 @@ def _file_url_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(
-            f"file url {redact(url, keep_placeholders=False)!r} names host {parts.netloc!r}: "
+            f"file url {redact(url, keep_placeholders=False)!r} names host {parts.hostname!r}: "
             "use file:///ABS/PATH or a plain directory path"
         )
     if parts.query or parts.fragment:
-        raise ValueError(f"file url {url!r} has a query or fragment: percent-encode '?' and '#'")
+        raise ValueError(
+            f"file url {redact(url, keep_placeholders=False)!r} has a query or fragment: "
+            "percent-encode '?' and '#'"
+        )
     if not parts.path:
         raise ValueError(f"file url {url!r} has no path: {_URL_HINT}")
     return unquote(parts.path)
