@@ -20,7 +20,7 @@ from shardcrawl.core.errors import ConfigError
 from shardcrawl.core.fleet_names import DEFAULT_FLEET, check_fleet_name
 
 # Workflow tasks and Scrapy's parsing in one process share one GIL; a worker of each role
-# keeps a shard's decisions from waiting behind a batch's parsing (docs/benchmarks.md).
+# keeps them apart (what it buys: docs/benchmarks.md, "Worker roles").
 WorkerRole = Literal["all", "workflows", "activities"]
 
 __all__ = ["DEFAULT_TASK_QUEUE", "Config", "add_worker_arguments", "worker_overrides"]
