@@ -56,11 +56,18 @@ def render(renderable: object) -> str:
     return buffer.getvalue()
 
 
-async def crawl_events(client: Client, crawl_id: str, event_type: int) -> AsyncIterator[Any]:
-    """The history events of one type of every run of the crawl and its shards."""
+async def run_histories(client: Client, crawl_id: str) -> AsyncIterator[list[Any]]:
+    """Every run of the crawl and its shards, each as its history's events. Event ids count
+    from 1 in every run, so one run's ids name only its own events."""
     for run in await list_runs(client, crawl_id):
         handle = client.get_workflow_handle(run.id, run_id=run.run_id)
-        async for event in handle.fetch_history_events():
+        yield [event async for event in handle.fetch_history_events()]
+
+
+async def crawl_events(client: Client, crawl_id: str, event_type: int) -> AsyncIterator[Any]:
+    """The history events of one type of every run of the crawl and its shards."""
+    async for events in run_histories(client, crawl_id):
+        for event in events:
             if event.event_type == event_type:
                 yield event
 

@@ -21,10 +21,9 @@ from shardcrawl.core.ports import free_ports
 from shardcrawl.models import BatchRequest, shard_workflow_id
 from shardcrawl.temporal.devserver import DevServer
 from shardcrawl.temporal.wire import data_converter
-from shardcrawl.testing.history_audit import list_runs
 from shardcrawl.testing.sites.graph import reachable_pages
 from shardcrawl.testing.sites.urls import is_optional_url
-from tests.helpers import read_items, start_crawl
+from tests.helpers import read_items, run_histories, start_crawl
 from tests.plugins.temporal import Workers
 
 MAX_DEPTH = 6
@@ -54,10 +53,9 @@ async def rerun_urls(client: Client, crawl_id: str) -> set[str]:
     server, then run again): the only pages the site may see twice. Event ids count from 1
     in every run, so a started event is matched with its scheduled event in its own run."""
     rerun: set[str] = set()
-    for run in await list_runs(client, crawl_id):
+    async for events in run_histories(client, crawl_id):
         inputs: dict[int, list[str]] = {}
-        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
-        async for event in handle.fetch_history_events():
+        for event in events:
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 attributes = event.activity_task_scheduled_event_attributes
                 if attributes.activity_type.name == "crawl_batch":
