@@ -33,6 +33,7 @@ from shardcrawl.models import (
     ShardTotals,
 )
 from shardcrawl.models.proxy_messages import ProxyGrants
+from shardcrawl.policy.dispatch_planner import DispatchPlan
 from shardcrawl.policy.link_counts import LinkCounts
 from shardcrawl.policy.segments import pack_records
 from shardcrawl.policy.shard_engine import ShardEngine
@@ -182,6 +183,8 @@ class DomainShardWorkflow:
             if self._finish:
                 break
             if self._size.should_continue_as_new():
+                if not self._draining:
+                    self._start(self._engine.release_held())  # the next run holds none
                 self._draining = True
                 # A batch that landed while sending its status may have left links to send first.
                 if not self._in_flight and not self._engine.has_forwards():
@@ -196,6 +199,12 @@ class DomainShardWorkflow:
             self._alarm.arm(wake)
             await workflow.wait_condition(lambda: self._dirty)
         self._alarm.arm(None)
+        held = self._engine.release_held()
+        if self._cancel:
+            for parts in held.batches:
+                self._engine.cut_off(parts)
+        else:
+            self._start(held)
         # On cancel, batches are cut off after a grace period, so that a crawl whose workers
         # are gone still stops.
         await self._in_flight.land(CANCEL_GRACE if self._cancel else None)
@@ -237,7 +246,9 @@ class DomainShardWorkflow:
         continue-as-new, or waiting for the store."""
         if self._paused or self._finish or self._draining or self._activities.store_down_since:
             return
-        plan = self._engine.plan()
+        self._start(self._engine.plan())
+
+    def _start(self, plan: DispatchPlan) -> None:
         for parts in plan.batches:
             self._batch_seq += 1
             self._in_flight.start(self._fetches.batch(self._batch_seq, parts))

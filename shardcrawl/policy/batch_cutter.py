@@ -5,6 +5,8 @@ A slice is one host's requests with that host's politeness allotment (and proxy 
 is never split: it joins the open batch while the batch stays within ``max_requests`` and
 ``max_url_bytes``; otherwise the open batch is closed first. A host that fills a batch on its
 own so gets a batch of its own, as before, and a crawl of a few large hosts is cut as it was.
+The open batch may outlive a dispatch pass (``DispatchPlanner`` holds a small one open to fill):
+``opened_at`` says since when it waits.
 """
 
 from __future__ import annotations
@@ -35,15 +37,24 @@ class BatchCutter:
         self._open: list[HostSlice] = []
         self._requests = 0
         self._bytes = 0
+        self.opened_at = 0.0
 
-    def add(self, part: HostSlice) -> list[HostSlice] | None:
-        """Adds a slice; returns the batch it closed, if it did not fit in the open one."""
+    @property
+    def requests(self) -> int:
+        """Requests in the open batch."""
+        return self._requests
+
+    def add(self, part: HostSlice, now: float) -> list[HostSlice] | None:
+        """Adds a slice at ``now``; returns the batch it closed, if it did not fit in the open
+        one."""
         size, url_bytes = len(part.tasks), part.url_bytes()
         closed = None
         too_many = self._requests + size > self.max_requests
         too_long = self._bytes + url_bytes > self.max_url_bytes
         if self._open and (too_many or too_long):
             closed = self.close()
+        if not self._open:
+            self.opened_at = now
         self._open.append(part)
         self._requests += size
         self._bytes += url_bytes

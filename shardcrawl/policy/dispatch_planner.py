@@ -38,6 +38,15 @@ __all__ = ["DispatchPlan", "DispatchPlanner"]
 ROBOTS_PER_ACTIVITY = 100
 # Sitemaps one fetch_sitemaps activity reads (side by side, one per host).
 SITEMAPS_PER_ACTIVITY = 20
+# A batch of new work cut to less than HOLD_FILL of batch_size is held open, to fill with the
+# next passes' slices, while the shard has HOLD_IN_FLIGHT activities in flight (the workers
+# have work to run meanwhile), for at most HOLD_SECONDS. A broad crawl's batches so carry more
+# requests each, and each batch costs the Temporal server the same (docs/benchmarks.md,
+# "Holding small batches open"). A crawl of few hosts has fewer batches in flight, and is cut
+# as before.
+HOLD_FILL = 0.75
+HOLD_IN_FLIGHT = 8
+HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -92,26 +101,32 @@ class DispatchPlanner:
         self._end = end
         # When the last pass looked.
         self.dispatched_at = 0.0
+        # Per fleet, the batches being cut: new work, retries. A small batch of new work may
+        # stay open from one pass to the next (HOLD_FILL); retries are closed every pass.
+        self._cutters: dict[str | None, tuple[BatchCutter, BatchCutter]] = {}
 
     def plan(self) -> DispatchPlan:
         """Cut batches from the hosts that may be ready (``OriginWatch``: what changed, not
         every host): each host's requests are a slice with its own allotment, and slices share
-        batches (``BatchCutter``), new work and retries apart."""
+        batches (``BatchCutter``), new work and retries apart; a small batch of new work may
+        be held open for the next pass (HOLD_FILL)."""
         now = self._clock()
         self.dispatched_at = now
         plan = DispatchPlan()
         limits = {"max_requests": self._spec.batch_size, "max_url_bytes": MAX_BATCH_URL_BYTES}
         # A batch or robots.txt fetch runs on one fleet's queue: each fleet is cut apart.
-        cutters: dict[str | None, tuple[BatchCutter, BatchCutter]] = {}
+        cutters = self._cutters
         robots_of: dict[str | None, list[RobotsTarget]] = {}
         robots_hosts: set[str] = set()  # one origin of a host per fetch_robots
         due = self._watch.take(now)
         due.sort(key=self._crawl_order)
+        capped = False  # at the shard's limit: a batch held open could not fill
         for i, origin in enumerate(due):
             cutting = sum(bool(c) for pair in cutters.values() for c in pair)
             if self._slots.in_flight + cutting >= MAX_BATCHES_IN_FLIGHT:
                 for rest in due[i:]:
                     self._watch.touch(rest)
+                capped = True
                 break
             record = self._hosts.of(origin)
             host = record.name
@@ -154,21 +169,47 @@ class DispatchPlanner:
                 cutters[fleet] = (BatchCutter(**limits), BatchCutter(**limits))
             fresh_cut, retry_cut = cutters[fleet]
             if state == "probing":
-                started = self._cut(plan, fresh_cut, self._slicer.probe(origin, host, now))
+                started = self._cut(plan, fresh_cut, self._slicer.probe(origin, host, now), now)
             else:
-                started = self._cut(plan, fresh_cut, self._slicer.fresh_slice(origin, host, now))
+                part = self._slicer.fresh_slice(origin, host, now)
+                started = self._cut(plan, fresh_cut, part, now)
                 started = started or self._cut(
-                    plan, retry_cut, self._slicer.retry_slice(origin, host, now)
+                    plan, retry_cut, self._slicer.retry_slice(origin, host, now), now
                 )
             if not started:
                 self._wait(origin, host, now)
         for fresh_cut, retry_cut in cutters.values():
-            self._cut(plan, fresh_cut, None, close=True)
-            self._cut(plan, retry_cut, None, close=True)
+            if capped or not self._holds(fresh_cut, now):
+                self._cut(plan, fresh_cut, None, now, close=True)
+            self._cut(plan, retry_cut, None, now, close=True)
         for robots in robots_of.values():
             self._plan_robots(plan, robots)
         self._plan_sitemaps(plan, now)
         self._proxies.return_unused()
+        return plan
+
+    def _holds(self, cutter: BatchCutter, now: float) -> bool:
+        """Whether the open batch stays open for the next pass (HOLD_FILL)."""
+        return (
+            bool(cutter)
+            and cutter.requests < HOLD_FILL * cutter.max_requests
+            and now < cutter.opened_at + HOLD_SECONDS
+            and self._slots.in_flight >= HOLD_IN_FLIGHT
+        )
+
+    def held_until(self) -> float | None:
+        """When the oldest batch held open is to go, whatever it holds by then; None if none
+        is held."""
+        opened = [fresh.opened_at for fresh, _ in self._cutters.values() if fresh]
+        return min(opened) + HOLD_SECONDS if opened else None
+
+    def release_held(self) -> DispatchPlan:
+        """The batches held open, closed now: before continue-as-new, whose state carries no
+        open batch, and when the shard finishes."""
+        plan = DispatchPlan()
+        now = self._clock()
+        for fresh_cut, _ in self._cutters.values():
+            self._cut(plan, fresh_cut, None, now, close=True)
         return plan
 
     def _proxy_slots(
@@ -257,12 +298,13 @@ class DispatchPlanner:
         plan: DispatchPlan,
         cutter: BatchCutter,
         part: HostSlice | None,
+        now: float,
         *,
         close: bool = False,
     ) -> bool:
         """Adds a host's slice to the batch being cut, and plans each batch that is done;
         whether there was a slice."""
-        for batch in (cutter.add(part) if part else None, cutter.close() if close else None):
+        for batch in (cutter.add(part, now) if part else None, cutter.close() if close else None):
             if batch:
                 self._slots.started(self._fleets.of_url(batch[0].origin))
                 self._slots.retry_batches += batch[0].allotment.retry

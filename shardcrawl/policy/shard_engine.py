@@ -228,6 +228,10 @@ class ShardEngine:
 
     # -- dispatch --------------------------------------------------------------------------------
 
+    def release_held(self) -> DispatchPlan:
+        """The batches held open to fill, to run now (``DispatchPlanner.release_held``)."""
+        return self._planner.release_held()
+
     def plan(self) -> DispatchPlan:
         """What to run now (``DispatchPlanner``)."""
         return self._planner.plan()
@@ -299,6 +303,7 @@ class ShardEngine:
         """Nothing in flight, no retry waiting, and no new work it may start."""
         return (
             not self.in_flight
+            and self._planner.held_until() is None
             and not self.retries
             and not self._sitemaps
             and (self.frontier.queued() == 0 or self.credits == 0)
@@ -323,9 +328,9 @@ class ShardEngine:
 
     def next_wake(self) -> float | None:
         """Seconds until an origin's wait ends (a rest, a retry's backoff, a park:
-        ``OriginWatch``), a sitemap's retry or waiting links are due; zero if one of those
-        came due after the last dispatch looked; None if nothing waits for a time. (A proxy's
-        cool-down is the broker's: its grant wakes the shard.)"""
+        ``OriginWatch``), a sitemap's retry, waiting links or a batch held open are due; zero
+        if one of those came due after the last dispatch looked; None if nothing waits for a
+        time. (A proxy's cool-down is the broker's: its grant wakes the shard.)"""
         now = self._clock()
         times: list[float] = []
         forwards = self._outbox.deadline()
@@ -337,6 +342,9 @@ class ShardEngine:
         sitemap = self._sitemaps.next_time()
         if sitemap is not None:
             times.append(sitemap)
+        held = self._planner.held_until()
+        if held is not None:
+            times.append(held)
         if any(self._planner.dispatched_at < t <= now for t in times) or (
             watched is not None and watched <= now
         ):
@@ -355,7 +363,9 @@ class ShardEngine:
     # -- continue-as-new -------------------------------------------------------------------------
 
     def export(self, kind: str) -> Iterable[Any]:
-        """One kind of state (``STATE_KINDS``) as records, for a checkpoint's segments."""
+        """One kind of state (``STATE_KINDS``) as records, for a checkpoint's segments. A batch
+        held open is not state: ``release_held`` first."""
+        assert self._planner.held_until() is None, "a batch is held open: release_held() first"
         return self._state_records.export(kind)
 
     def restore(self, kind: str, records: Iterable[Any]) -> None:
