@@ -45,8 +45,8 @@ SITEMAPS_PER_ACTIVITY = 20
 # "Holding small batches open"). A crawl of few hosts has fewer batches in flight, and is cut
 # as before.
 HOLD_FILL = 0.75
-HOLD_IN_FLIGHT = 8
-HOLD_SECONDS = 1.0
+HOLD_IN_FLIGHT = 4
+HOLD_SECONDS = 2.0
 
 
 @dataclass
