@@ -174,7 +174,8 @@ def test_an_activation_walks_no_per_host_map_with_10000_hosts() -> None:
     links = {page: [f"http://{hosts[i]}/more" for i in range(0, 10_000, 97)]}
     engine.landed(last, _ok(last, links))
     plan = engine.plan()
-    assert plan.batches, "the hosts of the batch that landed go again"
+    held = engine.release_held()  # 4 batches are still in flight: a small one waits to fill
+    assert plan.batches or held.batches, "the hosts of the batch that landed go again"
     engine.totals()
     list(engine.levels())
     engine.next_wake()
