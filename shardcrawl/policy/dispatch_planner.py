@@ -42,8 +42,8 @@ SITEMAPS_PER_ACTIVITY = 20
 # next passes' slices, while the shard has HOLD_IN_FLIGHT activities in flight (the workers
 # have work to run meanwhile), for at most HOLD_SECONDS. A broad crawl's batches so carry more
 # requests each, and each batch costs the Temporal server the same (docs/benchmarks.md,
-# "Holding small batches open"). A crawl of few hosts has fewer batches in flight, and is cut
-# as before.
+# "Holding small batches open"). A few large hosts fill their batches alone, and are cut as
+# before.
 HOLD_FILL = 0.75
 HOLD_IN_FLIGHT = 4
 HOLD_SECONDS = 2.0
